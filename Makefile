@@ -1,0 +1,31 @@
+# The whole set-up on a fresh machine is `make demo` and `make test`: each
+# installs Debian's redis-server when it is missing, starts a private one on
+# a free port, and stops it at the end.
+
+GO ?= go
+WITH_REDIS := ./hack/with-redis.sh
+
+# Flags of the crawler demo; CI runs a short one.
+DEMO_FLAGS ?=
+
+.PHONY: test demo vet fmt bench check-fmt
+
+## test: go vet, gofmt check, then every test with -race against a private Redis.
+test:
+	$(GO) vet ./...
+	@$(MAKE) --no-print-directory check-fmt
+	$(WITH_REDIS) $(GO) test -race -count=1 ./...
+
+## demo: the crawler example against a private Redis.
+demo:
+	$(WITH_REDIS) sh -c '$(GO) run ./examples/crawler -redis "$$REDIS_URL" $(DEMO_FLAGS)'
+
+## bench: the benchmarks, 5 runs each, for benchstat.
+bench:
+	$(WITH_REDIS) $(GO) test -run '^$$' -bench . -benchmem -count 5 ./... 
+
+check-fmt:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fmt:
+	gofmt -w .

@@ -1,0 +1,239 @@
+package xsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// askTimeout bounds the requests xsync makes to its own actors that do no
+// waiting of their own (DB lookups, shutdown steps without a deadline).
+const askTimeout = 10 * time.Second
+
+// Client is a connection to one Redis deployment: its locks, its pools and
+// its go-redis clients per DB. It is safe for use by many goroutines. Get
+// one from Register (then Resolve and Default find it) or New.
+type Client struct {
+	label  string
+	opts   Options
+	log    *zap.Logger
+	keys   redisx.Keys
+	sys    *actor.ActorSystem
+	ownSys bool
+	conn   *actor.PID
+
+	dbs      sync.Map // int -> *redis.Client, for callers
+	internal sync.Map // int -> *redis.Client, for xsync's scripts
+
+	mu      sync.Mutex
+	closing bool
+	closed  chan struct{} // closed when Close has finished
+	// workers are the actors spawned for this client (lock manager, pools),
+	// asked to shut down in reverse order by Close, before the connection.
+	workers []*actor.PID
+	lockMgr *actor.PID
+	pools   map[string]*Pool
+}
+
+// New connects to the Redis deployment of opts and returns a client that is
+// not in the registry. It reaches the server before it returns: a bad option
+// is ErrInvalidOptions, an unreachable server or a refused password is an
+// error that names the address (never the password).
+func New(opts Options) (*Client, error) {
+	return newClient("", opts)
+}
+
+func newClient(label string, opts Options) (*Client, error) {
+	opts, err := opts.normalized()
+	if err != nil {
+		return nil, err
+	}
+	base, err := opts.redisConfig().Options()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	routeGoRedisLogs(opts.Logger)
+	first := redis.NewClient(base)
+	if err := redisx.Ping(context.Background(), first); err != nil {
+		_ = first.Close()
+		return nil, fmt.Errorf("xsync: connect: %w", err)
+	}
+
+	c := &Client{
+		label:  label,
+		opts:   opts,
+		log:    opts.Logger,
+		keys:   redisx.Keys{Prefix: opts.KeyPrefix},
+		sys:    opts.System,
+		closed: make(chan struct{}),
+		pools:  map[string]*Pool{},
+	}
+	if label != "" {
+		c.log = c.log.With(zap.String("label", label))
+	}
+	if c.sys == nil {
+		c.ownSys = true
+		c.sys = actor.NewActorSystem(
+			actor.WithLoggerFactory(protoactorLogger(c.log)),
+			// Dead letters start a throttle goroutine for this long; keep it
+			// short so that a closed client leaves nothing running.
+			actor.WithDeadLetterThrottleInterval(50*time.Millisecond),
+			actor.WithDeadLetterRequestLogging(false),
+		)
+	}
+	c.internal.Store(base.DB, first)
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection"))))
+	return c, nil
+}
+
+// Label is the label the client was registered under; "" for New clients.
+func (c *Client) Label() string { return c.label }
+
+// DB returns a go-redis client bound to DB n of the client's deployment,
+// created on first use and cached: every call with the same n returns the
+// same client. Do not close it: Close does. A negative n is
+// ErrInvalidOptions; a closed client, ErrClosed.
+func (c *Client) DB(n int) (redis.UniversalClient, error) {
+	cl, err := c.db(n, false)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// db returns the cached client of DB n, asking the connection actor for it
+// on first use. internal selects the clients of xsync's own scripts.
+func (c *Client) db(n int, internal bool) (*redis.Client, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, n)
+	}
+	if err := c.checkOpen(); err != nil {
+		return nil, err
+	}
+	cache := &c.dbs
+	if internal {
+		cache = &c.internal
+	}
+	if cl, ok := cache.Load(n); ok {
+		return cl.(*redis.Client), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
+	defer cancel()
+	f := request(ctx, c.sys, c.conn, &messages.GetDB{DB: n, Internal: internal}, nil,
+		func(msg any) (*redis.Client, error) {
+			r, ok := msg.(*messages.GetDBResult)
+			if !ok {
+				return nil, fmt.Errorf("xsync: unexpected answer %T", msg)
+			}
+			return r.Client, r.Err
+		}, nil)
+	cl, err := f.Wait(ctx)
+	if err != nil {
+		if c.isClosing() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("xsync: db %d: %w", n, err)
+	}
+	cache.Store(n, cl)
+	return cl, nil
+}
+
+func (c *Client) checkOpen() error {
+	if c.isClosing() {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// spawnWorker spawns an actor owned by this client: Close asks it to shut
+// down (*messages.Shutdown) before the connection actor, then stops it.
+func (c *Client) spawnWorker(props *actor.Props) (*actor.PID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil, ErrClosed
+	}
+	pid := c.sys.Root.Spawn(props)
+	c.workers = append(c.workers, pid)
+	return pid, nil
+}
+
+// Close shuts the client down gracefully: it releases the client's leases,
+// fails its waiters with ErrClosed, stops its actors, closes its Redis
+// connections and, unless Options.System was given, its actor system. A
+// registered client leaves the registry. Close is idempotent: later calls
+// wait for the first to finish and return nil. When ctx ends first, the
+// remaining actors are stopped at once and ctx's error is returned.
+func (c *Client) Close(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		select {
+		case <-c.closed:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	c.closing = true
+	workers := c.workers
+	c.mu.Unlock()
+	defer close(c.closed)
+
+	if c.label != "" {
+		registry.remove(c)
+	}
+	var errs []error
+	for i := len(workers) - 1; i >= 0; i-- {
+		errs = append(errs, c.shutdownActor(ctx, workers[i]))
+	}
+	errs = append(errs, c.shutdownActor(ctx, c.conn))
+	if c.ownSys {
+		c.sys.Shutdown()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("xsync: close: %w", err)
+	}
+	return nil
+}
+
+// shutdownActor asks pid to shut down, then stops it and waits until it
+// has stopped. When ctx ends, it stops pid at once.
+func (c *Client) shutdownActor(ctx context.Context, pid *actor.PID) error {
+	var err error
+	if ctx.Err() == nil {
+		f := request(ctx, c.sys, pid, &messages.Shutdown{Err: ErrClosed}, nil,
+			func(msg any) (struct{}, error) {
+				if r, ok := msg.(*messages.ShutdownResult); ok {
+					return struct{}{}, r.Err
+				}
+				return struct{}{}, nil
+			}, nil)
+		_, err = f.Wait(ctx)
+	}
+	var stopped *actor.Future
+	if ctx.Err() != nil {
+		stopped = c.sys.Root.StopFuture(pid)
+	} else {
+		stopped = c.sys.Root.PoisonFuture(pid)
+	}
+	// Stopping a local actor cannot hang: it ends after the message at hand.
+	_ = stopped.Wait()
+	return err
+}

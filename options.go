@@ -1,0 +1,89 @@
+package xsync
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strings"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// Options configure a Client. The zero value is a client of the Redis server
+// at 127.0.0.1:6379, DB 0, keys under "xsync", logging nothing.
+type Options struct {
+	// Addr is the server's "host:port". Default "127.0.0.1:6379".
+	// Give Addr or URL, not both.
+	Addr string
+	// URL is an alternative to Addr: redis://user:pass@host:port/db, or
+	// rediss:// for TLS. Username, Password, DB and TLS, when set, win over
+	// the URL's.
+	URL string
+	// Username for Redis ACLs. Default none.
+	Username string
+	// Password. Default none. It never appears in an error or a log line.
+	Password string
+	// DB is the default DB of locks and pools (OnDB picks another per call).
+	// Default 0; negative is ErrInvalidOptions.
+	DB int
+	// TLS, when set, connects with TLS. Default none (rediss:// URLs get a
+	// default TLS config).
+	TLS *tls.Config
+	// KeyPrefix is the namespace of every key xsync writes, e.g.
+	// "xsync:lock:{orders}". Default "xsync". It may not hold '{' or '}'.
+	KeyPrefix string
+	// Logger receives every log line of xsync, of its actors and of the
+	// actor system xsync starts. Default zap.NewNop(): nothing is printed.
+	Logger *zap.Logger
+	// System, when set, is the actor system xsync's actors are spawned in;
+	// Close stops xsync's actors but leaves the system running. Default: a
+	// system of xsync's own, shut down by Close.
+	System *actor.ActorSystem
+}
+
+// normalized returns o with its defaults set, or ErrInvalidOptions.
+func (o Options) normalized() (Options, error) {
+	if o.Addr != "" && o.URL != "" {
+		return o, fmt.Errorf("%w: both Addr and URL are set", ErrInvalidOptions)
+	}
+	if o.DB < 0 {
+		return o, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, o.DB)
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = redisx.DefaultPrefix
+	}
+	if strings.ContainsAny(o.KeyPrefix, "{}") {
+		return o, fmt.Errorf("%w: KeyPrefix %q holds a brace", ErrInvalidOptions, o.KeyPrefix)
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o, nil
+}
+
+func (o Options) redisConfig() redisx.Config {
+	return redisx.Config{Addr: o.Addr, URL: o.URL, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+}
+
+// LockOption configures one lock call: TTL, AutoRenew, OnDB.
+type LockOption interface {
+	applyLock(*lockSettings)
+}
+
+// PoolOption configures a pool handle: OnDB.
+type PoolOption interface {
+	applyPool(*poolSettings)
+}
+
+// DBOption picks the DB of a lock or a pool; it is both a LockOption and a
+// PoolOption. Get one from OnDB.
+type DBOption struct{ n int }
+
+// OnDB makes a lock or a pool live on DB n instead of Options.DB. A negative
+// n makes the call fail with ErrInvalidOptions.
+func OnDB(n int) DBOption { return DBOption{n: n} }
+
+func (o DBOption) applyLock(s *lockSettings) { s.db, s.dbSet = o.n, true }
+func (o DBOption) applyPool(s *poolSettings) { s.db, s.dbSet = o.n, true }

@@ -1,0 +1,4 @@
+package xsync
+
+// Pool is a pool of rate-limited containers; see Client.Pool.
+type Pool struct{}

@@ -1,0 +1,88 @@
+package redisx
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Script is one Lua script, run with EVALSHA and, when the server does not
+// know it yet (NOSCRIPT), with EVAL. It is sent once per call: the client
+// that runs it must have retries off (Config.Options does that), so a script
+// that timed out is never sent again behind the caller's back.
+type Script struct {
+	name string
+	s    *redis.Script
+}
+
+// Name is the script's file name without ".lua".
+func (s *Script) Name() string { return s.name }
+
+// Hash is the SHA1 of the script's source.
+func (s *Script) Hash() string { return s.s.Hash() }
+
+// Run runs the script on c with keys and args.
+func (s *Script) Run(ctx context.Context, c redis.Scripter, keys []string, args ...any) *redis.Cmd {
+	return s.s.Run(ctx, c, keys, args...)
+}
+
+// Registry holds the scripts of a folder, by name.
+type Registry struct {
+	byName map[string]*Script
+}
+
+// NewRegistry reads every *.lua file at the top of fsys.
+func NewRegistry(fsys fs.FS) (*Registry, error) {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, fmt.Errorf("redisx: read scripts: %w", err)
+	}
+	r := &Registry{byName: map[string]*Script{}}
+	for _, e := range entries {
+		if e.IsDir() || path.Ext(e.Name()) != ".lua" {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("redisx: read script %s: %w", e.Name(), err)
+		}
+		name := strings.TrimSuffix(e.Name(), ".lua")
+		r.byName[name] = &Script{name: name, s: redis.NewScript(string(src))}
+	}
+	return r, nil
+}
+
+// MustNewRegistry is NewRegistry for embedded folders, which cannot fail to
+// read: it panics on error, at package initialisation.
+func MustNewRegistry(fsys fs.FS) *Registry {
+	r, err := NewRegistry(fsys)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Get returns the script called name ("lock_acquire" for lock_acquire.lua).
+// It panics on an unknown name: script names are constants of the program.
+func (r *Registry) Get(name string) *Script {
+	s, ok := r.byName[name]
+	if !ok {
+		panic("redisx: no script " + name)
+	}
+	return s
+}
+
+// Load sends every script to the server (SCRIPT LOAD), so that the first
+// EVALSHA of each finds it.
+func (r *Registry) Load(ctx context.Context, c redis.Scripter) error {
+	for _, s := range r.byName {
+		if err := s.s.Load(ctx, c).Err(); err != nil {
+			return fmt.Errorf("redisx: load script %s: %w", s.name, err)
+		}
+	}
+	return nil
+}
