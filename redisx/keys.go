@@ -73,4 +73,3 @@ func (k Keys) Pool(name, part string) string {
 func (k Keys) PoolChannel(db int) string {
 	return k.prefix() + ":pool-changed:" + strconv.Itoa(db)
 }
-
