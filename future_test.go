@@ -1,0 +1,170 @@
+package xsync
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// echo is a stand-in for xsync's actors: it answers "ask" when told to
+// ("grant"), and answers with an error when the request is withdrawn.
+type echo struct{ pending *actor.PID }
+
+func (e *echo) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case string:
+		switch m {
+		case "ask":
+			e.pending = ctx.Sender()
+		case "grant":
+			if e.pending != nil {
+				ctx.Send(e.pending, "granted")
+				e.pending = nil
+			}
+		case "withdraw":
+			if e.pending != nil {
+				ctx.Send(e.pending, errors.New("withdrawn"))
+				e.pending = nil
+			}
+		}
+	}
+}
+
+type futureHarness struct {
+	sys       *actor.ActorSystem
+	pid       *actor.PID
+	discarded chan string
+}
+
+func newFutureHarness(t *testing.T) *futureHarness {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
+		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
+	h := &futureHarness{sys: sys, discarded: make(chan string, 1)}
+	h.pid = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &echo{} }))
+	t.Cleanup(func() {
+		_ = sys.Root.StopFuture(h.pid).Wait()
+		sys.Shutdown()
+	})
+	return h
+}
+
+var errTestSentinel = errors.New("test: not obtained")
+
+func (h *futureHarness) ask(ctx context.Context) *Future[string] {
+	return request(ctx, h.sys, h.pid, "ask", errTestSentinel,
+		func(msg any) (string, error) {
+			if err, ok := msg.(error); ok {
+				return "", err
+			}
+			return msg.(string), nil
+		},
+		func(f *Future[string], _ *actor.PID) {
+			f.withdraw = func() { h.sys.Root.Send(h.pid, "withdraw") }
+			f.discard = func(v string) { h.discarded <- v }
+		})
+}
+
+// sync makes sure the actor has handled everything sent before.
+func (h *futureHarness) sync(t *testing.T) {
+	t.Helper()
+	if _, err := h.sys.Root.RequestFuture(h.pid, "ping", time.Second).Result(); err != nil && !errors.Is(err, actor.ErrTimeout) {
+		t.Fatal(err)
+	}
+}
+
+func TestFuture_WaitReturnsTheAnswer(t *testing.T) {
+	h := newFutureHarness(t)
+	f := h.ask(context.Background())
+	select {
+	case <-f.Done():
+		t.Fatal("done before the answer")
+	default:
+	}
+	h.sys.Root.Send(h.pid, "grant")
+	got, err := f.Wait(context.Background())
+	if err != nil || got != "granted" {
+		t.Fatalf("Wait = %q, %v", got, err)
+	}
+	<-f.Done()
+	f.Cancel() // after delivery: nothing to hand back
+	select {
+	case v := <-h.discarded:
+		t.Fatalf("Cancel after Wait discarded %q", v)
+	default:
+	}
+}
+
+func TestFuture_WaitEndingOnItsContextMatchesSentinelAndContext(t *testing.T) {
+	h := newFutureHarness(t)
+	f := h.ask(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := f.Wait(ctx)
+	if !errors.Is(err, errTestSentinel) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v, want sentinel joined with DeadlineExceeded", err)
+	}
+	// The operation goes on: a later grant is still received.
+	h.sys.Root.Send(h.pid, "grant")
+	if got, err := f.Wait(context.Background()); err != nil || got != "granted" {
+		t.Fatalf("second Wait = %q, %v", got, err)
+	}
+}
+
+func TestFuture_CancelWithdrawsAPendingRequest(t *testing.T) {
+	h := newFutureHarness(t)
+	f := h.ask(context.Background())
+	f.Cancel()
+	_, err := f.Wait(context.Background())
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
+		t.Fatalf("Wait after Cancel = %v, want sentinel joined with context.Canceled", err)
+	}
+	h.sys.Root.Send(h.pid, "grant") // nobody is waiting any more
+	h.sync(t)
+	select {
+	case v := <-h.discarded:
+		t.Fatalf("discarded %q although nothing was granted", v)
+	default:
+	}
+}
+
+func TestFuture_CancelHandsBackAnUnreceivedGrant(t *testing.T) {
+	h := newFutureHarness(t)
+	f := h.ask(context.Background())
+	h.sys.Root.Send(h.pid, "grant")
+	<-f.Done() // granted, but nobody called Wait
+	f.Cancel()
+	if v := <-h.discarded; v != "granted" {
+		t.Fatalf("discarded %q", v)
+	}
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait after Cancel = %v, want context.Canceled", err)
+	}
+}
+
+func TestFuture_ContextEndWithdrawsTheRequest(t *testing.T) {
+	h := newFutureHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := h.ask(ctx)
+	cancel()
+	<-f.Done()
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
+		t.Fatalf("Wait = %v", err)
+	}
+	// Already-cancelled context: the request is still withdrawn, never stuck.
+	f = h.ask(ctx)
+	<-f.Done()
+}
+
+func TestFuture_DeadActorFailsWithErrClosed(t *testing.T) {
+	h := newFutureHarness(t)
+	dead := h.sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	_ = h.sys.Root.StopFuture(dead).Wait()
+	f := request(context.Background(), h.sys, dead, "ask", nil, func(msg any) (string, error) { return "", nil }, nil)
+	if _, err := f.Wait(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait = %v, want ErrClosed", err)
+	}
+}
