@@ -20,6 +20,14 @@ import (
 // waiting of their own (DB lookups, shutdown steps without a deadline).
 const askTimeout = 10 * time.Second
 
+// resumeOnPanic supervises xsync's actors: an actor that panics on a
+// message keeps its state and goes on with the next one. A restart would
+// lose its waiter queues and leases, which is worse than the lost message.
+// The actor system logs the panic (through Options.Logger).
+var resumeOnPanic = actor.NewOneForOneStrategy(10, time.Second, func(any) actor.Directive {
+	return actor.ResumeDirective
+})
+
 // Client is a connection to one Redis deployment: its locks, its pools and
 // its go-redis clients per DB. It is safe for use by many goroutines. Get
 // one from Register (then Resolve and Default find it) or New.
@@ -92,7 +100,8 @@ func newClient(label string, opts Options) (*Client, error) {
 		)
 	}
 	c.internal.Store(base.DB, first)
-	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection"))))
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection")),
+		actor.WithGuardian(resumeOnPanic)))
 	return c, nil
 }
 
@@ -169,7 +178,7 @@ func (c *Client) spawnWorker(props *actor.Props) (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}
-	pid := c.sys.Root.Spawn(props)
+	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic)))
 	c.workers = append(c.workers, pid)
 	return pid, nil
 }
