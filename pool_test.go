@@ -1130,3 +1130,120 @@ func TestPool_OnDBIsolatesPools(t *testing.T) {
 		t.Fatal("DB 5's pool is not in DB 5")
 	}
 }
+
+// After the pub/sub connection drops, whatever was published meanwhile may
+// be lost: waiters are tried again once it is back. Here the container is
+// written behind the pool's back (nothing is published), so the retry after
+// the reconnection is the only thing that can serve the waiter.
+func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
+	prefix := testPrefix(t)
+	c := clientWithPrefix(t, prefix)
+	p := c.Pool("accounts")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := p.WaitAskOneAsync(ctx)
+	settled(t, p)
+
+	db := rawDB(t, 0)
+	now := serverNow(t)
+	db.HSet(ctx, poolKey(prefix, "accounts", "meta"), "quiet", fmt.Sprintf("%d:0:0:0", now.UnixMilli()))
+	db.ZAdd(ctx, poolKey(prefix, "accounts", "ready"), redis.Z{Score: float64(now.UnixMicro()), Member: "quiet"})
+	select {
+	case <-f.Done():
+		t.Fatal("served before the reconnection: something polls")
+	default:
+	}
+	if err := db.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Wait(ctx)
+	if err != nil || got.ID != "quiet" {
+		t.Fatalf("waiter after the reconnection: %+v, %v", got, err)
+	}
+}
+
+// Every grant is received by a caller or handed back, never lost and never
+// counted twice: with three clients whose waits are cancelled at every
+// moment, the containers' usage counts add up to the grants received.
+func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
+	prefix := testPrefix(t)
+	var clients []*xsync.Client
+	for range 3 {
+		c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	var cs []xsync.Container
+	for i := range 5 {
+		cs = append(cs, xsync.Container{ID: fmt.Sprintf("c%d", i), Interval: 2 * time.Millisecond})
+	}
+	put(t, clients[0].Pool("accounts"), cs...)
+
+	var (
+		mu     sync.Mutex
+		counts = map[string]int64{}
+		wg     sync.WaitGroup
+	)
+	for ci, c := range clients {
+		p := c.Pool("accounts")
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 40 {
+					var (
+						got []xsync.Container
+						err error
+					)
+					switch (ci + g + i) % 4 {
+					case 0: // a deadline that often ends the wait
+						ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%3)*time.Millisecond)
+						got, err = p.WaitAsk(ctx, 1+i%2)
+						cancel()
+					case 1: // Cancel right away
+						f := p.WaitAcquireRandomAsync(context.Background(), 1)
+						f.Cancel()
+						got, err = f.Wait(context.Background())
+					case 2: // Cancel once granted, before Wait
+						f := p.WaitAskAsync(context.Background(), 2)
+						<-f.Done()
+						f.Cancel()
+						got, err = f.Wait(context.Background())
+					default:
+						got, err = p.Ask(context.Background(), 1)
+					}
+					if err != nil {
+						continue
+					}
+					mu.Lock()
+					for _, c := range got {
+						counts[c.ID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	// Close hands back what is in flight and waits for every hand-back.
+	for _, c := range clients {
+		if err := c.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := clientWithPrefix(t, prefix).Pool("accounts")
+	total := int64(0)
+	for _, c := range cs {
+		got := get(t, check, c.ID)
+		if got.UsageCount != counts[c.ID] {
+			t.Errorf("%s: UsageCount %d, but callers received it %d times", c.ID, got.UsageCount, counts[c.ID])
+		}
+		total += got.UsageCount
+	}
+	t.Logf("%d grants received", total)
+	if total == 0 {
+		t.Fatal("no grant at all: the test tested nothing")
+	}
+}
