@@ -35,6 +35,9 @@ type Future[T any] struct {
 	discard func(T)
 	// stopAfter undoes the context.AfterFunc that cancels on ctx.Done.
 	stopAfter func() bool
+	// opCtx is the context of the …Async call: once it is done, a result
+	// that arrives is handed back, whoever is waiting.
+	opCtx context.Context
 }
 
 func newFuture[T any](waitErr error) *Future[T] {
@@ -132,6 +135,12 @@ func (f *Future[T]) complete(v T, err error) {
 		return
 	}
 	f.completed = true
+	if !f.cancelled && f.opCtx != nil && f.opCtx.Err() != nil {
+		// The operation's context ended and its AfterFunc has not run yet
+		// (or never will: stop below may beat it). A Wait may already have
+		// returned the context's error, so nobody will receive v.
+		f.cancelled, f.cause = true, context.Cause(f.opCtx)
+	}
 	if f.cancelled {
 		if err == nil && f.discard != nil {
 			f.discard(v)
@@ -181,6 +190,9 @@ func (r *reply[T]) Stop(pid *actor.PID) {
 func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any,
 	waitErr error, convert func(msg any) (T, error), setup func(f *Future[T], reply *actor.PID)) *Future[T] {
 	f := newFuture[T](waitErr)
+	if ctx.Done() != nil {
+		f.opCtx = ctx
+	}
 	r := &reply[T]{f: f, sys: sys, convert: convert}
 	replyPID, ok := sys.ProcessRegistry.Add(r, "xsync-future-"+sys.ProcessRegistry.NextId())
 	if !ok {

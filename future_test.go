@@ -168,3 +168,27 @@ func TestFuture_DeadActorFailsWithErrClosed(t *testing.T) {
 		t.Fatalf("Wait = %v, want ErrClosed", err)
 	}
 }
+
+// A grant that arrives after the operation's context ended is handed back
+// even when the context's AfterFunc has not run: Wait may already have
+// returned the context's error.
+func TestFuture_GrantAfterTheContextEndedIsHandedBack(t *testing.T) {
+	h := newFutureHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := h.ask(ctx)
+	f.mu.Lock()
+	f.stopAfter() // as if complete had beaten the AfterFunc to it
+	f.stopAfter = nil
+	f.mu.Unlock()
+	cancel()
+	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait = %v, want context.Canceled", err)
+	}
+	h.sys.Root.Send(h.pid, "grant")
+	if v := <-h.discarded; v != "granted" {
+		t.Fatalf("discarded %q", v)
+	}
+	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second Wait = %v, want the cancellation", err)
+	}
+}
