@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/redisxsync/xsync"
 )
@@ -547,4 +548,400 @@ func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestLease_AutoRenewKeepsItPastSeveralTTLs(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	const ttl = 150 * time.Millisecond
+	lease, err := a.Lock(ctx, []string{"long-job"}, xsync.TTL(ttl), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An observation window of four TTLs: the lease must not be lost in it.
+	select {
+	case <-lease.Lost():
+		t.Fatal("an auto-renewed lease was lost")
+	case <-time.After(4 * ttl):
+	}
+	if owner, _ := rawDB(t, 0).Get(ctx, prefix+":lock:{long-job}").Result(); owner != lease.Token() {
+		t.Fatalf("after 4 TTLs the key holds %q, want the lease's token", owner)
+	}
+	if _, err := b.TryLock(ctx, []string{"long-job"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock from another client: err = %v, want ErrNotObtained", err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("Release after 4 TTLs: %v", err)
+	}
+}
+
+func TestLease_WithoutRenewalExpires(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	lease, err := a.Lock(ctx, []string{"short"}, xsync.TTL(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lease with TTL and no renewal was not lost when it ran out")
+	}
+	next, err := b.Lock(ctx, []string{"short"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Release of the expired lease: err = %v, want ErrLockNotHeld", err)
+	}
+	if owner, _ := rawDB(t, 0).Get(ctx, prefix+":lock:{short}").Result(); owner != next.Token() {
+		t.Fatal("releasing the expired lease touched the new owner's key")
+	}
+	_ = next.Release(ctx)
+}
+
+func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	lease, err := c.Lock(ctx, []string{"k1", "k2"}, xsync.TTL(300*time.Millisecond), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, 0)
+	if err := raw.Del(ctx, prefix+":lock:{k1}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost did not fire after the key was deleted")
+	}
+	// The key the lease still held is given back at once.
+	eventually(t, 5*time.Second, "k2 released", func() bool {
+		n, _ := raw.Exists(ctx, prefix+":lock:{k2}").Result()
+		return n == 0
+	})
+	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Release after the loss: err = %v, want ErrLockNotHeld", err)
+	}
+}
+
+func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	var cause error
+	err := c.WithLock(ctx, []string{"guarded"}, func(ctx context.Context) error {
+		if err := raw.Del(context.Background(), prefix+":lock:{guarded}").Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New("fn's context was not cancelled")
+		}
+	}, xsync.TTL(150*time.Millisecond), xsync.AutoRenew(true))
+	if !errors.Is(cause, xsync.ErrLockNotHeld) {
+		t.Fatalf("fn's context cause = %v, want ErrLockNotHeld", cause)
+	}
+	if !errors.Is(err, xsync.ErrLockNotHeld) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("WithLock: err = %v, want fn's context.Canceled joined with ErrLockNotHeld", err)
+	}
+}
+
+func TestWithLock_ReleasesWhenFnReturns(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	boom := errors.New("boom")
+	var held bool
+	err := c.WithLock(ctx, []string{"w"}, func(context.Context) error {
+		n, _ := rawDB(t, 0).Exists(ctx, prefix+":lock:{w}").Result()
+		held = n == 1
+		return boom
+	})
+	if !held {
+		t.Fatal("the key was not held while fn ran")
+	}
+	if !errors.Is(err, boom) {
+		t.Fatalf("WithLock: err = %v, want fn's error", err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("keys left after WithLock: %v", left)
+	}
+}
+
+func TestLease_Refresh(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	lease, err := c.Lock(ctx, []string{"r"}, xsync.TTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Refresh(ctx, time.Minute); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if pttl, _ := raw.PTTL(ctx, prefix+":lock:{r}").Result(); pttl < 50*time.Second {
+		t.Fatalf("PTTL after Refresh(1m) = %v", pttl)
+	}
+	if err := lease.Refresh(ctx, 0); !errors.Is(err, xsync.ErrInvalidTTL) {
+		t.Fatalf("Refresh(0): err = %v, want ErrInvalidTTL", err)
+	}
+	// Taken over behind its back: Refresh says so and the lease is lost.
+	if err := raw.Set(ctx, prefix+":lock:{r}", "somebody-else", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Refresh of a taken-over lease: err = %v, want ErrLockNotHeld", err)
+	}
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("Lost not closed after Refresh found the lease taken over")
+	}
+	if owner, _ := raw.Get(ctx, prefix+":lock:{r}").Result(); owner != "somebody-else" {
+		t.Fatal("the lost lease touched the new owner's key")
+	}
+}
+
+func TestLease_ReleaseWorksWithACancelledContext(t *testing.T) {
+	prefix := testPrefix(t)
+	c := newClient(t, withPrefix(prefix))
+	ctx, cancel := context.WithCancel(context.Background())
+	lease, err := c.Lock(ctx, []string{"x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("Release with a cancelled context: %v", err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("keys left: %v", left)
+	}
+}
+
+func TestLock_CancelWhileWaitingLeaksNothing(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := a.Lock(ctx, []string{"c"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half are cancelled through the future, half through their context.
+	var futures []*xsync.Future[*xsync.Lease]
+	var cancels []context.CancelFunc
+	for i := 0; i < 10; i++ {
+		wctx, cancel := context.WithCancel(ctx)
+		cancels = append(cancels, cancel)
+		futures = append(futures, b.LockAsync(wctx, []string{"c"}))
+	}
+	settled(t, b, 10)
+	for i, f := range futures {
+		if i%2 == 0 {
+			f.Cancel()
+		} else {
+			cancels[i]()
+		}
+	}
+	for i, f := range futures {
+		_, err := f.Wait(ctx)
+		if !errors.Is(err, xsync.ErrNotObtained) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled waiter %d: err = %v, want ErrNotObtained and context.Canceled", i, err)
+		}
+	}
+	settled(t, b, 0)
+
+	// A grant racing the cancel: cancelled the moment the lock is freed.
+	for i := 0; i < 10; i++ {
+		f := b.LockAsync(ctx, []string{"c"})
+		settled(t, b, 1)
+		go func() { _ = holder.Release(ctx) }()
+		f.Cancel()
+		if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("race %d: err = %v, want context.Canceled", i, err)
+		}
+		eventually(t, 5*time.Second, "the raced lease released", func() bool {
+			_, leases, busy, err := xsync.LockStats(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return leases == 0 && busy == 0 && len(lockKeysLeft(t, prefix, 0)) == 0
+		})
+		if holder, err = a.Lock(ctx, []string{"c"}, xsync.TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+	for _, c := range []*xsync.Client{a, b} {
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goleak.VerifyNone(t)
+}
+
+func TestLock_BadInput(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	cases := []struct {
+		name string
+		keys []string
+		opts []xsync.LockOption
+		want error
+	}{
+		{"no key", nil, nil, xsync.ErrInvalidKey},
+		{"empty list", []string{}, nil, xsync.ErrInvalidKey},
+		{"empty key", []string{"a", ""}, nil, xsync.ErrInvalidKey},
+		{"duplicate key", []string{"a", "b", "a"}, nil, xsync.ErrInvalidKey},
+		{"same key with its tag", []string{"a", "{a}"}, nil, xsync.ErrInvalidKey},
+		{"zero ttl", []string{"a"}, []xsync.LockOption{xsync.TTL(0)}, xsync.ErrInvalidTTL},
+		{"negative ttl", []string{"a"}, []xsync.LockOption{xsync.TTL(-time.Second)}, xsync.ErrInvalidTTL},
+		{"ttl under 1ms", []string{"a"}, []xsync.LockOption{xsync.TTL(999 * time.Microsecond)}, xsync.ErrInvalidTTL},
+		{"negative db", []string{"a"}, []xsync.LockOption{xsync.OnDB(-1)}, xsync.ErrInvalidOptions},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.Lock(ctx, tc.keys, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("Lock: err = %v, want %v", err, tc.want)
+			}
+			if _, err := c.TryLock(ctx, tc.keys, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("TryLock: err = %v, want %v", err, tc.want)
+			}
+			if _, err := c.LockAsync(ctx, tc.keys, tc.opts...).Wait(ctx); !errors.Is(err, tc.want) {
+				t.Errorf("LockAsync: err = %v, want %v", err, tc.want)
+			}
+			called := false
+			if err := c.WithLock(ctx, tc.keys, func(context.Context) error { called = true; return nil }, tc.opts...); !errors.Is(err, tc.want) || called {
+				t.Errorf("WithLock: err = %v, fn called %v; want %v and no call", err, called, tc.want)
+			}
+		})
+	}
+	if n, _ := rawDB(t, 0).Keys(ctx, prefix+":*").Result(); len(n) != 0 {
+		t.Fatalf("bad input wrote keys: %v", n)
+	}
+}
+
+func TestLock_OnDBLocksThere(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	on5, err := c.Lock(ctx, []string{"shared"}, xsync.OnDB(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same key on another DB is another lock.
+	on0, err := c.TryLock(ctx, []string{"shared"})
+	if err != nil {
+		t.Fatalf("TryLock on DB 0 while DB 5 holds the key: %v", err)
+	}
+	if len(lockKeysLeft(t, prefix, 5)) != 1 || len(lockKeysLeft(t, prefix, 0)) != 1 {
+		t.Fatal("want one lock key on DB 5 and one on DB 0")
+	}
+	// Waiters on DB 5 are woken by DB 5's releases.
+	waiting := c.LockAsync(ctx, []string{"shared"}, xsync.OnDB(5))
+	settled(t, c, 1)
+	if err := on5.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := waiting.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = again.Release(ctx)
+	_ = on0.Release(ctx)
+}
+
+func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	holder, err := a.Lock(ctx, []string{"p"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := b.LockAsync(ctx, []string{"p"})
+	settled(t, b, 1)
+	// Cut every pub/sub connection, then release at once: the published
+	// release may be lost, the reconnection must make up for it (the
+	// holder's lease would last a minute).
+	if err := rawDB(t, 0).Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := waiting.Wait(ctx)
+	if err != nil {
+		t.Fatalf("waiter after a pub/sub reconnect: %v", err)
+	}
+	_ = lease.Release(ctx)
+}
+
+func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	other := newClient(t, withPrefix(prefix))
+	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := other.Lock(ctx, []string{"theirs"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := c.Lock(ctx, []string{"mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := c.LockAsync(ctx, []string{"theirs"})
+	settled(t, c, 1)
+
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := waiting.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("waiter after Close: err = %v, want ErrClosed", err)
+	}
+	select {
+	case <-mine.Lost():
+	default:
+		t.Fatal("Lost not closed for a lease that Close released")
+	}
+	if n, _ := rawDB(t, 0).Exists(ctx, prefix+":lock:{mine}").Result(); n != 0 {
+		t.Fatal("Close left the client's lease in Redis")
+	}
+	if err := mine.Release(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("Release after Close: err = %v, want ErrClosed", err)
+	}
+	if _, err := c.Lock(ctx, []string{"mine"}); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("Lock after Close: err = %v, want ErrClosed", err)
+	}
+	// The other client's lease is untouched.
+	if err := blocker.Release(ctx); err != nil {
+		t.Fatalf("the other client's Release: %v", err)
+	}
 }
