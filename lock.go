@@ -32,8 +32,11 @@ const releaseTimeout = 5 * time.Second
 //
 // Waiting costs no Redis command while nothing changes: the waiter is tried
 // again when a release of one of its keys is published, or when the lease
-// that blocks it expires. The waiters of one client get a key in the order
-// they asked for it. When ctx ends first, the error matches both
+// that blocks it expires. Clients take turns: a client that waits for a key
+// queues in the key's turn queue in Redis, and a release hands the key to
+// the client whose turn it is; the waiters of one client get a key in the
+// order they asked for it. A client that died in its turn delays the key by
+// 100ms at most. When ctx ends first, the error matches both
 // ErrNotObtained and ctx.Err(), and nothing is left behind: a lease granted
 // at that moment is released.
 //

@@ -945,3 +945,46 @@ func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
 		t.Fatalf("the other client's Release: %v", err)
 	}
 }
+
+func TestLock_ClientsTakeTurns(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	holder, err := a.Lock(ctx, []string{"t"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b asks first, then a second waiter of a: when a releases, the turn is
+	// b's, although a's own waiter is nearer.
+	fromB := b.LockAsync(ctx, []string{"t"})
+	settled(t, b, 1)
+	fromA := a.LockAsync(ctx, []string{"t"})
+	settled(t, a, 1)
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leaseB, err := fromB.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fromA.Done():
+		t.Fatal("a's second waiter got the lock too")
+	default:
+	}
+	if err := leaseB.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	leaseA, err := fromA.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaseA.Fence("t") != leaseB.Fence("t")+1 {
+		t.Fatalf("fences b=%d then a=%d", leaseB.Fence("t"), leaseA.Fence("t"))
+	}
+	_ = leaseA.Release(ctx)
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock or turn-queue keys left: %v", left)
+	}
+}
