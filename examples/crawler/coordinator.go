@@ -85,6 +85,8 @@ type summary struct {
 	Takes           int64    `json:"takes"`           // accounts handed out by the pool
 	WorkerErrors    int64    `json:"worker_errors"`   // failed requests other than 401/429
 	MinSlackMS      float64  `json:"min_slack_ms"`    // closest spacing of two uses of one account, minus its interval
+	ToleranceMS     float64  `json:"tolerance_ms"`    // the site refuses a use sooner than interval - tolerance
+	MarginMS        float64  `json:"margin_ms"`       // the pool's interval is the site's plus this
 	Violations      []string `json:"violations"`      // rules broken
 	OK              bool     `json:"ok"`
 }
@@ -496,6 +498,8 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		Relogins:       st.Relogins,
 		NeedlessLogins: st.NeedlessLogins,
 		MinSlackMS:     float64(st.MinSlack) / float64(time.Millisecond),
+		ToleranceMS:    float64(c.cfg.Tolerance) / float64(time.Millisecond),
+		MarginMS:       float64(c.cfg.Margin) / float64(time.Millisecond),
 	}
 	if c.cfg.Naive {
 		s.Mode = "naive"

@@ -85,7 +85,8 @@ func printSummary(w io.Writer, s *summary) {
 		fmt.Fprintf(w, " (%.2f per expiry)", s.LoginsPerExpiry)
 	}
 	fmt.Fprintf(w, "; %d times a worker waited for another's login and reused its cookie\n", s.ReusedCookie)
-	fmt.Fprintf(w, "  closest use  %+.1fms from an account's interval (the site allows -tolerance)\n", s.MinSlackMS)
+	fmt.Fprintf(w, "  spacing      the closest two uses of one account were its interval %+.1fms apart (pool margin +%gms, site tolerance -%gms)\n",
+		s.MinSlackMS, s.MarginMS, s.ToleranceMS)
 	if s.WorkerErrors > 0 {
 		fmt.Fprintf(w, "  errors       %d failed requests (see above)\n", s.WorkerErrors)
 	}
