@@ -1,0 +1,905 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// Timings of the lock manager.
+const (
+	// lockOpTimeout bounds one acquire, release or refresh script call.
+	lockOpTimeout = 5 * time.Second
+	// lockRetryMin and lockRetryMax bound the back-off of a waiter whose
+	// attempt failed on Redis itself (not on a taken key).
+	lockRetryMin = 20 * time.Millisecond
+	lockRetryMax = time.Second
+	// lockNoExpiryRetry is how long a waiter blocked by a key without an
+	// expiry (written by something else than xsync) waits between attempts
+	// when no release is published.
+	lockNoExpiryRetry = time.Second
+	// lockExpirySlack is added to a blocker's remaining time to live before
+	// the retry, so that the retry finds the key expired.
+	lockExpirySlack = time.Millisecond
+)
+
+var (
+	acquireScript = Scripts.Get("lock_acquire")
+	releaseScript = Scripts.Get("lock_release")
+	refreshScript = Scripts.Get("lock_refresh")
+)
+
+// LockManager is the actor that owns the locks of one client: the waiters,
+// FIFO per key, and the leases the client holds.
+//
+// Waiting costs no Redis command while nothing changes. The manager
+// subscribes once per DB to the channel on which every release of a lock of
+// that DB is published (before the first attempt, so that no release is
+// missed). Only the head waiter of a key tries, and only when no lease of
+// this client holds one of its keys; a waiter that found a key taken is
+// tried again when a release of one of its keys is published, or when a
+// timer fires at the blocker's expiry (a holder that died without releasing),
+// and every waiter is tried again after a pub/sub reconnection.
+//
+// A lease of this client that ends wakes the waiters of its keys through
+// the same published release that wakes the other clients' waiters: local
+// waiters get no head start, so that waiters of different clients get the
+// lock in turns.
+//
+// Leases with auto-renewal are renewed every TTL/3, every lease due at about
+// the same time in one pipeline per DB. A lease that a renewal or a Refresh
+// finds gone, or that could not be renewed before its TTL ran out, is lost:
+// its Lost channel is closed and the keys it still holds are released.
+//
+// Redis calls run in goroutines that send their result back to the actor:
+// the mailbox never waits for Redis.
+type LockManager struct {
+	keys redisx.Keys
+	conn *actor.PID
+	log  *zap.Logger
+	self *actor.PID
+	sys  *actor.ActorSystem
+
+	seq     uint64
+	waiters map[string]*lockWaiter // by token; tries included
+	// orphans are the requests withdrawn during their attempt: what the
+	// attempt took is released when it answers.
+	orphans map[string]*messages.Acquire
+	queues  map[dbKey][]*lockWaiter
+	leases  map[uint64]*heldLease
+	held    map[dbKey]uint64 // the lease of this client holding a key
+
+	subs      map[int]*lockSub // by DB
+	channels  map[string]int   // channel -> DB
+	subQueue  []int            // DBs whose Subscribe waits for the one in flight
+	subFlight int              // DB of the Subscribe in flight, -1 if none
+
+	timer   *time.Timer // fires at the earliest lease renewal or expiry
+	timerAt time.Time
+
+	busy      int // Redis calls under way
+	closedErr error
+	shutdown  *actor.PID // who asked for Shutdown, answered when busy is 0
+}
+
+// dbKey is a lock key (its Redis name) on one DB.
+type dbKey struct {
+	db  int
+	key string
+}
+
+type lockSub struct {
+	ready bool
+}
+
+type lockWaiter struct {
+	seq    uint64
+	req    *messages.Acquire
+	sender *actor.PID
+	keys   []dbKey
+
+	inflight bool // an attempt is under way
+	dirty    bool // something changed during the attempt: try again if it fails
+	gen      uint64
+	timer    *time.Timer
+	backoff  time.Duration
+}
+
+type heldLease struct {
+	id        uint64
+	token     string
+	db        int
+	client    *redis.Client
+	keys      []dbKey
+	lockKeys  []string
+	ttl       time.Duration
+	autoRenew bool
+	lost      chan struct{}
+
+	expiresAt time.Time // conservative: counted from when the call was sent
+	due       time.Time // next renewal, or expiresAt without auto-renewal
+	renewing  bool
+}
+
+// Messages the lock manager sends itself from its goroutines and timers.
+type (
+	attemptDone struct {
+		token  string
+		gen    uint64
+		sentAt time.Time
+		ok     bool
+		fences []int64
+		wait   time.Duration // remaining TTL of the blocker; <0: no expiry
+		err    error
+	}
+	waiterTimer struct {
+		token string
+		gen   uint64
+	}
+	releaseDone struct {
+		sender *actor.PID
+		keys   []dbKey
+		freed  int
+		err    error
+	}
+	refreshDone struct {
+		sender *actor.PID
+		id     uint64
+		ttl    time.Duration
+		sentAt time.Time
+		ok     bool
+		err    error
+	}
+	renewDone struct {
+		results []renewResult
+	}
+	renewResult struct {
+		id     uint64
+		sentAt time.Time
+		ok     bool
+		err    error
+	}
+	leaseTick struct{}
+)
+
+// NewLockManager returns the producer of a client's LockManager. keys names
+// the Redis keys and channels; conn is the client's Connection actor, which
+// serves the pub/sub subscriptions.
+func NewLockManager(keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &LockManager{
+			keys:      keys,
+			conn:      conn,
+			log:       log,
+			waiters:   map[string]*lockWaiter{},
+			orphans:   map[string]*messages.Acquire{},
+			queues:    map[dbKey][]*lockWaiter{},
+			leases:    map[uint64]*heldLease{},
+			held:      map[dbKey]uint64{},
+			subs:      map[int]*lockSub{},
+			channels:  map[string]int{},
+			subFlight: -1,
+		}
+	}
+}
+
+// Receive implements actor.Actor.
+func (m *LockManager) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		m.self, m.sys = ctx.Self(), ctx.ActorSystem()
+	case *messages.Acquire:
+		m.acquire(ctx, msg)
+	case *messages.Withdraw:
+		m.withdraw(msg.Token)
+	case *messages.ReleaseLease:
+		m.release(ctx, msg.ID)
+	case *messages.RefreshLease:
+		m.refresh(ctx, msg)
+	case *messages.LockStats:
+		ctx.Respond(&messages.LockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: m.busy})
+	case *messages.SubscribeResult:
+		m.onSubscribed(ctx, msg)
+	case *messages.Published:
+		if db, ok := m.channels[msg.Channel]; ok {
+			m.wake(db, decodeKeys(msg.Payload))
+		}
+	case *messages.Resubscribed:
+		if db, ok := m.channels[msg.Channel]; ok {
+			m.log.Info("lock releases may have been missed: retrying every waiter", zap.Int("db", db))
+			m.wakeAll(db)
+		}
+	case *attemptDone:
+		m.onAttempt(msg)
+	case *waiterTimer:
+		if w := m.waiters[msg.token]; w != nil && w.gen == msg.gen && !w.inflight {
+			w.timer = nil
+			m.consider(w)
+		}
+	case *releaseDone:
+		m.onRelease(msg)
+	case *refreshDone:
+		m.onRefresh(msg)
+	case *renewDone:
+		m.onRenew(msg)
+	case *leaseTick:
+		m.timerAt = time.Time{}
+		m.tick()
+	case *messages.Shutdown:
+		m.onShutdown(ctx, msg)
+	case *actor.Stopping:
+		// Shutdown is the graceful path; this one only stops the timers
+		// when the actor is stopped without it.
+		m.stopTimers()
+	}
+}
+
+// ---- acquiring ----
+
+func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
+	if m.closedErr != nil {
+		ctx.Respond(&messages.AcquireResult{Err: m.closedErr})
+		return
+	}
+	if _, dup := m.waiters[req.Token]; dup {
+		ctx.Respond(&messages.AcquireResult{Err: errors.New("token in use")})
+		return
+	}
+	m.seq++
+	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
+	for i, k := range req.Keys {
+		w.keys[i] = dbKey{req.DB, k}
+	}
+	if req.Try {
+		// A try never jumps this client's queue: a key that a waiter or a
+		// lease of this client has is not obtained, without asking Redis.
+		for _, k := range w.keys {
+			if len(m.queues[k]) > 0 || m.held[k] != 0 {
+				ctx.Respond(&messages.AcquireResult{NotObtained: true})
+				return
+			}
+		}
+		m.waiters[req.Token] = w
+		m.attempt(w)
+		return
+	}
+	m.waiters[req.Token] = w
+	for _, k := range w.keys {
+		m.queues[k] = append(m.queues[k], w)
+	}
+	if m.subscribe(ctx, req.DB) {
+		m.consider(w)
+	}
+}
+
+// consider starts an attempt for w if it may try now, or marks it dirty if
+// an attempt is under way.
+func (m *LockManager) consider(w *lockWaiter) {
+	if m.closedErr != nil {
+		return
+	}
+	if w.inflight {
+		w.dirty = true
+		return
+	}
+	if !m.eligible(w) {
+		return
+	}
+	m.attempt(w)
+}
+
+// eligible: w's DB is subscribed, w is at the head of the queue of each of
+// its keys, and no lease of this client holds one of them.
+func (m *LockManager) eligible(w *lockWaiter) bool {
+	if sub := m.subs[w.req.DB]; sub == nil || !sub.ready {
+		return false
+	}
+	for _, k := range w.keys {
+		if q := m.queues[k]; len(q) == 0 || q[0] != w || m.held[k] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// wake considers the head waiters of keys of DB db, each once.
+func (m *LockManager) wake(db int, keys []string) {
+	var heads []*lockWaiter
+	seen := map[*lockWaiter]bool{}
+	for _, k := range keys {
+		if q := m.queues[dbKey{db, k}]; len(q) > 0 && !seen[q[0]] {
+			seen[q[0]] = true
+			heads = append(heads, q[0])
+		}
+	}
+	for _, w := range heads {
+		m.consider(w)
+	}
+}
+
+func (m *LockManager) wakeKeys(keys []dbKey) {
+	if len(keys) == 0 {
+		return
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, k.key)
+	}
+	m.wake(keys[0].db, names)
+}
+
+// wakeAll considers every head waiter of DB db.
+func (m *LockManager) wakeAll(db int) {
+	var keys []string
+	for k := range m.queues {
+		if k.db == db {
+			keys = append(keys, k.key)
+		}
+	}
+	m.wake(db, keys)
+}
+
+func (m *LockManager) attempt(w *lockWaiter) {
+	w.gen++
+	w.inflight, w.dirty = true, false
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	req, gen := w.req, w.gen
+	keys := make([]string, 0, 2*len(req.Keys))
+	keys = append(append(keys, req.Keys...), req.FenceKeys...)
+	ttl := ttlMillis(req.TTL)
+	m.goRedis(func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
+		defer cancel()
+		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
+		res, err := acquireScript.Run(ctx, req.Client, keys, req.Token, ttl).Int64Slice()
+		switch {
+		case err != nil:
+			done.err = err
+		case len(res) == 2 && res[0] == 0:
+			done.wait = time.Duration(res[1]) * time.Millisecond
+		case len(res) == len(req.Keys)+1 && res[0] == 1:
+			done.ok, done.fences = true, res[1:]
+		default:
+			done.err = fmt.Errorf("lock_acquire answered %v", res)
+		}
+		return done
+	})
+}
+
+func (m *LockManager) onAttempt(d *attemptDone) {
+	m.busy--
+	defer m.maybeShutDown()
+	w := m.waiters[d.token]
+	if w == nil || w.gen != d.gen {
+		// Withdrawn (or failed by Shutdown) while the attempt was under way:
+		// give back what it took, or may have taken.
+		if req := m.orphans[d.token]; req != nil {
+			delete(m.orphans, d.token)
+			if d.ok || d.err != nil {
+				m.releaseToken(req, nil)
+			}
+		}
+		return
+	}
+	w.inflight = false
+	switch {
+	case d.ok:
+		// Held first, so that removing w wakes no waiter of its keys.
+		l := m.grant(w, d)
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: d.fences, Lost: l.lost}})
+	case w.req.Try && d.err != nil:
+		m.removeWaiter(w)
+		m.releaseToken(w.req, nil) // the call may have taken the keys
+		w.respond(m, &messages.AcquireResult{Err: d.err})
+	case w.req.Try:
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{NotObtained: true})
+	case d.err != nil:
+		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
+		w.backoff = min(max(2*w.backoff, lockRetryMin), lockRetryMax)
+		m.startWaiterTimer(w, w.backoff)
+	case w.dirty:
+		m.attempt(w)
+	default:
+		w.backoff = 0
+		wait := d.wait + lockExpirySlack
+		if d.wait < 0 {
+			wait = lockNoExpiryRetry
+		}
+		m.startWaiterTimer(w, wait)
+	}
+}
+
+func (m *LockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
+	token, gen, self, sys := w.req.Token, w.gen, m.self, m.sys
+	w.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &waiterTimer{token: token, gen: gen}) })
+}
+
+func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
+	if w.sender != nil {
+		m.sys.Root.Send(w.sender, res)
+	}
+}
+
+// removeWaiter takes w out of the map and the queues, and wakes the waiters
+// that are now at the head of one of its queues.
+func (m *LockManager) removeWaiter(w *lockWaiter) {
+	delete(m.waiters, w.req.Token)
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	if w.inflight {
+		m.orphans[w.req.Token] = w.req
+	}
+	var heads []string
+	for _, k := range w.keys {
+		q := m.queues[k]
+		for i, x := range q {
+			if x == w {
+				q = append(q[:i:i], q[i+1:]...)
+				if i == 0 {
+					heads = append(heads, k.key)
+				}
+				break
+			}
+		}
+		if len(q) == 0 {
+			delete(m.queues, k)
+		} else {
+			m.queues[k] = q
+		}
+	}
+	m.wake(w.req.DB, heads)
+}
+
+func (m *LockManager) withdraw(token string) {
+	w := m.waiters[token]
+	if w == nil {
+		return // granted already: the future hands the lease back
+	}
+	m.removeWaiter(w)
+	w.respond(m, &messages.AcquireResult{NotObtained: true})
+}
+
+// ---- leases ----
+
+func (m *LockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
+	m.seq++
+	l := &heldLease{
+		id:        m.seq,
+		token:     w.req.Token,
+		db:        w.req.DB,
+		client:    w.req.Client,
+		keys:      w.keys,
+		lockKeys:  w.req.Keys,
+		ttl:       w.req.TTL,
+		autoRenew: w.req.AutoRenew,
+		lost:      make(chan struct{}),
+	}
+	l.setExpiry(d.sentAt)
+	m.leases[l.id] = l
+	for _, k := range l.keys {
+		m.held[k] = l.id
+	}
+	m.schedule()
+	return l
+}
+
+func (l *heldLease) setExpiry(sentAt time.Time) {
+	l.expiresAt = sentAt.Add(l.ttl)
+	l.due = l.expiresAt
+	if l.autoRenew {
+		l.due = sentAt.Add(renewPeriod(l.ttl))
+	}
+}
+
+func renewPeriod(ttl time.Duration) time.Duration {
+	return max(ttl/3, time.Millisecond)
+}
+
+// dropLease forgets l: its keys are no longer held by this client.
+func (m *LockManager) dropLease(l *heldLease) {
+	delete(m.leases, l.id)
+	for _, k := range l.keys {
+		if m.held[k] == l.id {
+			delete(m.held, k)
+		}
+	}
+}
+
+// lose marks l lost: Lost is closed, the keys it may still hold are
+// released, and the waiters of its keys are woken once that is done.
+func (m *LockManager) lose(l *heldLease, release bool) {
+	m.log.Info("lease lost", zap.Strings("keys", l.lockKeys))
+	m.dropLease(l)
+	close(l.lost)
+	if release {
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, nil)
+	} else {
+		m.wakeKeys(l.keys)
+	}
+}
+
+func (m *LockManager) release(ctx actor.Context, id uint64) {
+	l := m.leases[id]
+	if l == nil {
+		if ctx.Sender() != nil {
+			if m.closedErr != nil {
+				ctx.Respond(&messages.ReleaseResult{Err: m.closedErr})
+			} else {
+				ctx.Respond(&messages.ReleaseResult{NotHeld: true})
+			}
+		}
+		return
+	}
+	// The keys are no longer this client's from now on: the published
+	// release wakes this client's waiters as it wakes the others'.
+	m.dropLease(l)
+	m.schedule()
+	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, ctx.Sender())
+}
+
+func (m *LockManager) releaseToken(req *messages.Acquire, sender *actor.PID) {
+	keys := make([]dbKey, len(req.Keys))
+	for i, k := range req.Keys {
+		keys[i] = dbKey{req.DB, k}
+	}
+	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, sender)
+}
+
+func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys []string, sender *actor.PID) {
+	channel := m.keys.LockChannel(db)
+	m.goRedis(func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
+		defer cancel()
+		n, err := releaseScript.Run(ctx, cl, lockKeys, token, channel).Int()
+		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
+	})
+}
+
+func (m *LockManager) onRelease(d *releaseDone) {
+	m.busy--
+	defer m.maybeShutDown()
+	res := &messages.ReleaseResult{}
+	switch {
+	case d.err != nil:
+		res.Err = d.err
+	case d.freed < len(d.keys):
+		res.NotHeld = true
+	}
+	if res.Err != nil || res.NotHeld {
+		// Some keys were not published as freed: whatever holds them now,
+		// this client's waiters must look for themselves.
+		m.wakeKeys(d.keys)
+	}
+	if d.sender != nil {
+		m.sys.Root.Send(d.sender, res)
+	}
+}
+
+func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
+	l := m.leases[r.ID]
+	if l == nil {
+		if m.closedErr != nil {
+			ctx.Respond(&messages.RefreshResult{Err: m.closedErr})
+		} else {
+			ctx.Respond(&messages.RefreshResult{NotHeld: true})
+		}
+		return
+	}
+	cl, keys, token, sender := l.client, l.lockKeys, l.token, ctx.Sender()
+	ttl := ttlMillis(r.TTL)
+	m.goRedis(func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
+		defer cancel()
+		d := &refreshDone{sender: sender, id: r.ID, ttl: r.TTL, sentAt: time.Now()}
+		n, err := refreshScript.Run(ctx, cl, keys, token, ttl).Int()
+		d.ok, d.err = n == 1, err
+		return d
+	})
+}
+
+func (m *LockManager) onRefresh(d *refreshDone) {
+	m.busy--
+	defer m.maybeShutDown()
+	res := &messages.RefreshResult{}
+	l := m.leases[d.id]
+	switch {
+	case d.err != nil:
+		res.Err = d.err
+	case !d.ok:
+		res.NotHeld = true
+		if l != nil {
+			m.lose(l, true)
+		}
+	case l == nil && m.closedErr != nil:
+		res.Err = m.closedErr
+	case l == nil:
+		// Released or lost while the refresh was under way.
+		res.NotHeld = true
+	default:
+		l.ttl = d.ttl
+		l.setExpiry(d.sentAt)
+		m.schedule()
+	}
+	m.sys.Root.Send(d.sender, res)
+}
+
+// tick renews the leases that are due (and those due soon, so that they
+// share the pipeline), and drops the leases that ran out.
+func (m *LockManager) tick() {
+	if m.closedErr != nil {
+		return
+	}
+	now := time.Now()
+	batches := map[*redis.Client][]*heldLease{}
+	for _, l := range m.leases {
+		if l.renewing {
+			continue
+		}
+		if !now.Before(l.expiresAt) {
+			// Not renewed in time (no auto-renewal, or Redis unreachable):
+			// the key is gone or about to go.
+			m.lose(l, false)
+			continue
+		}
+		if l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
+			l.renewing = true
+			batches[l.client] = append(batches[l.client], l)
+		}
+	}
+	for cl, ls := range batches {
+		m.renew(cl, ls)
+	}
+	m.schedule()
+}
+
+func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
+	type item struct {
+		id    uint64
+		keys  []string
+		token string
+		ttl   int64
+	}
+	items := make([]item, len(ls))
+	for i, l := range ls {
+		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
+	}
+	timeout := min(lockOpTimeout, renewPeriod(ls[0].ttl))
+	m.goRedis(func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		sentAt := time.Now()
+		pipe := cl.Pipeline()
+		cmds := make([]*redis.Cmd, len(items))
+		for i, it := range items {
+			cmds[i] = refreshScript.Run(ctx, pipe, it.keys, it.token, it.ttl)
+		}
+		_, _ = pipe.Exec(ctx)
+		res := make([]renewResult, len(items))
+		for i, it := range items {
+			n, err := cmds[i].Int()
+			res[i] = renewResult{id: it.id, sentAt: sentAt, ok: n == 1, err: err}
+		}
+		return &renewDone{results: res}
+	})
+}
+
+func (m *LockManager) onRenew(d *renewDone) {
+	m.busy--
+	defer m.maybeShutDown()
+	now := time.Now()
+	for _, r := range d.results {
+		l := m.leases[r.id]
+		if l == nil {
+			continue
+		}
+		l.renewing = false
+		switch {
+		case r.err != nil:
+			m.log.Warn("lease renewal failed", zap.Strings("keys", l.lockKeys), zap.Error(r.err))
+			if !now.Before(l.expiresAt) {
+				m.lose(l, false)
+				continue
+			}
+			// Try again soon, and once more at the expiry at the latest.
+			l.due = minTime(now.Add(renewPeriod(l.ttl)/2), l.expiresAt)
+		case !r.ok:
+			m.lose(l, true)
+		default:
+			l.setExpiry(r.sentAt)
+		}
+	}
+	m.schedule()
+}
+
+// schedule sets the lease timer to the earliest renewal or expiry.
+func (m *LockManager) schedule() {
+	if m.closedErr != nil {
+		return
+	}
+	var next time.Time
+	for _, l := range m.leases {
+		if l.renewing {
+			continue
+		}
+		at := l.expiresAt
+		if l.autoRenew {
+			at = minTime(l.due, l.expiresAt)
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		if m.timer != nil {
+			m.timer.Stop()
+		}
+		m.timerAt = time.Time{}
+		return
+	}
+	if !m.timerAt.IsZero() && !next.Before(m.timerAt) {
+		return
+	}
+	m.timerAt = next
+	d := time.Until(next)
+	if m.timer == nil {
+		self, sys := m.self, m.sys
+		m.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &leaseTick{}) })
+		return
+	}
+	m.timer.Reset(d)
+}
+
+// ---- pub/sub ----
+
+// subscribe makes sure DB db's release channel is subscribed, and reports
+// whether it is already confirmed.
+func (m *LockManager) subscribe(ctx actor.Context, db int) bool {
+	if sub := m.subs[db]; sub != nil {
+		return sub.ready
+	}
+	m.subs[db] = &lockSub{}
+	m.channels[m.keys.LockChannel(db)] = db
+	m.subQueue = append(m.subQueue, db)
+	m.nextSubscribe(ctx)
+	return false
+}
+
+// nextSubscribe sends the next Subscribe: one at a time, so that each
+// SubscribeResult is known to answer the one in flight.
+func (m *LockManager) nextSubscribe(ctx actor.Context) {
+	if m.subFlight >= 0 || len(m.subQueue) == 0 {
+		return
+	}
+	m.subFlight, m.subQueue = m.subQueue[0], m.subQueue[1:]
+	ctx.Request(m.conn, &messages.Subscribe{Channel: m.keys.LockChannel(m.subFlight), Subscriber: m.self})
+}
+
+func (m *LockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResult) {
+	db := m.subFlight
+	m.subFlight = -1
+	if db < 0 || m.closedErr != nil {
+		return
+	}
+	if r.Err != nil {
+		// Fail the waiters of this DB; the next Lock subscribes again.
+		m.log.Warn("lock channel subscription failed", zap.Int("db", db), zap.Error(r.Err))
+		delete(m.subs, db)
+		delete(m.channels, m.keys.LockChannel(db))
+		for _, w := range m.waiters {
+			if w.req.DB == db && !w.req.Try {
+				m.removeWaiter(w)
+				w.respond(m, &messages.AcquireResult{Err: fmt.Errorf("subscribe: %w", r.Err)})
+			}
+		}
+	} else {
+		m.subs[db].ready = true
+		m.wakeAll(db)
+	}
+	m.nextSubscribe(ctx)
+}
+
+// decodeKeys reads the payload of lock_release: names written as
+// <byte length>:<name>, one after the other.
+func decodeKeys(p string) []string {
+	var keys []string
+	for len(p) > 0 {
+		i := strings.IndexByte(p, ':')
+		if i < 0 {
+			break
+		}
+		n, err := strconv.Atoi(p[:i])
+		if err != nil || n < 0 || i+1+n > len(p) {
+			break
+		}
+		keys = append(keys, p[i+1:i+1+n])
+		p = p[i+1+n:]
+	}
+	return keys
+}
+
+// ---- shutdown ----
+
+func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
+	if m.closedErr != nil {
+		ctx.Respond(&messages.ShutdownResult{})
+		return
+	}
+	m.closedErr = s.Err
+	if m.closedErr == nil {
+		m.closedErr = errors.New("xsync: lock manager shut down")
+	}
+	m.shutdown = ctx.Sender()
+	for _, w := range m.waiters {
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: m.closedErr})
+	}
+	for _, l := range m.leases {
+		m.dropLease(l)
+		close(l.lost)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, nil)
+	}
+	m.stopTimers()
+	for channel := range m.channels {
+		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})
+	}
+	m.channels = map[string]int{}
+	m.maybeShutDown()
+}
+
+// maybeShutDown answers Shutdown once no Redis call is under way.
+func (m *LockManager) maybeShutDown() {
+	if m.shutdown == nil || m.busy > 0 {
+		return
+	}
+	m.sys.Root.Send(m.shutdown, &messages.ShutdownResult{})
+	m.shutdown = nil
+}
+
+func (m *LockManager) stopTimers() {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	for _, w := range m.waiters {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+	}
+}
+
+// ---- helpers ----
+
+// goRedis runs call, a Redis call, in a goroutine and sends its result to
+// the actor.
+func (m *LockManager) goRedis(call func() any) {
+	m.busy++
+	self, sys := m.self, m.sys
+	go func() { sys.Root.Send(self, call()) }()
+}
+
+func ttlMillis(d time.Duration) int64 {
+	return max(d.Milliseconds(), 1)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,287 @@
+package xsync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// releaseTimeout bounds Lease.Release, which runs even when the caller's
+// context is already done.
+const releaseTimeout = 5 * time.Second
+
+// Lock takes the locks on keys, all of them or none, and waits until it has
+// them or ctx is done. It is LockAsync(ctx, keys, opts...).Wait(ctx).
+//
+// A key is any non-empty string; a key without a {hash tag} gets its own
+// ("orders" is stored as "<prefix>:lock:{orders}"), a key with one keeps it,
+// so that the keys of a multi-key lock can share a Redis Cluster slot.
+// "orders" and "{orders}" are therefore the same lock. No key, an empty key
+// or the same key twice is ErrInvalidKey; a TTL under 1ms ErrInvalidTTL.
+//
+// Waiting costs no Redis command while nothing changes: the waiter is tried
+// again when a release of one of its keys is published, or when the lease
+// that blocks it expires. The waiters of one client get a key in the order
+// they asked for it. When ctx ends first, the error matches both
+// ErrNotObtained and ctx.Err(), and nothing is left behind: a lease granted
+// at that moment is released.
+//
+// The lease lasts DefaultLockTTL and is renewed until it is released,
+// unless TTL or AutoRenew say otherwise. Release it when done, or use
+// WithLock.
+func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
+	return c.LockAsync(ctx, keys, opts...).Wait(ctx)
+}
+
+// TryLock makes one attempt to take the locks on keys, all or none, and
+// returns ErrNotObtained when another owner holds one of them, or when a
+// Lock of this client already waits for one of them (a try never goes
+// before the waiters of its own client).
+func (c *Client) TryLock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
+	return c.lockAsync(ctx, keys, true, opts).Wait(ctx)
+}
+
+// LockAsync is Lock without the wait: the future completes with the lease.
+// Cancelling the future, or the end of ctx, withdraws the request; a lease
+// granted but not yet received by Wait is then released.
+func (c *Client) LockAsync(ctx context.Context, keys []string, opts ...LockOption) *Future[*Lease] {
+	return c.lockAsync(ctx, keys, false, opts)
+}
+
+// WithLock takes the locks on keys as Lock does, runs fn, and releases the
+// lease when fn returns. fn's context is cancelled when ctx is, and when the
+// lease is lost (context.Cause is then ErrLockNotHeld): fn must stop
+// touching the guarded resource then. The error is fn's, joined with the
+// release's if that failed (ErrLockNotHeld when the lease was lost).
+func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx context.Context) error, opts ...LockOption) error {
+	lease, err := c.Lock(ctx, keys, opts...)
+	if err != nil {
+		return err
+	}
+	fnCtx, cancel := context.WithCancelCause(ctx)
+	var watch sync.WaitGroup
+	stop := make(chan struct{})
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		select {
+		case <-lease.Lost():
+			cancel(fmt.Errorf("%w: lease lost", ErrLockNotHeld))
+		case <-stop:
+		}
+	}()
+	fnErr := fn(fnCtx)
+	close(stop)
+	watch.Wait()
+	cancel(nil)
+	relErr := lease.Release(ctx)
+	if fnErr == nil && relErr == nil {
+		return nil
+	}
+	return errors.Join(fnErr, relErr)
+}
+
+func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []LockOption) *Future[*Lease] {
+	if err := checkKeys(keys); err != nil {
+		return failedFuture[*Lease](err)
+	}
+	s, err := lockSettingsOf(c, opts)
+	if err != nil {
+		return failedFuture[*Lease](err)
+	}
+	cl, err := c.db(s.db, true)
+	if err != nil {
+		return failedFuture[*Lease](err)
+	}
+	mgr, err := c.lockManager()
+	if err != nil {
+		return failedFuture[*Lease](err)
+	}
+	req := &messages.Acquire{
+		Token:     newToken(),
+		DB:        s.db,
+		Client:    cl,
+		Keys:      make([]string, len(keys)),
+		FenceKeys: make([]string, len(keys)),
+		TTL:       s.ttl,
+		AutoRenew: s.autoRenew,
+		Try:       try,
+	}
+	for i, k := range keys {
+		req.Keys[i], req.FenceKeys[i] = c.keys.Lock(k), c.keys.Fence(k)
+	}
+	userKeys := slices.Clone(keys)
+	return request(ctx, c.sys, mgr, req, ErrNotObtained,
+		func(msg any) (*Lease, error) {
+			r, ok := msg.(*messages.AcquireResult)
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("xsync: lock: unexpected answer %T", msg)
+			case r.Err != nil:
+				return nil, opErr("lock", r.Err)
+			case r.NotObtained || r.Lease == nil:
+				return nil, ErrNotObtained
+			}
+			l := &Lease{sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
+				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost}
+			for i, k := range userKeys {
+				l.fences[k] = r.Lease.Fences[i]
+			}
+			return l, nil
+		},
+		func(f *Future[*Lease], _ *actor.PID) {
+			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.Withdraw{Token: req.Token}) }
+			f.discard = func(l *Lease) {
+				if l != nil {
+					c.sys.Root.Send(mgr, &messages.ReleaseLease{ID: l.id})
+				}
+			}
+		})
+}
+
+// checkKeys rejects no key, an empty key and a key given twice (after
+// hash-tagging: "a" and "{a}" are one lock).
+func checkKeys(keys []string) error {
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: no key", ErrInvalidKey)
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		if k == "" {
+			return fmt.Errorf("%w: empty key", ErrInvalidKey)
+		}
+		tagged := redisx.Tagged(k)
+		if seen[tagged] {
+			return fmt.Errorf("%w: %q given twice", ErrInvalidKey, k)
+		}
+		seen[tagged] = true
+	}
+	return nil
+}
+
+// lockManager returns the client's lock manager, spawned on first use. It
+// is spawned as spawnWorker does, under c.mu, so that one client never has
+// two.
+func (c *Client) lockManager() (*actor.PID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lockMgr != nil {
+		return c.lockMgr, nil
+	}
+	if c.closing {
+		return nil, ErrClosed
+	}
+	pid := c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewLockManager(c.keys, c.conn, c.log.Named("locks"))))
+	c.workers = append(c.workers, pid)
+	c.lockMgr = pid
+	return pid, nil
+}
+
+// newToken returns a random owner token: 128 bits, hex.
+func newToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+// Lease is a held lock on one or more keys, granted by Lock, TryLock,
+// LockAsync or WithLock. Release it when done. Its methods are safe for
+// concurrent use.
+type Lease struct {
+	sys    *actor.ActorSystem
+	mgr    *actor.PID
+	id     uint64
+	keys   []string
+	token  string
+	fences map[string]int64
+	lost   <-chan struct{}
+}
+
+// Keys returns the keys of the lease, as given to Lock.
+func (l *Lease) Keys() []string { return slices.Clone(l.keys) }
+
+// Token returns the lease's owner token, stored in Redis with each key: a
+// random string, unique to this acquisition.
+func (l *Lease) Token() string { return l.token }
+
+// Fence returns the fencing token of key, 0 for a key not in the lease.
+// Fencing tokens increase strictly with every acquisition of a key, across
+// all clients and processes, and never go back (not even when a lock
+// expires): a resource that remembers the highest fence it saw can refuse
+// the writes of an owner whose lease was lost meanwhile.
+func (l *Lease) Fence(key string) int64 { return l.fences[key] }
+
+// Lost is closed when the lease is known lost: a renewal or Refresh found
+// a key deleted or taken over, a lease without renewal ran out, renewal
+// could not reach Redis before the lease ran out, or the client was closed.
+// Release does not close it.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Refresh extends the lease to ttl from now, if it still holds every key;
+// ErrLockNotHeld otherwise (the lease is then lost). With auto-renewal,
+// later renewals use ttl too. ttl under 1ms is ErrInvalidTTL.
+func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
+	if ttl < time.Millisecond {
+		return fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, ttl)
+	}
+	f := request(ctx, l.sys, l.mgr, &messages.RefreshLease{ID: l.id, TTL: ttl}, nil,
+		func(msg any) (struct{}, error) {
+			r, ok := msg.(*messages.RefreshResult)
+			switch {
+			case !ok:
+				return struct{}{}, fmt.Errorf("xsync: refresh: unexpected answer %T", msg)
+			case r.Err != nil:
+				return struct{}{}, opErr("refresh", r.Err)
+			case r.NotHeld:
+				return struct{}{}, ErrLockNotHeld
+			}
+			return struct{}{}, nil
+		}, nil)
+	_, err := f.Wait(ctx)
+	return err
+}
+
+// Release gives the locks back and wakes their waiters, in every client. It
+// returns ErrLockNotHeld when the lease was lost (the keys it still held are
+// released all the same), or released already; ErrClosed after the client
+// was closed (Close released it). Release runs even when ctx is already
+// done: it is bounded by a short timeout of its own instead.
+func (l *Lease) Release(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	f := request(ctx, l.sys, l.mgr, &messages.ReleaseLease{ID: l.id}, nil,
+		func(msg any) (struct{}, error) {
+			r, ok := msg.(*messages.ReleaseResult)
+			switch {
+			case !ok:
+				return struct{}{}, fmt.Errorf("xsync: release: unexpected answer %T", msg)
+			case r.Err != nil:
+				return struct{}{}, opErr("release", r.Err)
+			case r.NotHeld:
+				return struct{}{}, ErrLockNotHeld
+			}
+			return struct{}{}, nil
+		}, nil)
+	_, err := f.Wait(ctx)
+	return err
+}
+
+// opErr wraps an error of the lock manager: ErrClosed as it is, anything
+// else (a Redis error) with the operation's name.
+func opErr(op string, err error) error {
+	if errors.Is(err, ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("xsync: %s: %w", op, err)
+}
