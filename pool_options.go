@@ -5,3 +5,13 @@ type poolSettings struct {
 	db    int
 	dbSet bool
 }
+
+func newPoolSettings(c *Client, opts []PoolOption) poolSettings {
+	s := poolSettings{db: c.opts.DB}
+	for _, o := range opts {
+		if o != nil {
+			o.applyPool(&s)
+		}
+	}
+	return s
+}

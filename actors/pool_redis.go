@@ -1,0 +1,321 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// Limits of the pool scripts.
+const (
+	// poolPurgeBatch bounds the expired containers one script call purges.
+	poolPurgeBatch = 128
+	// poolGrantLife is how long a grant record stays in Redis: the time
+	// within which a take whose answer was lost can be resent, or a grant
+	// nobody received handed back, by its token.
+	poolGrantLife = 30 * time.Second
+)
+
+// poolKeys are the Redis keys of one pool, all under the pool's hash tag.
+type poolKeys struct {
+	keys    redisx.Keys
+	name    string
+	channel string
+	base    []string // ready, expiry, meta, data, expired: KEYS[1..5] of the scripts
+}
+
+func newPoolKeys(keys redisx.Keys, name string, db int) poolKeys {
+	return poolKeys{
+		keys:    keys,
+		name:    name,
+		channel: keys.PoolChannel(db),
+		base: []string{
+			keys.Pool(name, "ready"),
+			keys.Pool(name, "expiry"),
+			keys.Pool(name, "meta"),
+			keys.Pool(name, "data"),
+			keys.Pool(name, "expired"),
+		},
+	}
+}
+
+func (k poolKeys) grant(token string) string { return k.keys.Pool(k.name, "grant:"+token) }
+
+// takeRequest is one request of a pool_take batch.
+type takeRequest struct {
+	token  string
+	n      int
+	random bool
+	budget int // bypasses left; -1: never holds others back
+}
+
+// Outcomes of one request of a pool_take batch, as the script returns them.
+const (
+	takeShort   = 0
+	takeServed  = 1
+	takeSkipped = 2
+	takeCorrupt = 3
+)
+
+type takeOutcome struct {
+	kind       int
+	containers []messages.Container
+	at         int64 // takeShort: earliest ms it could succeed, -1 never
+	corruptID  string
+}
+
+// PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
+// n containers of pool name (random: any live ones) under token, the way the
+// pool actor sends it. Benchmarks use it to call the script directly.
+func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
+	k := newPoolKeys(keys, name, 0)
+	return takeArgs(k, []takeRequest{{token: token, n: n, random: random, budget: -1}})
+}
+
+func takeArgs(k poolKeys, reqs []takeRequest) ([]string, []any) {
+	keys := make([]string, 0, len(k.base)+len(reqs))
+	keys = append(keys, k.base...)
+	args := make([]any, 0, 2+3*len(reqs))
+	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds())
+	for _, r := range reqs {
+		keys = append(keys, k.grant(r.token))
+		kind := "a"
+		if r.random {
+			kind = "r"
+		}
+		args = append(args, kind, r.n, r.budget)
+	}
+	return keys, args
+}
+
+// runTake runs pool_take for a batch; it returns the server time (ms) and
+// one outcome per request.
+func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, reqs []takeRequest) (int64, []takeOutcome, error) {
+	keys, args := takeArgs(k, reqs)
+	res, err := Scripts.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(res) != len(reqs)+1 {
+		return 0, nil, fmt.Errorf("pool_take: %d replies for %d requests", len(res)-1, len(reqs))
+	}
+	now, ok := res[0].(int64)
+	if !ok {
+		return 0, nil, fmt.Errorf("pool_take: server time is %T", res[0])
+	}
+	outs := make([]takeOutcome, len(reqs))
+	for i, r := range res[1:] {
+		o, err := parseOutcome(r)
+		if err != nil {
+			return 0, nil, fmt.Errorf("pool_take: request %d: %w", i+1, err)
+		}
+		outs[i] = o
+	}
+	return now, outs, nil
+}
+
+func parseOutcome(r any) (takeOutcome, error) {
+	a, ok := r.([]any)
+	if !ok || len(a) == 0 {
+		return takeOutcome{}, fmt.Errorf("reply %T", r)
+	}
+	kind, ok := a[0].(int64)
+	if !ok {
+		return takeOutcome{}, fmt.Errorf("outcome %T", a[0])
+	}
+	o := takeOutcome{kind: int(kind)}
+	switch o.kind {
+	case takeServed:
+		for _, c := range a[1:] {
+			f, ok := c.([]any)
+			if !ok {
+				return o, fmt.Errorf("container %T", c)
+			}
+			ct, err := parseContainer(f)
+			if err != nil {
+				return o, err
+			}
+			o.containers = append(o.containers, ct)
+		}
+	case takeShort:
+		if len(a) != 2 {
+			return o, errors.New("short reply without a time")
+		}
+		if o.at, ok = a[1].(int64); !ok {
+			return o, fmt.Errorf("time %T", a[1])
+		}
+	case takeSkipped:
+	case takeCorrupt:
+		if len(a) != 2 {
+			return o, errors.New("corrupt reply without an id")
+		}
+		if o.corruptID, ok = a[1].(string); !ok {
+			return o, fmt.Errorf("id %T", a[1])
+		}
+	default:
+		return o, fmt.Errorf("outcome %d", o.kind)
+	}
+	return o, nil
+}
+
+// parseContainer reads {id, createdMs, ttlMs, intervalMs, nextMs, usage, data}.
+func parseContainer(f []any) (messages.Container, error) {
+	if len(f) != 7 {
+		return messages.Container{}, fmt.Errorf("container of %d fields", len(f))
+	}
+	id, ok1 := f[0].(string)
+	data, ok2 := f[6].(string)
+	nums, ok3 := int64s(f[1:6])
+	if !ok1 || !ok2 || !ok3 {
+		return messages.Container{}, fmt.Errorf("container fields %v", f[:6])
+	}
+	return container(id, nums, data), nil
+}
+
+// container builds a Container from {createdMs, ttlMs, intervalMs, nextMs, usage}.
+func container(id string, n []int64, data string) messages.Container {
+	return messages.Container{
+		ID:            id,
+		CreatedAt:     time.UnixMilli(n[0]),
+		TTL:           time.Duration(n[1]) * time.Millisecond,
+		Interval:      time.Duration(n[2]) * time.Millisecond,
+		NextAvailable: time.UnixMilli(n[3]),
+		UsageCount:    n[4],
+		Data:          data,
+	}
+}
+
+func int64s(a []any) ([]int64, bool) {
+	out := make([]int64, len(a))
+	for i, v := range a {
+		n, ok := v.(int64)
+		if !ok {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+// runHandBack runs pool_handback for the grants of tokens.
+func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string) (int64, error) {
+	keys := []string{k.base[0], k.base[2]}
+	for _, t := range tokens {
+		keys = append(keys, k.grant(t))
+	}
+	return Scripts.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name).Int64()
+}
+
+// durMs turns a duration into whole milliseconds, rounding up: a positive
+// duration is never stored as 0 (which means "none").
+func durMs(d time.Duration) int64 {
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
+		ms++
+	}
+	return ms
+}
+
+// runPut runs pool_put; corruptID names a record that does not decode.
+func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Container) (corruptID string, err error) {
+	args := make([]any, 0, 2+5*len(cs))
+	args = append(args, k.channel, k.name)
+	for _, c := range cs {
+		var created int64
+		if !c.CreatedAt.IsZero() {
+			created = c.CreatedAt.UnixMilli()
+		}
+		args = append(args, c.ID, created, durMs(c.TTL), durMs(c.Interval))
+	}
+	for _, c := range cs {
+		args = append(args, c.Data)
+	}
+	res, err := Scripts.Get("pool_put").Run(ctx, cl, k.base, args...).Slice()
+	if err != nil {
+		return "", err
+	}
+	if len(res) != 2 {
+		return "", fmt.Errorf("pool_put: %d replies", len(res))
+	}
+	id, _ := res[1].(string)
+	return id, nil
+}
+
+// getResult is what pool_get found: found, or corrupt, or neither.
+type getResult struct {
+	found, corrupt bool
+	c              messages.Container
+}
+
+func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (getResult, error) {
+	res, err := Scripts.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
+	if err != nil {
+		return getResult{}, err
+	}
+	if len(res) < 2 {
+		return getResult{}, fmt.Errorf("pool_get: %d replies", len(res))
+	}
+	switch res[1] {
+	case int64(0):
+		return getResult{}, nil
+	case int64(2):
+		return getResult{corrupt: true}, nil
+	}
+	if len(res) != 8 {
+		return getResult{}, fmt.Errorf("pool_get: %d replies", len(res))
+	}
+	nums, ok := int64s(res[2:7])
+	data, ok2 := res[7].(string)
+	if !ok || !ok2 {
+		return getResult{}, fmt.Errorf("pool_get: fields %v", res[:7])
+	}
+	return getResult{found: true, c: container(id, nums, data)}, nil
+}
+
+func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string) (int, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	n, err := Scripts.Get("pool_remove").Run(ctx, cl, k.base, args...).Int64()
+	return int(n), err
+}
+
+// runCooldown returns the new next-available time (ms), or -1 when the id
+// is not found.
+func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, d time.Duration) (int64, error) {
+	res, err := Scripts.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durMs(d)).Int64Slice()
+	if err != nil {
+		return 0, err
+	}
+	if len(res) != 2 {
+		return 0, fmt.Errorf("pool_cooldown: %d replies", len(res))
+	}
+	return res[1], nil
+}
+
+func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolStatsResult, error) {
+	res, err := Scripts.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
+	if err != nil {
+		return messages.PoolStatsResult{}, err
+	}
+	if len(res) != 5 {
+		return messages.PoolStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
+	}
+	s := messages.PoolStatsResult{
+		At:      time.UnixMilli(res[0]),
+		Total:   int(res[1]),
+		Ready:   int(res[2]),
+		Expired: res[4],
+	}
+	if res[3] >= 0 {
+		s.NextReadyAt = time.UnixMilli(res[3])
+	}
+	return s, nil
+}

@@ -1,0 +1,107 @@
+package messages
+
+import "time"
+
+// Container is a pool's container as the pool actor sees it; its fields are
+// those of xsync.Container, so that the facade converts one into the other.
+type Container struct {
+	ID            string
+	CreatedAt     time.Time
+	TTL           time.Duration
+	Interval      time.Duration
+	NextAvailable time.Time
+	Data          string
+	UsageCount    int64
+}
+
+// PoolTake asks a pool actor for N containers. Random takes any live ones
+// (ignoring their interval) instead of the earliest ready ones. Wait keeps
+// the request queued until it is served or withdrawn; without it the
+// request is tried once. Token names the request: it is the key of its grant
+// in Redis, and what PoolWithdraw and PoolHandBack refer to.
+type PoolTake struct {
+	Token  string
+	N      int
+	Random bool
+	Wait   bool
+}
+
+// PoolTakeResult answers PoolTake: the containers as they are after the
+// take, or an error.
+type PoolTakeResult struct {
+	Containers []Container
+	Err        error
+}
+
+// PoolWithdraw drops the pending PoolTake of Token; the actor answers that
+// request with an error. A grant made meanwhile is handed back. It has no
+// answer of its own.
+type PoolWithdraw struct {
+	Token string
+}
+
+// PoolHandBack makes the containers granted to the PoolTake of Token ready
+// again (restores their NextAvailable and UsageCount): nobody received them.
+// It has no answer.
+type PoolHandBack struct {
+	Token string
+}
+
+// PoolPut adds or updates containers, all or none.
+type PoolPut struct {
+	Containers []Container
+}
+
+// PoolPutResult answers PoolPut.
+type PoolPutResult struct {
+	Err error
+}
+
+// PoolGet reads one container.
+type PoolGet struct {
+	ID string
+}
+
+// PoolGetResult answers PoolGet.
+type PoolGetResult struct {
+	Container Container
+	Err       error
+}
+
+// PoolRemove deletes containers.
+type PoolRemove struct {
+	IDs []string
+}
+
+// PoolRemoveResult answers PoolRemove with the number of containers removed.
+type PoolRemoveResult struct {
+	Removed int
+	Err     error
+}
+
+// PoolCooldown pushes a container's NextAvailable to at least now + D.
+type PoolCooldown struct {
+	ID string
+	D  time.Duration
+}
+
+// PoolCooldownResult answers PoolCooldown.
+type PoolCooldownResult struct {
+	NextAvailable time.Time
+	Err           error
+}
+
+// PoolStats asks for a pool's counters.
+type PoolStats struct{}
+
+// PoolStatsResult answers PoolStats. Waiting is the number of requests
+// queued in this actor; the rest is read from Redis at server time At.
+type PoolStatsResult struct {
+	At          time.Time
+	Total       int
+	Ready       int
+	NextReadyAt time.Time
+	Expired     int64
+	Waiting     int
+	Err         error
+}

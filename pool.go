@@ -1,0 +1,458 @@
+package xsync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/messages"
+)
+
+// MaxPayload is the largest Container.Data a pool stores: 1 MiB.
+const MaxPayload = 1 << 20
+
+// PoolBypassLimit is how many later requests of one client may be served
+// before a waiting request that cannot be served yet, before it holds them
+// back: see Pool.
+const PoolBypassLimit = actors.DefaultMaxBypass
+
+// Container is one rate-limited resource of a pool: an account, a cookie
+// jar, a proxy. A pool hands a container out at most once per Interval.
+type Container struct {
+	// ID names the container in its pool; required.
+	ID string
+	// CreatedAt is when the container was made; TTL counts from it. Put
+	// sets it to the Redis server's time when it is zero, for a new ID and
+	// for an update alike. Kept to the millisecond.
+	CreatedAt time.Time
+	// TTL is how long the container lives: once CreatedAt+TTL has passed
+	// it is never handed out again and is purged. 0 means forever.
+	// Rounded up to the millisecond.
+	TTL time.Duration
+	// Interval is the minimum time between two takes of the container by
+	// Ask and its kin. 0 means no limit. Rounded up to the millisecond.
+	Interval time.Duration
+	// NextAvailable is when the container may be taken again; read-only,
+	// kept by the pool (Put ignores it).
+	NextAvailable time.Time
+	// Data is an opaque payload, e.g. cookies, of at most MaxPayload bytes.
+	Data string
+	// UsageCount is how many times the container was taken; read-only,
+	// kept by the pool (Put ignores it).
+	UsageCount int64
+}
+
+// PoolStats are a pool's counters at one moment.
+type PoolStats struct {
+	// At is the Redis server's time of the reading.
+	At time.Time
+	// Total is the number of live containers.
+	Total int
+	// Ready is the number of live containers that may be taken now.
+	Ready int
+	// NextReadyAt is the earliest NextAvailable of the live containers: at
+	// or before At when one is ready; zero when the pool is empty.
+	NextReadyAt time.Time
+	// Expired is the number of containers purged because their TTL had
+	// passed, since the pool began.
+	Expired int64
+	// Waiting is the number of this client's requests waiting for
+	// containers of the pool (WaitAsk and kin).
+	Waiting int
+}
+
+// Pool is a pool of rate-limited containers, shared by every client of the
+// same Redis DB under the same KeyPrefix: accounts, cookies or proxies that
+// many workers on many machines use, each no faster than its Interval
+// allows. Get one from Client.Pool; it is safe for use by many goroutines.
+//
+// The Redis server's clock decides everything (readiness, expiry, CreatedAt,
+// NextAvailable), so clients on machines with skewed clocks agree to the
+// millisecond. Every operation is one Lua script, atomic, and costs
+// O(log N) per container it touches, whatever the pool's size.
+//
+// Taking (Ask and kin) is all-or-nothing: n ready containers, those with the
+// earliest NextAvailable (so use rotates), each with NextAvailable moved to
+// now+Interval and UsageCount+1, or nothing. AcquireRandom and kin take n
+// live containers at random, ready or not: UsageCount+1, NextAvailable
+// unchanged.
+//
+// Waiting (WaitAsk and kin) costs no Redis command while nothing changes:
+// a failed try tells the client's pool actor the earliest time it could
+// succeed, the actor sets one timer for it, and a Put, Cooldown or hand-back
+// on any client wakes it through pub/sub. One script call tries many waiters
+// at once. Waiters of one client are served in arrival order, with this
+// bypass rule: a waiter that cannot be served yet (it asks for 5, 3 are
+// ready) lets later waiters be served before it, at most PoolBypassLimit
+// times; then it holds them back until it is served. A waiter for more
+// containers than the pool holds never holds others back. Between clients
+// (processes) there is no queue: whoever asks first when containers are
+// ready gets them.
+//
+// A wait that is cancelled (its context, or Future.Cancel) is withdrawn; if
+// containers were granted meanwhile, they are handed back: made ready again
+// with their NextAvailable and UsageCount restored. Never lost.
+type Pool struct {
+	c    *Client
+	name string
+	db   int
+	err  error // invalid name or options: every call fails with it
+
+	tokenPrefix string
+	seq         atomic.Uint64
+
+	mu  sync.Mutex
+	pid *actor.PID
+}
+
+// Pool returns the pool called name, on Options.DB or on the DB that OnDB
+// gives. Every call with the same name and DB returns the same *Pool. Pool
+// itself never fails: an empty name or a negative DB makes every call on the
+// pool fail with ErrInvalidOptions, a closed client with ErrClosed. The pool
+// starts its actor on first use.
+func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
+	s := newPoolSettings(c, opts)
+	p := &Pool{c: c, name: name, db: s.db}
+	switch {
+	case name == "":
+		p.err = fmt.Errorf("%w: empty pool name", ErrInvalidOptions)
+	case s.db < 0:
+		p.err = fmt.Errorf("%w: pool %q: negative DB %d", ErrInvalidOptions, name, s.db)
+	}
+	if p.err != nil {
+		return p
+	}
+	key := strconv.Itoa(s.db) + "/" + name
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.pools[key]; q != nil {
+		return q
+	}
+	if c.closing {
+		p.err = ErrClosed
+		return p
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	p.tokenPrefix = hex.EncodeToString(b[:])
+	c.pools[key] = p
+	return p
+}
+
+// Name is the pool's name.
+func (p *Pool) Name() string { return p.name }
+
+// actor returns the pool's actor, spawned on first use.
+func (p *Pool) actor() (*actor.PID, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.c.isClosing() {
+		return nil, ErrClosed
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pid != nil {
+		return p.pid, nil
+	}
+	cl, err := p.c.db(p.db, true)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := p.c.spawnWorker(actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
+		Name:   p.name,
+		DB:     p.db,
+		Keys:   p.c.keys,
+		Client: cl,
+		Conn:   p.c.conn,
+		Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
+		Errors: actors.PoolErrors{
+			NotAvailable: ErrNotAvailable,
+			NotFound:     ErrNotFound,
+			Corrupt:      ErrCorrupt,
+			Closed:       ErrClosed,
+		},
+	})))
+	if err != nil {
+		return nil, err
+	}
+	p.pid = pid
+	return pid, nil
+}
+
+func (p *Pool) nextToken() string {
+	return p.tokenPrefix + "." + strconv.FormatUint(p.seq.Add(1), 36)
+}
+
+// Put adds containers to the pool or updates them, all or none: every
+// container is checked first, and one with no ID, a negative TTL or
+// Interval, or Data over MaxPayload makes Put fail with ErrInvalidContainer
+// and write nothing. A new ID is ready at once. An existing ID keeps its
+// UsageCount and NextAvailable and takes the new CreatedAt (now when zero),
+// TTL, Interval and Data. When an ID appears twice, the last one wins. Put
+// wakes the pool's waiters on every client.
+func (p *Pool) Put(ctx context.Context, cs ...Container) error {
+	if p.err != nil {
+		return p.err
+	}
+	msg := &messages.PoolPut{Containers: make([]messages.Container, 0, len(cs))}
+	last := make(map[string]int, len(cs))
+	for i, c := range cs {
+		if err := p.validate(c); err != nil {
+			return err
+		}
+		last[c.ID] = i
+	}
+	for i, c := range cs {
+		if last[c.ID] == i {
+			msg.Containers = append(msg.Containers, messages.Container(c))
+		}
+	}
+	if len(msg.Containers) == 0 {
+		return nil
+	}
+	_, err := call(ctx, p, msg, func(r *messages.PoolPutResult) (struct{}, error) { return struct{}{}, r.Err })
+	return err
+}
+
+func (p *Pool) validate(c Container) error {
+	var why string
+	switch {
+	case c.ID == "":
+		why = "empty ID"
+	case c.TTL < 0:
+		why = "negative TTL " + c.TTL.String()
+	case c.Interval < 0:
+		why = "negative Interval " + c.Interval.String()
+	case len(c.Data) > MaxPayload:
+		why = fmt.Sprintf("Data of %d bytes, over %d", len(c.Data), MaxPayload)
+	case !c.CreatedAt.IsZero() && c.CreatedAt.UnixMilli() <= 0:
+		why = "CreatedAt before 1970"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%w: pool %q: container %q: %s", ErrInvalidContainer, p.name, c.ID, why)
+}
+
+// Get returns the container id as it is now: ErrNotFound when the pool does
+// not hold it or its TTL has passed.
+func (p *Pool) Get(ctx context.Context, id string) (Container, error) {
+	if err := p.checkID(id); err != nil {
+		return Container{}, err
+	}
+	return call(ctx, p, &messages.PoolGet{ID: id}, func(r *messages.PoolGetResult) (Container, error) {
+		return Container(r.Container), r.Err
+	})
+}
+
+// Remove deletes containers from the pool and returns how many it held.
+func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
+	for _, id := range ids {
+		if err := p.checkID(id); err != nil {
+			return 0, err
+		}
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	return call(ctx, p, &messages.PoolRemove{IDs: ids}, func(r *messages.PoolRemoveResult) (int, error) {
+		return r.Removed, r.Err
+	})
+}
+
+// Cooldown makes the container id unavailable until at least now+d, on the
+// server's clock (after a 429 or a captcha); a container already unavailable
+// for longer keeps its time. ErrNotFound when the pool does not hold it; a
+// negative d is ErrInvalidContainer.
+func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
+	if err := p.checkID(id); err != nil {
+		return err
+	}
+	if d < 0 {
+		return fmt.Errorf("%w: pool %q: container %q: negative cooldown %v", ErrInvalidContainer, p.name, id, d)
+	}
+	_, err := call(ctx, p, &messages.PoolCooldown{ID: id, D: d}, func(r *messages.PoolCooldownResult) (struct{}, error) {
+		return struct{}{}, r.Err
+	})
+	return err
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
+	return call(ctx, p, &messages.PoolStats{}, func(r *messages.PoolStatsResult) (PoolStats, error) {
+		return PoolStats{
+			At:          r.At,
+			Total:       r.Total,
+			Ready:       r.Ready,
+			NextReadyAt: r.NextReadyAt,
+			Expired:     r.Expired,
+			Waiting:     r.Waiting,
+		}, r.Err
+	})
+}
+
+func (p *Pool) checkID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: pool %q: empty ID", ErrInvalidContainer, p.name)
+	}
+	return nil
+}
+
+// call sends msg to the pool's actor and waits for its answer, of type R.
+func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (T, error)) (T, error) {
+	pid, err := p.actor()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return request(ctx, p.c.sys, pid, msg, nil, func(m any) (T, error) {
+		r, ok := m.(R)
+		if !ok {
+			var zero T
+			return zero, fmt.Errorf("xsync: pool %q: unexpected answer %T", p.name, m)
+		}
+		return convert(r)
+	}, nil).Wait(ctx)
+}
+
+// take sends a take request to the pool's actor; pick turns the containers
+// into the future's value.
+func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bool, pick func([]Container) T) *Future[T] {
+	if n <= 0 {
+		return failedFuture[T](fmt.Errorf("%w: pool %q: %s(%d)", ErrInvalidQuantity, p.name, op, n))
+	}
+	pid, err := p.actor()
+	if err != nil {
+		return failedFuture[T](err)
+	}
+	token, sys := p.nextToken(), p.c.sys
+	msg := &messages.PoolTake{Token: token, N: n, Random: random, Wait: wait}
+	convert := func(m any) (T, error) {
+		var zero T
+		r, ok := m.(*messages.PoolTakeResult)
+		if !ok {
+			return zero, fmt.Errorf("xsync: pool %q: unexpected answer %T", p.name, m)
+		}
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		cs := make([]Container, len(r.Containers))
+		for i, c := range r.Containers {
+			cs[i] = Container(c)
+		}
+		return pick(cs), nil
+	}
+	return request(ctx, sys, pid, msg, ErrNotAvailable, convert, func(f *Future[T], _ *actor.PID) {
+		// Both run in the caller's goroutine or a future's: a Send never blocks.
+		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdraw{Token: token}) }
+		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
+	})
+}
+
+func all(cs []Container) []Container { return cs }
+func one(cs []Container) Container   { return cs[0] }
+
+// Ask takes n ready containers, all or none: those with the earliest
+// NextAvailable, each with NextAvailable moved to now+Interval and
+// UsageCount+1. It returns them as they are after the take, or
+// ErrNotAvailable at once when fewer than n are ready. n <= 0 is
+// ErrInvalidQuantity.
+func (p *Pool) Ask(ctx context.Context, n int) ([]Container, error) {
+	return p.AskAsync(ctx, n).Wait(ctx)
+}
+
+// AskAsync is the Async form of Ask.
+func (p *Pool) AskAsync(ctx context.Context, n int) *Future[[]Container] {
+	return take(ctx, p, "Ask", n, false, false, all)
+}
+
+// AskOne is Ask for one container.
+func (p *Pool) AskOne(ctx context.Context) (Container, error) {
+	return p.AskOneAsync(ctx).Wait(ctx)
+}
+
+// AskOneAsync is the Async form of AskOne.
+func (p *Pool) AskOneAsync(ctx context.Context) *Future[Container] {
+	return take(ctx, p, "AskOne", 1, false, false, one)
+}
+
+// WaitAsk is Ask that waits, until ctx is done, for n containers to be
+// ready; a wait that ends on ctx returns an error matching both
+// ErrNotAvailable and ctx.Err(). See Pool for the order in which waiters
+// are served.
+func (p *Pool) WaitAsk(ctx context.Context, n int) ([]Container, error) {
+	return p.WaitAskAsync(ctx, n).Wait(ctx)
+}
+
+// WaitAskAsync is the Async form of WaitAsk. Cancelling the future (or
+// ending ctx) withdraws the wait.
+func (p *Pool) WaitAskAsync(ctx context.Context, n int) *Future[[]Container] {
+	return take(ctx, p, "WaitAsk", n, false, true, all)
+}
+
+// WaitAskOne is WaitAsk for one container.
+func (p *Pool) WaitAskOne(ctx context.Context) (Container, error) {
+	return p.WaitAskOneAsync(ctx).Wait(ctx)
+}
+
+// WaitAskOneAsync is the Async form of WaitAskOne.
+func (p *Pool) WaitAskOneAsync(ctx context.Context) *Future[Container] {
+	return take(ctx, p, "WaitAskOne", 1, false, true, one)
+}
+
+// AcquireRandom takes n distinct live containers at random, ignoring their
+// Interval: each gets UsageCount+1, NextAvailable is left alone. It returns
+// them as they are after the take, or ErrNotAvailable at once when the pool
+// holds fewer than n live containers. n <= 0 is ErrInvalidQuantity.
+func (p *Pool) AcquireRandom(ctx context.Context, n int) ([]Container, error) {
+	return p.AcquireRandomAsync(ctx, n).Wait(ctx)
+}
+
+// AcquireRandomAsync is the Async form of AcquireRandom.
+func (p *Pool) AcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
+	return take(ctx, p, "AcquireRandom", n, true, false, all)
+}
+
+// AcquireRandomOne is AcquireRandom for one container.
+func (p *Pool) AcquireRandomOne(ctx context.Context) (Container, error) {
+	return p.AcquireRandomOneAsync(ctx).Wait(ctx)
+}
+
+// AcquireRandomOneAsync is the Async form of AcquireRandomOne.
+func (p *Pool) AcquireRandomOneAsync(ctx context.Context) *Future[Container] {
+	return take(ctx, p, "AcquireRandomOne", 1, true, false, one)
+}
+
+// WaitAcquireRandom is AcquireRandom that waits, until ctx is done, for the
+// pool to hold n live containers; a wait that ends on ctx returns an error
+// matching both ErrNotAvailable and ctx.Err().
+func (p *Pool) WaitAcquireRandom(ctx context.Context, n int) ([]Container, error) {
+	return p.WaitAcquireRandomAsync(ctx, n).Wait(ctx)
+}
+
+// WaitAcquireRandomAsync is the Async form of WaitAcquireRandom.
+func (p *Pool) WaitAcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
+	return take(ctx, p, "WaitAcquireRandom", n, true, true, all)
+}
+
+// WaitAcquireRandomOne is WaitAcquireRandom for one container.
+func (p *Pool) WaitAcquireRandomOne(ctx context.Context) (Container, error) {
+	return p.WaitAcquireRandomOneAsync(ctx).Wait(ctx)
+}
+
+// WaitAcquireRandomOneAsync is the Async form of WaitAcquireRandomOne.
+func (p *Pool) WaitAcquireRandomOneAsync(ctx context.Context) *Future[Container] {
+	return take(ctx, p, "WaitAcquireRandomOne", 1, true, true, one)
+}

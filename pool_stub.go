@@ -1,4 +1,0 @@
-package xsync
-
-// Pool is a pool of rate-limited containers; see Client.Pool.
-type Pool struct{}

@@ -1,0 +1,36 @@
+-- pool_cooldown: pushes a container's NextAvailable to at least now + d
+-- (never earlier than it is), then publishes the pool's name. A container
+-- whose TTL has passed is purged (counted in KEYS[5]) and not found.
+-- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
+-- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
+-- KEYS[4] data:    HASH id -> payload (absent when empty)
+-- KEYS[5] expired: STRING, containers purged on expiry so far
+-- ARGV[1] channel to publish on
+-- ARGV[2] the pool's name (the message)
+-- ARGV[3] the id
+-- ARGV[4] d (ms, >= 0)
+-- Returns {now, nextAvailableMs}, or {now, -1} when the id is not found.
+local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local id = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local e = redis.call('ZSCORE', expiry, id)
+if e and tonumber(e) <= now then
+  redis.call('ZREM', ready, id)
+  redis.call('ZREM', expiry, id)
+  redis.call('HDEL', meta, id)
+  redis.call('HDEL', data, id)
+  redis.call('INCRBY', expired, 1)
+  return {now, -1}
+end
+local score = redis.call('ZSCORE', ready, id)
+if not score then return {now, -1} end
+local nextAt = tonumber(score)
+local want = now + tonumber(ARGV[4])
+if want > nextAt then
+  nextAt = want
+  redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {now, nextAt}

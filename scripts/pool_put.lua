@@ -1,0 +1,66 @@
+-- pool_put: adds or updates containers, all or none. A new id is ready at
+-- once (NextAvailable = now, UsageCount 0). An existing id keeps its
+-- UsageCount and NextAvailable and takes the new CreatedAt, TTL, Interval
+-- and Data. An id whose TTL has passed counts as purged (KEYS[5]) and is
+-- added as new. Every record touched is decoded before anything is written.
+-- Publishes the pool's name, so that waiters of every client wake.
+-- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
+-- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
+-- KEYS[4] data:    HASH id -> payload (absent when empty)
+-- KEYS[5] expired: STRING, containers purged on expiry so far
+-- ARGV[1] channel to publish on
+-- ARGV[2] the pool's name (the message)
+-- ARGV[3+4(i-1)] .. ARGV[6+4(i-1)]: container i's id, createdMs (0: now),
+--         ttlMs (0: forever), intervalMs
+-- ARGV[3+4k+(i-1)] container i's data, for k containers
+-- Returns {now, ""} on success, {now, id} when the record of id does not
+-- decode (nothing is written).
+local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local k = (#ARGV - 2) / 5
+
+local usage = {}
+for i = 1, k do
+  local id = ARGV[3 + 4 * (i - 1)]
+  local raw = redis.call('HGET', meta, id)
+  local e = redis.call('ZSCORE', expiry, id)
+  if raw and not (e and tonumber(e) <= now) then
+    local u = string.match(raw, '^%d+:%d+:%d+:(%d+)$')
+    if not u then return {now, id} end
+    usage[i] = u
+  end
+end
+
+for i = 1, k do
+  local base = 3 + 4 * (i - 1)
+  local id = ARGV[base]
+  local created, ttl, interval = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  local payload = ARGV[2 + 4 * k + i]
+  if created == 0 then created = now end
+  local u = usage[i]
+  if not u then
+    if redis.call('HEXISTS', meta, id) == 1 then
+      -- expired, not yet purged: purged now, added again as new
+      redis.call('INCRBY', expired, 1)
+    end
+    u = '0'
+    redis.call('ZADD', ready, string.format('%.0f', now), id)
+  elseif not redis.call('ZSCORE', ready, id) then
+    redis.call('ZADD', ready, string.format('%.0f', now), id)
+  end
+  redis.call('HSET', meta, id, string.format('%.0f:%.0f:%.0f:', created, ttl, interval) .. u)
+  if ttl > 0 then
+    redis.call('ZADD', expiry, string.format('%.0f', created + ttl), id)
+  else
+    redis.call('ZREM', expiry, id)
+  end
+  if payload == '' then
+    redis.call('HDEL', data, id)
+  else
+    redis.call('HSET', data, id, payload)
+  end
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return {now, ''}
