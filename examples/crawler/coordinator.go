@@ -72,19 +72,23 @@ type summary struct {
 	Elapsed   float64 `json:"elapsed"` // seconds from "go" to the stop
 	// Rate is the pages fetched until the stop per second of Elapsed;
 	// MaxRate the site's limit, the sum over the accounts of 1/interval.
-	Rate            float64  `json:"rate"`
-	MaxRate         float64  `json:"max_rate"`
-	RateRatio       float64  `json:"rate_ratio"`
-	FetchedTwice    int      `json:"fetched_twice"` // pages the site served more than once
-	TooMany         int      `json:"too_many"`      // 429 answers
-	Expiries        int      `json:"expiries"`      // cookies found expired
-	Relogins        int      `json:"relogins"`      // logins after the first of each account
+	Rate         float64 `json:"rate"`
+	MaxRate      float64 `json:"max_rate"`
+	RateRatio    float64 `json:"rate_ratio"`
+	FetchedTwice int     `json:"fetched_twice"` // pages the site served more than once
+	TooMany      int     `json:"too_many"`      // 429 answers
+	TooManyLate  int     `json:"too_many_late"` // of which the pool's grants were far enough apart: delayed requests
+	Expiries     int     `json:"expiries"`      // cookies found expired
+	Unrenewed    int     `json:"unrenewed"`     // of which not renewed when the crawl stopped
+	Relogins     int     `json:"relogins"`      // logins after the first of each account
+	// LoginsPerExpiry is Relogins per renewed expired cookie: 1 when each
+	// expired cookie cost exactly one login.
 	LoginsPerExpiry float64  `json:"logins_per_expiry"`
 	NeedlessLogins  int      `json:"needless_logins"` // logins while the latest cookie was still valid
 	ReusedCookie    int64    `json:"reused_cookie"`   // workers that waited on a login lock and reused the new cookie
 	Takes           int64    `json:"takes"`           // accounts handed out by the pool
 	WorkerErrors    int64    `json:"worker_errors"`   // failed requests other than 401/429
-	MinSlackMS      float64  `json:"min_slack_ms"`    // closest spacing of two uses of one account, minus its interval
+	MinSlackMS      float64  `json:"min_slack_ms"`    // closest request to the previous use of its account, minus the interval
 	ToleranceMS     float64  `json:"tolerance_ms"`    // the site refuses a use sooner than interval - tolerance
 	MarginMS        float64  `json:"margin_ms"`       // the pool's interval is the site's plus this
 	Violations      []string `json:"violations"`      // rules broken
@@ -494,8 +498,10 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		MaxRate:        c.site.maxRate(),
 		FetchedTwice:   st.FetchedTwice,
 		TooMany:        st.TooMany,
+		TooManyLate:    st.TooManyLate,
 		Expiries:       st.Expiries,
 		Relogins:       st.Relogins,
+		Unrenewed:      st.Unrenewed,
 		NeedlessLogins: st.NeedlessLogins,
 		MinSlackMS:     float64(st.MinSlack) / float64(time.Millisecond),
 		ToleranceMS:    float64(c.cfg.Tolerance) / float64(time.Millisecond),
@@ -505,8 +511,8 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		s.Mode = "naive"
 	}
 	s.RateRatio = s.Rate / s.MaxRate
-	if st.Expiries > 0 {
-		s.LoginsPerExpiry = float64(st.Relogins) / float64(st.Expiries)
+	if renewed := st.Expiries - st.Unrenewed; renewed > 0 {
+		s.LoginsPerExpiry = float64(st.Relogins) / float64(renewed)
 	}
 	for _, ch := range children {
 		if ch.result != nil {
@@ -519,7 +525,11 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		}
 	}
 	if st.TooMany > 0 && !c.cfg.Naive {
-		s.Violations = append(s.Violations, fmt.Sprintf("%d requests got 429 Too Many Requests", st.TooMany))
+		v := fmt.Sprintf("%d requests got 429 Too Many Requests", st.TooMany)
+		if st.TooManyLate > 0 {
+			v += fmt.Sprintf("; for %d of them the pool's grants were an interval apart, but the request before was delayed by more than -margin + -tolerance on its way (a busy machine): raise -margin", st.TooManyLate)
+		}
+		s.Violations = append(s.Violations, v)
 	}
 	if st.FetchedTwice > 0 {
 		s.Violations = append(s.Violations, fmt.Sprintf("%d pages were fetched more than once", st.FetchedTwice))

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -45,7 +46,9 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 	t.Helper()
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
-	args = append([]string{"-redis", redisURL(t), "-json"}, args...)
+	// The tests share the machine with other test binaries: the pool gets a
+	// wider margin than the demo's 20ms against their scheduling delays.
+	args = append([]string{"-redis", redisURL(t), "-json", "-margin", "30ms"}, args...)
 	code := run(context.Background(), args, &stdout, stderr)
 	t.Logf("crawler %s\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	var s summary
@@ -65,9 +68,9 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 	code, s := crawlJSON(t,
 		"-procs", "2", "-workers", "8", "-accounts", "8",
-		"-min-interval", "100ms", "-max-interval", "300ms",
-		"-cookie-ttl", "2s", "-login-delay", "150ms",
-		"-duration", "5s")
+		"-min-interval", "200ms", "-max-interval", "600ms",
+		"-cookie-ttl", "5s", "-login-delay", "300ms",
+		"-duration", "8s")
 	if code != 0 || !s.OK {
 		t.Errorf("exit status %d, violations %q; want 0 and none", code, s.Violations)
 	}
@@ -80,13 +83,10 @@ func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 	if s.Expiries == 0 {
 		t.Errorf("no cookie expired during the run; the test must exercise re-login")
 	}
-	if s.NeedlessLogins != 0 || s.Relogins > s.Expiries {
-		t.Errorf("%d logins for %d expired cookies, %d while the cookie was valid; want at most one per expiry", s.Relogins, s.Expiries, s.NeedlessLogins)
-	}
-	// A crawl stopped by the clock may stop a login half-way: at most one
-	// unrenewed cookie per account.
-	if s.Relogins < s.Expiries-s.Accounts {
-		t.Errorf("%d logins for %d expired cookies; expired cookies were left unrenewed", s.Relogins, s.Expiries)
+	// The stop may come between an expiry and its login: those cookies
+	// are left out.
+	if renewed := s.Expiries - s.Unrenewed; s.NeedlessLogins != 0 || s.Relogins != renewed || s.LoginsPerExpiry != 1 {
+		t.Errorf("%d logins for %d renewed expired cookies (%d while the cookie was valid); want exactly one each", s.Relogins, renewed, s.NeedlessLogins)
 	}
 	if s.RateRatio < 0.8 {
 		t.Errorf("achieved %.1f pages/s, %.0f%% of the site's maximum %.1f; want at least 80%%", s.Rate, 100*s.RateRatio, s.MaxRate)
@@ -227,8 +227,39 @@ func TestSiteAnswers429WhenAnAccountIsUsedSoonerThanItsInterval(t *testing.T) {
 	if got := s.snapshot(); got.TooMany != 3 || got.Served != 5 {
 		t.Errorf("site counted %d 429s and %d pages; want 3 and 5", got.TooMany, got.Served)
 	}
-	if got := s.snapshot().MinSlack; got != -5*time.Millisecond {
-		t.Errorf("closest use %v from the interval; want -5ms", got)
+	if got := s.snapshot().MinSlack; got != -50*time.Millisecond {
+		t.Errorf("closest request %v from the interval; want -50ms", got)
+	}
+}
+
+// A crawler using the pool tells the site when each account was granted. A
+// 429 for a grant that came an interval after the previous use's grant is
+// blamed on the delivery (the request before was delayed), not the pool.
+func TestSiteBlamesA429OnTheDeliveryWhenTheGrantsWereAnIntervalApart(t *testing.T) {
+	s, clk := testSite(siteAccount{ID: "a", Password: "pa", Interval: 100 * time.Millisecond, CookieTTL: time.Hour})
+	cookie := siteLogin(t, s, "a", "pa")
+	get := func(grantedMS int64) int {
+		req := httptest.NewRequest(http.MethodGet, "/page/1", nil)
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
+		req.Header.Set("X-Pool-Granted", strconv.FormatInt(grantedMS, 10))
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const t0 = 1_700_000_000_000
+	clk.advance(40 * time.Millisecond) // granted at t0, delayed 40ms on its way
+	if got := get(t0); got != http.StatusOK {
+		t.Fatalf("first use: HTTP %d", got)
+	}
+	clk.advance(60 * time.Millisecond) // granted an interval later, on time
+	if got := get(t0 + 100); got != http.StatusTooManyRequests {
+		t.Fatalf("60ms after the delayed use: HTTP %d; want 429", got)
+	}
+	if got := get(t0 + 60); got != http.StatusTooManyRequests { // granted too soon
+		t.Fatalf("granted 60ms after the last grant: HTTP %d; want 429", got)
+	}
+	if st := s.snapshot(); st.TooMany != 2 || st.TooManyLate != 1 {
+		t.Errorf("429s %d, of which delivery's fault %d; want 2 and 1", st.TooMany, st.TooManyLate)
 	}
 }
 

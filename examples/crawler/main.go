@@ -26,7 +26,7 @@
 // the site measures the arrival of the requests on its own. Between the two
 // lie a goroutine wake-up and an HTTP request over loopback: a millisecond
 // or two, more on a loaded machine. So the pool is given the site's
-// interval plus -margin (10ms), and the site, like real ones, tolerates
+// interval plus -margin (20ms), and the site, like real ones, tolerates
 // requests up to -tolerance (5ms) early. The summary's spacing line shows
 // how close the crawl came; its rate is measured against the site's own
 // intervals, so the margin is paid for in the figure.
@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.CookieTTL, "cookie-ttl", 6*time.Second, "cookie lifetime: each account's is between this and 1.5 times this")
 	fs.DurationVar(&cfg.LoginDelay, "login-delay", 300*time.Millisecond, "how long a login takes on the site")
 	fs.DurationVar(&cfg.Tolerance, "tolerance", 5*time.Millisecond, "the site lets a request come this much before the account's interval has passed")
-	fs.DurationVar(&cfg.Margin, "margin", 10*time.Millisecond, "added to the site's interval in the pool")
+	fs.DurationVar(&cfg.Margin, "margin", 20*time.Millisecond, "added to the site's interval in the pool")
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
 	if err := fs.Parse(args); err != nil {

@@ -79,13 +79,20 @@ func printSummary(w io.Writer, s *summary) {
 	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
 	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval)\n",
 		s.Rate, 100*s.RateRatio, s.MaxRate)
-	fmt.Fprintf(w, "  429s         %d\n", s.TooMany)
-	fmt.Fprintf(w, "  logins       %d for %d expired cookies", s.Relogins, s.Expiries)
-	if s.Expiries > 0 {
+	fmt.Fprintf(w, "  429s         %d", s.TooMany)
+	if s.TooManyLate > 0 {
+		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  logins       %d for %d expired cookies", s.Relogins, s.Expiries-s.Unrenewed)
+	if s.Expiries > s.Unrenewed {
 		fmt.Fprintf(w, " (%.2f per expiry)", s.LoginsPerExpiry)
 	}
-	fmt.Fprintf(w, "; %d times a worker waited for another's login and reused its cookie\n", s.ReusedCookie)
-	fmt.Fprintf(w, "  spacing      the closest two uses of one account were its interval %+.1fms apart (pool margin +%gms, site tolerance -%gms)\n",
+	if s.Unrenewed > 0 {
+		fmt.Fprintf(w, ", %d more expired as the crawl stopped", s.Unrenewed)
+	}
+	fmt.Fprintf(w, "; %d times a worker waited on another's login and reused its cookie\n", s.ReusedCookie)
+	fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (the pool adds %gms, the site tolerates %gms early)\n",
 		s.MinSlackMS, s.MarginMS, s.ToleranceMS)
 	if s.WorkerErrors > 0 {
 		fmt.Fprintf(w, "  errors       %d failed requests (see above)\n", s.WorkerErrors)

@@ -12,6 +12,11 @@ package main
 //     clock, gets 429 Too Many Requests. A 429 does not count as a use. The
 //     tolerance (default 5ms) absorbs the jitter of two processes talking
 //     over loopback; it is small against the intervals (100ms and up).
+//   - For the score only, a crawler using the pool sends the time at which
+//     the pool granted the account (header X-Pool-Granted, Unix ms by
+//     Redis's clock). A 429 whose grant came at least an interval after the
+//     grant of the account's previous use is the delivery's fault (a
+//     request delayed on its way by a busy machine), not the pool's.
 //   - POST /login (form fields user, password) answers after a delay, as
 //     real logins do, with a new cookie "sid" that expires after the
 //     account's cookie lifetime. Earlier cookies stay valid until they
@@ -71,8 +76,11 @@ type site struct {
 type accountState struct {
 	siteAccount
 	lastUse time.Time // last page served; zero before the first
-	logins  int
-	current *session // the latest cookie issued
+	// lastGrant is when the pool granted the account for that use, by
+	// Redis's clock (X-Pool-Granted); zero when not sent.
+	lastGrant time.Time
+	logins    int
+	current   *session // the latest cookie issued
 }
 
 // session is one cookie issued at login.
@@ -88,12 +96,14 @@ type siteStats struct {
 	Distinct       int           `json:"distinct"`        // distinct pages served
 	FetchedTwice   int           `json:"fetched_twice"`   // pages served more than once
 	TooMany        int           `json:"too_many"`        // 429 answers
+	TooManyLate    int           `json:"too_many_late"`   // of which the pool's grants were an interval apart: the request before was delayed
 	Unauthorized   int           `json:"unauthorized"`    // 401 answers
 	Expiries       int           `json:"expiries"`        // cookies that were presented after they expired
 	Logins         int           `json:"logins"`          // every login
 	Relogins       int           `json:"relogins"`        // logins after an account's first
 	NeedlessLogins int           `json:"needless_logins"` // logins while the account's latest cookie was still valid
-	MinSlack       time.Duration `json:"min_slack_ns"`    // closest spacing of two served uses of one account, minus its interval
+	Unrenewed      int           `json:"unrenewed"`       // accounts whose latest cookie was found expired and not renewed (yet)
+	MinSlack       time.Duration `json:"min_slack_ns"`    // closest request to the previous use of its account (served or refused), minus the interval
 	HaveSlack      bool          `json:"have_slack"`      // MinSlack is set
 }
 
@@ -143,7 +153,13 @@ func (s *site) maxRate() float64 {
 func (s *site) snapshot() siteStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	for _, a := range s.accounts {
+		if a.current != nil && a.current.expired {
+			st.Unrenewed++
+		}
+	}
+	return st
 }
 
 // page serves GET /page/{n}: 401 without a valid cookie, 429 when the
@@ -178,20 +194,27 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc := sess.account
+	var granted time.Time
+	if ms, err := strconv.ParseInt(r.Header.Get("X-Pool-Granted"), 10, 64); err == nil {
+		granted = time.UnixMilli(ms)
+	}
 	if !acc.lastUse.IsZero() {
 		gap := now.Sub(acc.lastUse)
+		if slack := gap - acc.Interval; !s.stats.HaveSlack || slack < s.stats.MinSlack {
+			s.stats.MinSlack, s.stats.HaveSlack = slack, true
+		}
 		if gap < acc.Interval-s.cfg.Tolerance {
 			s.stats.TooMany++
+			if !granted.IsZero() && !acc.lastGrant.IsZero() && granted.Sub(acc.lastGrant) >= acc.Interval {
+				s.stats.TooManyLate++
+			}
 			s.mu.Unlock()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil((acc.Interval - gap).Seconds()))))
 			http.Error(w, "too many requests", http.StatusTooManyRequests)
 			return
 		}
-		if slack := gap - acc.Interval; !s.stats.HaveSlack || slack < s.stats.MinSlack {
-			s.stats.MinSlack, s.stats.HaveSlack = slack, true
-		}
 	}
-	acc.lastUse = now
+	acc.lastUse, acc.lastGrant = now, granted
 	s.stats.Served++
 	s.served[n]++
 	switch s.served[n] {

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,7 +258,7 @@ func (p *process) fetchOne(ctx context.Context, path string) {
 			p.fail("account "+c.ID, err)
 			continue
 		}
-		status, body, err := p.get(ctx, path, acc.Cookie)
+		status, body, err := p.get(ctx, path, acc.Cookie, c)
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
@@ -348,13 +349,18 @@ func (p *process) relogin(ctx context.Context, id, expired string) error {
 	})
 }
 
-// get fetches path with cookie; it returns the status and the body.
-func (p *process) get(ctx context.Context, path, cookie string) (int, []byte, error) {
+// get fetches path with cookie; it returns the status and the body. With
+// the pool, it tells the site when the account was granted (for the score:
+// see site.go): the take moved NextAvailable to grant time + Interval.
+func (p *process) get(ctx context.Context, path, cookie string, c xsync.Container) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.spec.Site+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
+	if !p.spec.Naive {
+		req.Header.Set("X-Pool-Granted", strconv.FormatInt(c.NextAvailable.Add(-c.Interval).UnixMilli(), 10))
+	}
 	resp, err := p.http.Do(req)
 	if err != nil {
 		return 0, nil, err
