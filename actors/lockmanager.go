@@ -207,7 +207,11 @@ func (m *LockManager) Receive(ctx actor.Context) {
 	case *messages.RefreshLease:
 		m.refresh(ctx, msg)
 	case *messages.LockStats:
-		ctx.Respond(&messages.LockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: m.busy})
+		busy := m.busy + len(m.subQueue)
+		if m.subFlight >= 0 {
+			busy++
+		}
+		ctx.Respond(&messages.LockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
 	case *messages.SubscribeResult:
 		m.onSubscribed(ctx, msg)
 	case *messages.Published:
@@ -693,6 +697,11 @@ func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
 		_, _ = pipe.Exec(ctx)
 		res := make([]renewResult, len(items))
 		for i, it := range items {
+			if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// A pipeline cannot fall back to EVAL: the server has not
+				// seen the script yet (or flushed it). Once, alone.
+				cmds[i] = refreshScript.Run(ctx, cl, it.keys, it.token, it.ttl)
+			}
 			n, err := cmds[i].Int()
 			res[i] = renewResult{id: it.id, sentAt: sentAt, ok: n == 1, err: err}
 		}

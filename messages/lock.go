@@ -90,6 +90,6 @@ type LockStatsResult struct {
 	Waiters int
 	// Leases counts the leases the manager holds and renews.
 	Leases int
-	// Busy counts the Redis calls under way.
+	// Busy counts the Redis calls under way, subscriptions included.
 	Busy int
 }

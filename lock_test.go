@@ -1,0 +1,947 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+
+	"github.com/redisxsync/xsync"
+)
+
+// withPrefix makes newClient use prefix, so that several clients share
+// their locks as several processes of one application would.
+func withPrefix(prefix string) func(*xsync.Options) {
+	return func(o *xsync.Options) { o.KeyPrefix = prefix }
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond) // polling an observation, not waiting for an effect
+	}
+}
+
+// settled waits until c's lock manager has n waiters and no Redis call
+// under way.
+func settled(t testing.TB, c *xsync.Client, n int) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("%d settled waiters", n), func() bool {
+		w, _, busy, err := xsync.LockStats(context.Background(), c)
+		if err != nil {
+			t.Fatalf("LockStats: %v", err)
+		}
+		return w == n && busy == 0
+	})
+}
+
+func lockKeysLeft(t testing.TB, prefix string, db int) []string {
+	t.Helper()
+	keys, err := rawDB(t, db).Keys(context.Background(), prefix+":lock:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// criticalSection is what the mutual-exclusion tests run under the lock:
+// GET then SET of a counter (lost updates show any overlap), a check that
+// nobody else is inside, and the fence recorded in the order of entry.
+type criticalSection struct {
+	db      redis.UniversalClient
+	counter string
+	inside  atomic.Int32
+	mu      sync.Mutex
+	fences  []int64
+}
+
+func (cs *criticalSection) run(ctx context.Context, t testing.TB, fence int64) {
+	if n := cs.inside.Add(1); n != 1 {
+		t.Errorf("%d holders inside the critical section", n)
+	}
+	cs.mu.Lock()
+	cs.fences = append(cs.fences, fence)
+	cs.mu.Unlock()
+	v, err := cs.db.Get(ctx, cs.counter).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Error(err)
+	}
+	if err := cs.db.Set(ctx, cs.counter, v+1, 0).Err(); err != nil {
+		t.Error(err)
+	}
+	cs.inside.Add(-1)
+}
+
+func assertRising(t testing.TB, fences []int64) {
+	t.Helper()
+	for i := 1; i < len(fences); i++ {
+		if fences[i] <= fences[i-1] {
+			t.Fatalf("fence %d came after %d (at %d of %d): fences must only rise", fences[i], fences[i-1], i, len(fences))
+		}
+	}
+}
+
+func TestLock_MutualExclusionAcrossClients(t *testing.T) {
+	const clients, goroutines, rounds = 3, 8, 5
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cs := &criticalSection{db: rawDB(t, 0), counter: prefix + ":counter"}
+
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		c := newClient(t, withPrefix(prefix))
+		for g := 0; g < goroutines; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < rounds; r++ {
+					lease, err := c.Lock(ctx, []string{"counter"})
+					if err != nil {
+						t.Errorf("Lock: %v", err)
+						return
+					}
+					cs.run(ctx, t, lease.Fence("counter"))
+					if err := lease.Release(ctx); err != nil {
+						t.Errorf("Release: %v", err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	want := clients * goroutines * rounds
+	if got, _ := cs.db.Get(ctx, cs.counter).Int(); got != want {
+		t.Fatalf("counter = %d, want %d: some GET-then-SET overlapped", got, want)
+	}
+	if len(cs.fences) != want {
+		t.Fatalf("%d fences recorded, want %d", len(cs.fences), want)
+	}
+	assertRising(t, cs.fences)
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left behind: %v", left)
+	}
+}
+
+// The same exclusion between real OS processes: the test binary runs
+// itself as children that execute TestLock_ChildProcess.
+const (
+	childEnv       = "XSYNC_LOCK_CHILD_PREFIX"
+	childRounds    = 6
+	childWorkers   = 4
+	childProcesses = 3
+)
+
+func TestLock_MutualExclusionAcrossProcesses(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	outs := make([][]byte, childProcesses)
+	errs := make([]error, childProcesses)
+	for i := 0; i < childProcesses; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmd := exec.CommandContext(ctx, exe, "-test.run=^TestLock_ChildProcess$", "-test.count=1")
+			cmd.Env = append(os.Environ(), childEnv+"="+prefix)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for i := range errs {
+		if errs[i] != nil {
+			t.Fatalf("child %d: %v\n%s", i, errs[i], outs[i])
+		}
+		if !strings.Contains(string(outs[i]), "PASS") {
+			t.Fatalf("child %d did not run the helper:\n%s", i, outs[i])
+		}
+	}
+	raw := rawDB(t, 0)
+	want := childProcesses * childWorkers * childRounds
+	if got, _ := raw.Get(ctx, prefix+":counter").Int(); got != want {
+		t.Fatalf("counter = %d, want %d: critical sections of two processes overlapped", got, want)
+	}
+	fences, err := raw.LRange(ctx, prefix+":fences", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fences) != want {
+		t.Fatalf("%d fences recorded, want %d", len(fences), want)
+	}
+	ints := make([]int64, len(fences))
+	for i, f := range fences {
+		ints[i], _ = strconv.ParseInt(f, 10, 64)
+	}
+	assertRising(t, ints)
+}
+
+// TestLock_ChildProcess is the body of the children of
+// TestLock_MutualExclusionAcrossProcesses; run on its own, it does nothing.
+func TestLock_ChildProcess(t *testing.T) {
+	prefix := os.Getenv(childEnv)
+	if prefix == "" {
+		return // not a child
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := newClient(t, withPrefix(prefix))
+	db, err := c.DB(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < childWorkers; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < childRounds; r++ {
+				lease, err := c.Lock(ctx, []string{"counter"})
+				if err != nil {
+					t.Errorf("Lock: %v", err)
+					return
+				}
+				// Under the lock: GET then SET, and the fence appended in
+				// the order of the critical sections.
+				v, err := db.Get(ctx, prefix+":counter").Int()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					t.Error(err)
+				}
+				if err := db.Set(ctx, prefix+":counter", v+1, 0).Err(); err != nil {
+					t.Error(err)
+				}
+				if err := db.RPush(ctx, prefix+":fences", lease.Fence("counter")).Err(); err != nil {
+					t.Error(err)
+				}
+				if err := lease.Release(ctx); err != nil {
+					t.Errorf("Release: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestTryLock_TakesFreeKeysAndRefusesHeldOnes(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+
+	first, err := a.TryLock(ctx, []string{"orders"})
+	if err != nil {
+		t.Fatalf("TryLock of a free key: %v", err)
+	}
+	if got := first.Keys(); len(got) != 1 || got[0] != "orders" {
+		t.Fatalf("Keys = %v", got)
+	}
+	if owner, _ := rawDB(t, 0).Get(ctx, prefix+":lock:{orders}").Result(); owner != first.Token() || owner == "" {
+		t.Fatalf("Redis holds owner %q, lease token %q", owner, first.Token())
+	}
+	if _, err := b.TryLock(ctx, []string{"orders"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock of a held key from another client: err = %v, want ErrNotObtained", err)
+	}
+	if _, err := a.TryLock(ctx, []string{"{orders}"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock of {orders} while orders is held: err = %v, want ErrNotObtained (same lock)", err)
+	}
+	if err := first.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.TryLock(ctx, []string{"orders"})
+	if err != nil {
+		t.Fatalf("TryLock after the release: %v", err)
+	}
+	if second.Fence("orders") <= first.Fence("orders") {
+		t.Fatalf("fences %d then %d: must rise", first.Fence("orders"), second.Fence("orders"))
+	}
+	if second.Token() == first.Token() {
+		t.Fatal("two acquisitions share a token")
+	}
+	if second.Fence("other") != 0 {
+		t.Fatal("Fence of a key not in the lease is not 0")
+	}
+	if err := second.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("second Release: err = %v, want ErrLockNotHeld", err)
+	}
+}
+
+func TestLock_FenceNeverGoesBackAfterExpiry(t *testing.T) {
+	c := newClient(t)
+	ctx := context.Background()
+	var last int64
+	for i := 0; i < 3; i++ {
+		lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(20*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lease.Fence("job") <= last {
+			t.Fatalf("fence %d after %d", lease.Fence("job"), last)
+		}
+		last = lease.Fence("job")
+		// Not released: the next Lock waits for the expiry.
+	}
+}
+
+func TestLock_MultiKeyIsAllOrNothing(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+
+	holder, err := a.Lock(ctx, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.TryLock(ctx, []string{"a", "b", "c"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock a,b,c with b held: err = %v, want ErrNotObtained", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = b.Lock(wctx, []string{"a", "b", "c"})
+	cancel()
+	if !errors.Is(err, xsync.ErrNotObtained) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Lock a,b,c until a deadline: err = %v, want ErrNotObtained and DeadlineExceeded", err)
+	}
+	// The failed attempts left nothing: no lock, no fence bumped on a or c.
+	for _, k := range []string{"a", "c"} {
+		if n, _ := raw.Exists(ctx, prefix+":lock:{"+k+"}", prefix+":fence:{"+k+"}").Result(); n != 0 {
+			t.Fatalf("a failed attempt left keys of %q behind", k)
+		}
+	}
+	settled(t, b, 0)
+
+	waiting := b.LockAsync(ctx, []string{"a", "b", "c"})
+	settled(t, b, 1)
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := waiting.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Lock a,b,c after b's release: %v", err)
+	}
+	if lease.Fence("a") != 1 || lease.Fence("b") != 2 || lease.Fence("c") != 1 {
+		t.Fatalf("fences a,b,c = %d,%d,%d; want 1,2,1", lease.Fence("a"), lease.Fence("b"), lease.Fence("c"))
+	}
+	if n, _ := raw.Exists(ctx, prefix+":lock:{a}", prefix+":lock:{b}", prefix+":lock:{c}").Result(); n != 3 {
+		t.Fatalf("%d of the 3 lock keys exist while the lease holds them", n)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left after the release: %v", left)
+	}
+}
+
+func TestLock_OverlappingKeySetsDoNotDeadlock(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sets := [][]string{{"a", "b"}, {"b", "c"}, {"c", "a"}}
+	inside := map[string]*atomic.Int32{"a": {}, "b": {}, "c": {}}
+	var done atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		c := newClient(t, withPrefix(prefix))
+		for g := 0; g < 6; g++ {
+			keys := sets[(i+g)%3]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 0; r < 5; r++ {
+					err := c.WithLock(ctx, keys, func(context.Context) error {
+						for _, k := range keys {
+							if n := inside[k].Add(1); n != 1 {
+								t.Errorf("%d holders of %q", n, k)
+							}
+						}
+						for _, k := range keys {
+							inside[k].Add(-1)
+						}
+						return nil
+					})
+					if err != nil {
+						t.Errorf("WithLock %v: %v", keys, err)
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if done.Load() != 3*6*5 {
+		t.Fatalf("%d of %d critical sections ran", done.Load(), 3*6*5)
+	}
+}
+
+func TestLock_WaiterWakesOnRelease(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	// The holder's lease would last a minute: only the published release
+	// can wake the waiter within the 10s it is given.
+	holder, err := a.Lock(ctx, []string{"report"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	waiting := b.LockAsync(wctx, []string{"report"})
+	settled(t, b, 1)
+	select {
+	case <-waiting.Done():
+		t.Fatal("the waiter got the lock while it was held")
+	default:
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := waiting.Wait(wctx)
+	if err != nil {
+		t.Fatalf("waiter after the release: %v", err)
+	}
+	if lease.Fence("report") != holder.Fence("report")+1 {
+		t.Fatalf("fence %d after %d", lease.Fence("report"), holder.Fence("report"))
+	}
+	_ = lease.Release(ctx)
+}
+
+func TestLock_WaiterWakesAtBlockerExpiry(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	// A holder that died without releasing: its key just expires, and
+	// nothing is published.
+	const ttl = 300 * time.Millisecond
+	if err := raw.Set(ctx, prefix+":lock:{report}", "dead-owner", ttl).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := commandCounts(t, raw)
+	start := time.Now()
+	lease, err := c.Lock(ctx, []string{"report"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	after := commandCounts(t, raw)
+	if waited < ttl-50*time.Millisecond {
+		t.Fatalf("got the lock after %v, before the dead holder's key expired (%v)", waited, ttl)
+	}
+	// One attempt that finds the key taken, one at its expiry: no polling.
+	if n := after["evalsha"] + after["eval"] - before["evalsha"] - before["eval"]; n > 2 {
+		t.Fatalf("%d script calls to get a lock that was free after one expiry, want 2", n)
+	}
+	_ = lease.Release(ctx)
+}
+
+// commandCounts reads INFO commandstats: calls per command.
+func commandCounts(t testing.TB, r *redis.Client) map[string]int64 {
+	t.Helper()
+	info, err := r.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		n, _, _ := strings.Cut(rest, ",")
+		counts[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(n, 10, 64)
+	}
+	return counts
+}
+
+// totalCommands is INFO stats total_commands_processed.
+func totalCommands(t testing.TB, r *redis.Client) int64 {
+	t.Helper()
+	info, err := r.Info(context.Background(), "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no total_commands_processed in INFO stats")
+	return 0
+}
+
+func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	holder, err := a.Lock(ctx, []string{"busy"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting []*xsync.Future[*xsync.Lease]
+	for i := 0; i < 20; i++ {
+		waiting = append(waiting, a.LockAsync(ctx, []string{"busy"}), b.LockAsync(ctx, []string{"busy"}))
+	}
+	settled(t, a, 20)
+	settled(t, b, 20)
+
+	// While nothing changes, the 40 waiters send nothing: the only
+	// commands are the test's own INFO calls, and the pub/sub health-check
+	// PINGs of go-redis.
+	raw := rawDB(t, 0)
+	total0, counts0 := totalCommands(t, raw), commandCounts(t, raw)
+	// An observation window: what is checked is that nothing happens in it.
+	<-time.After(500 * time.Millisecond)
+	for _, f := range waiting {
+		select {
+		case <-f.Done():
+			t.Fatal("a waiter completed while the lock was held")
+		default:
+		}
+	}
+	total1, counts1 := totalCommands(t, raw), commandCounts(t, raw)
+	own := (counts1["info"] - counts0["info"]) + (counts1["ping"] - counts0["ping"])
+	if spent := total1 - total0 - own; spent != 0 {
+		t.Fatalf("40 waiters sent %d Redis commands in 500ms while nothing changed; want 0 (%v -> %v)", spent, counts0, counts1)
+	}
+
+	// Then each gets the lock in turn.
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, f := range waiting {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lease, err := f.Wait(ctx)
+			if err != nil {
+				t.Errorf("waiter: %v", err)
+				return
+			}
+			if err := lease.Release(ctx); err != nil {
+				t.Errorf("Release: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestLease_AutoRenewKeepsItPastSeveralTTLs(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	const ttl = 150 * time.Millisecond
+	lease, err := a.Lock(ctx, []string{"long-job"}, xsync.TTL(ttl), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An observation window of four TTLs: the lease must not be lost in it.
+	select {
+	case <-lease.Lost():
+		t.Fatal("an auto-renewed lease was lost")
+	case <-time.After(4 * ttl):
+	}
+	if owner, _ := rawDB(t, 0).Get(ctx, prefix+":lock:{long-job}").Result(); owner != lease.Token() {
+		t.Fatalf("after 4 TTLs the key holds %q, want the lease's token", owner)
+	}
+	if _, err := b.TryLock(ctx, []string{"long-job"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock from another client: err = %v, want ErrNotObtained", err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("Release after 4 TTLs: %v", err)
+	}
+}
+
+func TestLease_WithoutRenewalExpires(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	lease, err := a.Lock(ctx, []string{"short"}, xsync.TTL(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lease with TTL and no renewal was not lost when it ran out")
+	}
+	next, err := b.Lock(ctx, []string{"short"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Release of the expired lease: err = %v, want ErrLockNotHeld", err)
+	}
+	if owner, _ := rawDB(t, 0).Get(ctx, prefix+":lock:{short}").Result(); owner != next.Token() {
+		t.Fatal("releasing the expired lease touched the new owner's key")
+	}
+	_ = next.Release(ctx)
+}
+
+func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	lease, err := c.Lock(ctx, []string{"k1", "k2"}, xsync.TTL(300*time.Millisecond), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, 0)
+	if err := raw.Del(ctx, prefix+":lock:{k1}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost did not fire after the key was deleted")
+	}
+	// The key the lease still held is given back at once.
+	eventually(t, 5*time.Second, "k2 released", func() bool {
+		n, _ := raw.Exists(ctx, prefix+":lock:{k2}").Result()
+		return n == 0
+	})
+	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Release after the loss: err = %v, want ErrLockNotHeld", err)
+	}
+}
+
+func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	var cause error
+	err := c.WithLock(ctx, []string{"guarded"}, func(ctx context.Context) error {
+		if err := raw.Del(context.Background(), prefix+":lock:{guarded}").Err(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			cause = context.Cause(ctx)
+			return ctx.Err()
+		case <-time.After(10 * time.Second):
+			return errors.New("fn's context was not cancelled")
+		}
+	}, xsync.TTL(150*time.Millisecond), xsync.AutoRenew(true))
+	if !errors.Is(cause, xsync.ErrLockNotHeld) {
+		t.Fatalf("fn's context cause = %v, want ErrLockNotHeld", cause)
+	}
+	if !errors.Is(err, xsync.ErrLockNotHeld) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("WithLock: err = %v, want fn's context.Canceled joined with ErrLockNotHeld", err)
+	}
+}
+
+func TestWithLock_ReleasesWhenFnReturns(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	boom := errors.New("boom")
+	var held bool
+	err := c.WithLock(ctx, []string{"w"}, func(context.Context) error {
+		n, _ := rawDB(t, 0).Exists(ctx, prefix+":lock:{w}").Result()
+		held = n == 1
+		return boom
+	})
+	if !held {
+		t.Fatal("the key was not held while fn ran")
+	}
+	if !errors.Is(err, boom) {
+		t.Fatalf("WithLock: err = %v, want fn's error", err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("keys left after WithLock: %v", left)
+	}
+}
+
+func TestLease_Refresh(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	lease, err := c.Lock(ctx, []string{"r"}, xsync.TTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Refresh(ctx, time.Minute); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if pttl, _ := raw.PTTL(ctx, prefix+":lock:{r}").Result(); pttl < 50*time.Second {
+		t.Fatalf("PTTL after Refresh(1m) = %v", pttl)
+	}
+	if err := lease.Refresh(ctx, 0); !errors.Is(err, xsync.ErrInvalidTTL) {
+		t.Fatalf("Refresh(0): err = %v, want ErrInvalidTTL", err)
+	}
+	// Taken over behind its back: Refresh says so and the lease is lost.
+	if err := raw.Set(ctx, prefix+":lock:{r}", "somebody-else", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Refresh of a taken-over lease: err = %v, want ErrLockNotHeld", err)
+	}
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("Lost not closed after Refresh found the lease taken over")
+	}
+	if owner, _ := raw.Get(ctx, prefix+":lock:{r}").Result(); owner != "somebody-else" {
+		t.Fatal("the lost lease touched the new owner's key")
+	}
+}
+
+func TestLease_ReleaseWorksWithACancelledContext(t *testing.T) {
+	prefix := testPrefix(t)
+	c := newClient(t, withPrefix(prefix))
+	ctx, cancel := context.WithCancel(context.Background())
+	lease, err := c.Lock(ctx, []string{"x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("Release with a cancelled context: %v", err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("keys left: %v", left)
+	}
+}
+
+func TestLock_CancelWhileWaitingLeaksNothing(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	a, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := a.Lock(ctx, []string{"c"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Half are cancelled through the future, half through their context.
+	var futures []*xsync.Future[*xsync.Lease]
+	var cancels []context.CancelFunc
+	for i := 0; i < 10; i++ {
+		wctx, cancel := context.WithCancel(ctx)
+		cancels = append(cancels, cancel)
+		futures = append(futures, b.LockAsync(wctx, []string{"c"}))
+	}
+	settled(t, b, 10)
+	for i, f := range futures {
+		if i%2 == 0 {
+			f.Cancel()
+		} else {
+			cancels[i]()
+		}
+	}
+	for i, f := range futures {
+		_, err := f.Wait(ctx)
+		if !errors.Is(err, xsync.ErrNotObtained) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled waiter %d: err = %v, want ErrNotObtained and context.Canceled", i, err)
+		}
+	}
+	settled(t, b, 0)
+
+	// A grant racing the cancel: cancelled the moment the lock is freed.
+	for i := 0; i < 10; i++ {
+		f := b.LockAsync(ctx, []string{"c"})
+		settled(t, b, 1)
+		go func() { _ = holder.Release(ctx) }()
+		f.Cancel()
+		if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("race %d: err = %v, want context.Canceled", i, err)
+		}
+		eventually(t, 5*time.Second, "the raced lease released", func() bool {
+			_, leases, busy, err := xsync.LockStats(ctx, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return leases == 0 && busy == 0 && len(lockKeysLeft(t, prefix, 0)) == 0
+		})
+		if holder, err = a.Lock(ctx, []string{"c"}, xsync.TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+	for _, c := range []*xsync.Client{a, b} {
+		if err := c.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goleak.VerifyNone(t)
+}
+
+func TestLock_BadInput(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	cases := []struct {
+		name string
+		keys []string
+		opts []xsync.LockOption
+		want error
+	}{
+		{"no key", nil, nil, xsync.ErrInvalidKey},
+		{"empty list", []string{}, nil, xsync.ErrInvalidKey},
+		{"empty key", []string{"a", ""}, nil, xsync.ErrInvalidKey},
+		{"duplicate key", []string{"a", "b", "a"}, nil, xsync.ErrInvalidKey},
+		{"same key with its tag", []string{"a", "{a}"}, nil, xsync.ErrInvalidKey},
+		{"zero ttl", []string{"a"}, []xsync.LockOption{xsync.TTL(0)}, xsync.ErrInvalidTTL},
+		{"negative ttl", []string{"a"}, []xsync.LockOption{xsync.TTL(-time.Second)}, xsync.ErrInvalidTTL},
+		{"ttl under 1ms", []string{"a"}, []xsync.LockOption{xsync.TTL(999 * time.Microsecond)}, xsync.ErrInvalidTTL},
+		{"negative db", []string{"a"}, []xsync.LockOption{xsync.OnDB(-1)}, xsync.ErrInvalidOptions},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := c.Lock(ctx, tc.keys, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("Lock: err = %v, want %v", err, tc.want)
+			}
+			if _, err := c.TryLock(ctx, tc.keys, tc.opts...); !errors.Is(err, tc.want) {
+				t.Errorf("TryLock: err = %v, want %v", err, tc.want)
+			}
+			if _, err := c.LockAsync(ctx, tc.keys, tc.opts...).Wait(ctx); !errors.Is(err, tc.want) {
+				t.Errorf("LockAsync: err = %v, want %v", err, tc.want)
+			}
+			called := false
+			if err := c.WithLock(ctx, tc.keys, func(context.Context) error { called = true; return nil }, tc.opts...); !errors.Is(err, tc.want) || called {
+				t.Errorf("WithLock: err = %v, fn called %v; want %v and no call", err, called, tc.want)
+			}
+		})
+	}
+	if n, _ := rawDB(t, 0).Keys(ctx, prefix+":*").Result(); len(n) != 0 {
+		t.Fatalf("bad input wrote keys: %v", n)
+	}
+}
+
+func TestLock_OnDBLocksThere(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	on5, err := c.Lock(ctx, []string{"shared"}, xsync.OnDB(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same key on another DB is another lock.
+	on0, err := c.TryLock(ctx, []string{"shared"})
+	if err != nil {
+		t.Fatalf("TryLock on DB 0 while DB 5 holds the key: %v", err)
+	}
+	if len(lockKeysLeft(t, prefix, 5)) != 1 || len(lockKeysLeft(t, prefix, 0)) != 1 {
+		t.Fatal("want one lock key on DB 5 and one on DB 0")
+	}
+	// Waiters on DB 5 are woken by DB 5's releases.
+	waiting := c.LockAsync(ctx, []string{"shared"}, xsync.OnDB(5))
+	settled(t, c, 1)
+	if err := on5.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again, err := waiting.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = again.Release(ctx)
+	_ = on0.Release(ctx)
+}
+
+func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	holder, err := a.Lock(ctx, []string{"p"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := b.LockAsync(ctx, []string{"p"})
+	settled(t, b, 1)
+	// Cut every pub/sub connection, then release at once: the published
+	// release may be lost, the reconnection must make up for it (the
+	// holder's lease would last a minute).
+	if err := rawDB(t, 0).Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := waiting.Wait(ctx)
+	if err != nil {
+		t.Fatalf("waiter after a pub/sub reconnect: %v", err)
+	}
+	_ = lease.Release(ctx)
+}
+
+func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	other := newClient(t, withPrefix(prefix))
+	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := other.Lock(ctx, []string{"theirs"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := c.Lock(ctx, []string{"mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := c.LockAsync(ctx, []string{"theirs"})
+	settled(t, c, 1)
+
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := waiting.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("waiter after Close: err = %v, want ErrClosed", err)
+	}
+	select {
+	case <-mine.Lost():
+	default:
+		t.Fatal("Lost not closed for a lease that Close released")
+	}
+	if n, _ := rawDB(t, 0).Exists(ctx, prefix+":lock:{mine}").Result(); n != 0 {
+		t.Fatal("Close left the client's lease in Redis")
+	}
+	if err := mine.Release(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("Release after Close: err = %v, want ErrClosed", err)
+	}
+	if _, err := c.Lock(ctx, []string{"mine"}); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("Lock after Close: err = %v, want ErrClosed", err)
+	}
+	// The other client's lease is untouched.
+	if err := blocker.Release(ctx); err != nil {
+		t.Fatalf("the other client's Release: %v", err)
+	}
+}
