@@ -20,6 +20,10 @@ import (
 // MaxPayload is the largest Container.Data a pool stores: 1 MiB.
 const MaxPayload = 1 << 20
 
+// maxDelay bounds Interval and Cooldown, so that every time the pool keeps
+// stays exact in Redis' scores (microseconds in a double).
+const maxDelay = 100 * 365 * 24 * time.Hour
+
 // PoolBypassLimit is how many later requests of one client may be served
 // before a waiting request that cannot be served yet, before it holds them
 // back: see Pool.
@@ -39,7 +43,8 @@ type Container struct {
 	// Rounded up to the millisecond.
 	TTL time.Duration
 	// Interval is the minimum time between two takes of the container by
-	// Ask and its kin. 0 means no limit. Rounded up to the millisecond.
+	// Ask and its kin. 0 means no limit. Rounded up to the millisecond; at
+	// most 100 years.
 	Interval time.Duration
 	// NextAvailable is when the container may be taken again; read-only,
 	// kept by the pool (Put ignores it).
@@ -233,6 +238,8 @@ func (p *Pool) validate(c Container) error {
 		why = "negative TTL " + c.TTL.String()
 	case c.Interval < 0:
 		why = "negative Interval " + c.Interval.String()
+	case c.Interval > maxDelay:
+		why = "Interval over 100 years"
 	case len(c.Data) > MaxPayload:
 		why = fmt.Sprintf("Data of %d bytes, over %d", len(c.Data), MaxPayload)
 	case !c.CreatedAt.IsZero() && c.CreatedAt.UnixMilli() <= 0:
@@ -274,14 +281,15 @@ func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 
 // Cooldown makes the container id unavailable until at least now+d, on the
 // server's clock (after a 429 or a captcha); a container already unavailable
-// for longer keeps its time. ErrNotFound when the pool does not hold it; a
-// negative d is ErrInvalidContainer.
+// for longer keeps its time. Cooldown wakes the pool's waiters on every
+// client. ErrNotFound when the pool does not hold it (or its TTL has
+// passed); a negative d, or one over 100 years, is ErrInvalidContainer.
 func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
 	if err := p.checkID(id); err != nil {
 		return err
 	}
-	if d < 0 {
-		return fmt.Errorf("%w: pool %q: container %q: negative cooldown %v", ErrInvalidContainer, p.name, id, d)
+	if d < 0 || d > maxDelay {
+		return fmt.Errorf("%w: pool %q: container %q: cooldown %v out of [0, 100 years]", ErrInvalidContainer, p.name, id, d)
 	}
 	_, err := call(ctx, p, &messages.PoolCooldown{ID: id, D: d}, func(r *messages.PoolCooldownResult) (struct{}, error) {
 		return struct{}{}, r.Err

@@ -120,7 +120,7 @@ type (
 	takeDone struct {
 		batch []*poolWaiter
 		start time.Time // local time just before the call
-		now   int64     // server time of the call (ms)
+		now   int64     // server time of the call (µs)
 		outs  []takeOutcome
 		err   error
 	}
@@ -338,7 +338,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 				if o.kind == takeShort && o.at >= 0 {
 					// The server's time, on the local clock: the call
 					// reached the server no sooner than start.
-					at := m.start.Add(time.Duration(o.at-m.now) * time.Millisecond)
+					at := m.start.Add(time.Duration(o.at-m.now) * time.Microsecond)
 					if deadline.IsZero() || at.Before(deadline) {
 						deadline = at
 					}
@@ -579,7 +579,7 @@ func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
 		case at < 0:
 			return &messages.PoolCooldownResult{Err: fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, m.ID)}
 		}
-		return &messages.PoolCooldownResult{NextAvailable: time.UnixMilli(at)}
+		return &messages.PoolCooldownResult{NextAvailable: time.UnixMicro(at)}
 	})
 }
 

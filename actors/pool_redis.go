@@ -66,7 +66,7 @@ const (
 type takeOutcome struct {
 	kind       int
 	containers []messages.Container
-	at         int64 // takeShort: earliest ms it could succeed, -1 never
+	at         int64 // takeShort: earliest time (µs) it could succeed, -1 never
 	corruptID  string
 }
 
@@ -94,7 +94,7 @@ func takeArgs(k poolKeys, reqs []takeRequest) ([]string, []any) {
 	return keys, args
 }
 
-// runTake runs pool_take for a batch; it returns the server time (ms) and
+// runTake runs pool_take for a batch; it returns the server time (µs) and
 // one outcome per request.
 func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, reqs []takeRequest) (int64, []takeOutcome, error) {
 	keys, args := takeArgs(k, reqs)
@@ -164,7 +164,7 @@ func parseOutcome(r any) (takeOutcome, error) {
 	return o, nil
 }
 
-// parseContainer reads {id, createdMs, ttlMs, intervalMs, nextMs, usage, data}.
+// parseContainer reads {id, createdMs, ttlMs, intervalMs, nextUs, usage, data}.
 func parseContainer(f []any) (messages.Container, error) {
 	if len(f) != 7 {
 		return messages.Container{}, fmt.Errorf("container of %d fields", len(f))
@@ -178,14 +178,14 @@ func parseContainer(f []any) (messages.Container, error) {
 	return container(id, nums, data), nil
 }
 
-// container builds a Container from {createdMs, ttlMs, intervalMs, nextMs, usage}.
+// container builds a Container from {createdMs, ttlMs, intervalMs, nextUs, usage}.
 func container(id string, n []int64, data string) messages.Container {
 	return messages.Container{
 		ID:            id,
 		CreatedAt:     time.UnixMilli(n[0]),
 		TTL:           time.Duration(n[1]) * time.Millisecond,
 		Interval:      time.Duration(n[2]) * time.Millisecond,
-		NextAvailable: time.UnixMilli(n[3]),
+		NextAvailable: time.UnixMicro(n[3]),
 		UsageCount:    n[4],
 		Data:          data,
 	}
@@ -214,12 +214,17 @@ func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []st
 
 // durMs turns a duration into whole milliseconds, rounding up: a positive
 // duration is never stored as 0 (which means "none").
-func durMs(d time.Duration) int64 {
-	ms := int64(d / time.Millisecond)
-	if d%time.Millisecond > 0 {
-		ms++
+func durMs(d time.Duration) int64 { return roundUp(d, time.Millisecond) }
+
+// durUs turns a duration into whole microseconds, rounding up.
+func durUs(d time.Duration) int64 { return roundUp(d, time.Microsecond) }
+
+func roundUp(d, unit time.Duration) int64 {
+	n := int64(d / unit)
+	if d%unit > 0 {
+		n++
 	}
-	return ms
+	return n
 }
 
 // runPut runs pool_put; corruptID names a record that does not decode.
@@ -287,10 +292,10 @@ func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string)
 	return int(n), err
 }
 
-// runCooldown returns the new next-available time (ms), or -1 when the id
+// runCooldown returns the new next-available time (µs), or -1 when the id
 // is not found.
 func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, d time.Duration) (int64, error) {
-	res, err := Scripts.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durMs(d)).Int64Slice()
+	res, err := Scripts.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -309,13 +314,13 @@ func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.Pool
 		return messages.PoolStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
 	}
 	s := messages.PoolStatsResult{
-		At:      time.UnixMilli(res[0]),
+		At:      time.UnixMicro(res[0]),
 		Total:   int(res[1]),
 		Ready:   int(res[2]),
 		Expired: res[4],
 	}
 	if res[3] >= 0 {
-		s.NextReadyAt = time.UnixMilli(res[3])
+		s.NextReadyAt = time.UnixMicro(res[3])
 	}
 	return s, nil
 }

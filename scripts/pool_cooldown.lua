@@ -1,7 +1,7 @@
 -- pool_cooldown: pushes a container's NextAvailable to at least now + d
 -- (never earlier than it is), then publishes the pool's name. A container
 -- whose TTL has passed is purged (counted in KEYS[5]) and not found.
--- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
 -- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
@@ -9,12 +9,13 @@
 -- ARGV[1] channel to publish on
 -- ARGV[2] the pool's name (the message)
 -- ARGV[3] the id
--- ARGV[4] d (ms, >= 0)
--- Returns {now, nextAvailableMs}, or {now, -1} when the id is not found.
+-- ARGV[4] d (µs, >= 0)
+-- Returns {now, nextAvailableUs}, or {now, -1} when the id is not found.
 local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[3]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
+local now = math.floor(us / 1000) -- the records' clock
 local e = redis.call('ZSCORE', expiry, id)
 if e and tonumber(e) <= now then
   redis.call('ZREM', ready, id)
@@ -27,7 +28,7 @@ end
 local score = redis.call('ZSCORE', ready, id)
 if not score then return {now, -1} end
 local nextAt = tonumber(score)
-local want = now + tonumber(ARGV[4])
+local want = us + tonumber(ARGV[4])
 if want > nextAt then
   nextAt = want
   redis.call('ZADD', ready, string.format('%.0f', nextAt), id)

@@ -1,18 +1,19 @@
 -- pool_get: reads one container. A container whose TTL has passed is purged
 -- (and counted in KEYS[5]) and not found.
--- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
 -- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
 -- KEYS[5] expired: STRING, containers purged on expiry so far
 -- ARGV[1] the id
--- Returns {now, 1, createdMs, ttlMs, intervalMs, nextAvailableMs, usageCount,
+-- Returns {now, 1, createdMs, ttlMs, intervalMs, nextAvailableUs, usageCount,
 -- data} when found, {now, 0} when not, {now, 2} when its record does not
 -- decode.
 local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[1]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
+local now = math.floor(us / 1000) -- the records' clock
 local e = redis.call('ZSCORE', expiry, id)
 if e and tonumber(e) <= now then
   redis.call('ZREM', ready, id)

@@ -4,7 +4,7 @@
 -- unless it moved since (a Cooldown, another take). The record is deleted,
 -- so handing back twice does nothing. Publishes the pool's name when a
 -- container was handed back, so that waiters of every client wake.
--- KEYS[1] ready: ZSET id -> next-available time (ms)
+-- KEYS[1] ready: ZSET id -> next-available time (µs)
 -- KEYS[2] meta:  HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
 -- KEYS[2+i] grant record i (STRING, written by pool_take)
 -- ARGV[1] channel to publish on

@@ -4,7 +4,7 @@
 -- and Data. An id whose TTL has passed counts as purged (KEYS[5]) and is
 -- added as new. Every record touched is decoded before anything is written.
 -- Publishes the pool's name, so that waiters of every client wake.
--- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
 -- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
@@ -18,7 +18,8 @@
 -- decode (nothing is written).
 local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
+local now = math.floor(us / 1000) -- the records' clock
 local k = (#ARGV - 2) / 5
 
 local usage = {}
@@ -46,9 +47,9 @@ for i = 1, k do
       redis.call('INCRBY', expired, 1)
     end
     u = '0'
-    redis.call('ZADD', ready, string.format('%.0f', now), id)
+    redis.call('ZADD', ready, string.format('%.0f', us), id)
   elseif not redis.call('ZSCORE', ready, id) then
-    redis.call('ZADD', ready, string.format('%.0f', now), id)
+    redis.call('ZADD', ready, string.format('%.0f', us), id)
   end
   redis.call('HSET', meta, id, string.format('%.0f:%.0f:%.0f:', created, ttl, interval) .. u)
   if ttl > 0 then

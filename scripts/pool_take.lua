@@ -20,7 +20,7 @@
 -- are purged first (and up to ARGV[1] more when a request meets them), and
 -- counted in KEYS[5].
 --
--- KEYS[1] ready:   ZSET id -> next-available time (ms)
+-- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
 -- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
@@ -31,10 +31,10 @@
 -- ARGV[3+3(i-1)], ARGV[4+3(i-1)], ARGV[5+3(i-1)]: request i's kind ("a" ask,
 --         "r" random), n (>= 1), bypass budget (>= 0; -1: never holds
 --         others back)
--- Returns {now, r1, r2, ...}, now the server time (ms), ri for request i:
+-- Returns {now, r1, r2, ...}, now the server time (µs), ri for request i:
 --   {1, c1, c2, ...} served; each c is {id, createdMs, ttlMs, intervalMs,
---                    nextAvailableMs, usageCount, data}
---   {0, at}          not served; at is the earliest time (ms) it could be,
+--                    nextAvailableUs, usageCount, data}
+--   {0, at}          not served; at is the earliest time (µs) it could be,
 --                    -1 when the pool holds fewer than n live containers
 --   {2}              skipped: an earlier request may not be bypassed any more
 --   {3, id}          not served: the record of container id does not decode
@@ -42,7 +42,8 @@ local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], K
 local batch = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
+local now = math.floor(us / 1000) -- the records' clock
 local purgeLeft = batch
 
 local function drop(ids)
@@ -78,11 +79,11 @@ end
 local function pickReady(n)
   local picked = {}
   while #picked < n do
-    local page = redis.call('ZRANGEBYSCORE', ready, '-inf', now, 'LIMIT', #picked, n - #picked)
+    local page = redis.call('ZRANGEBYSCORE', ready, '-inf', us, 'LIMIT', #picked, n - #picked)
     if #page == 0 then break end
     for _, id in ipairs(page) do
       if isExpired(id) then
-        if purgeLeft <= 0 then return nil, now + 1 end
+        if purgeLeft <= 0 then return nil, us + 1000 end
         purgeLeft = purgeLeft - 1
         drop({id})
       else
@@ -94,7 +95,7 @@ local function pickReady(n)
   if live() < n then return nil, -1 end
   local nth = redis.call('ZRANGE', ready, n - 1, n - 1, 'WITHSCORES')
   local at = tonumber(nth[2])
-  if at <= now then at = now + 1 end
+  if at <= us then at = us + 1000 end
   return nil, at
 end
 
@@ -108,11 +109,11 @@ local function pickRandom(n)
       if isExpired(id) then gone[#gone + 1] = id end
     end
     if #gone == 0 then return ids end
-    if #gone > purgeLeft then return nil, now + 1 end
+    if #gone > purgeLeft then return nil, us + 1000 end
     purgeLeft = purgeLeft - #gone
     drop(gone)
   end
-  return nil, now + 1
+  return nil, us + 1000
 end
 
 local function view(id, r, nextAt)
@@ -132,7 +133,7 @@ local function take(ids, random, grantKey)
     local prev = tonumber(redis.call('ZSCORE', ready, id))
     local nextAt = prev
     if not random then
-      nextAt = now + r[3]
+      nextAt = us + r[3] * 1000
       redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
     end
     r[4] = r[4] + 1
@@ -170,7 +171,7 @@ end
 local old = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, batch)
 if #old > 0 then drop(old) end
 
-local results = {now}
+local results = {us}
 local allowance = -1 -- grants that may still bypass waiting requests; -1: no limit
 local k = (#ARGV - 2) / 3
 for i = 1, k do
