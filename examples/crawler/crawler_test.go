@@ -47,8 +47,8 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 	var stdout bytes.Buffer
 	stderr := &lockedBuffer{}
 	// The tests share the machine with other test binaries: the pool gets a
-	// wider margin than the demo's 20ms against their scheduling delays.
-	args = append([]string{"-redis", redisURL(t), "-json", "-margin", "30ms"}, args...)
+	// wider margin than the demo's 30ms against their scheduling delays.
+	args = append([]string{"-redis", redisURL(t), "-json", "-margin", "40ms"}, args...)
 	code := run(context.Background(), args, &stdout, stderr)
 	t.Logf("crawler %s\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	var s summary
