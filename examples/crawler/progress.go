@@ -77,8 +77,12 @@ func printSummary(w io.Writer, s *summary) {
 		twice = fmt.Sprintf("%d fetched twice", s.FetchedTwice)
 	}
 	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
-	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval)\n",
+	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval)",
 		s.Rate, 100*s.RateRatio, s.MaxRate)
+	if s.RateRatio > 1 {
+		fmt.Fprint(w, ": a short run, and every account starts ready")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  429s         %d", s.TooMany)
 	if s.TooManyLate > 0 {
 		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
@@ -92,8 +96,13 @@ func printSummary(w io.Writer, s *summary) {
 		fmt.Fprintf(w, ", %d more expired as the crawl stopped", s.Unrenewed)
 	}
 	fmt.Fprintf(w, "; %d times a worker waited on another's login and reused its cookie\n", s.ReusedCookie)
-	fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (the pool adds %gms, the site tolerates %gms early)\n",
-		s.MinSlackMS, s.MarginMS, s.ToleranceMS)
+	if s.Mode == "naive" {
+		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (no pool limits; the site tolerates %gms early)\n",
+			s.MinSlackMS, s.ToleranceMS)
+	} else {
+		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (the pool adds %gms, the site tolerates %gms early)\n",
+			s.MinSlackMS, s.MarginMS, s.ToleranceMS)
+	}
 	if s.WorkerErrors > 0 {
 		fmt.Fprintf(w, "  errors       %d failed requests (see above)\n", s.WorkerErrors)
 	}

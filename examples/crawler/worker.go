@@ -229,7 +229,13 @@ func (p *process) feed(ctx context.Context, paths chan<- string) {
 		path := res[1]
 		if p.spec.PageLimit > 0 {
 			n, err := p.db.Incr(ctx, p.keys.Claimed).Result()
-			if err != nil || n > int64(p.spec.PageLimit) {
+			if err != nil {
+				if ctx.Err() == nil {
+					p.fail("frontier", err)
+				}
+				return
+			}
+			if n > int64(p.spec.PageLimit) {
 				return // the crawl has claimed all the pages it may fetch
 			}
 		}
