@@ -259,117 +259,28 @@ func (c *coordinator) loadAccounts(ctx context.Context) error {
 	return c.pool.Put(ctx, containers...)
 }
 
-// child is one worker process as the coordinator sees it.
-type child struct {
-	proc    int
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	waiting int64
-	result  *procResult
-	exited  bool
-	err     error
-}
-
-// event is a message of a child, or its exit (msg == nil).
-type event struct {
-	child *child
-	msg   *message
-	err   error
-}
-
-// runWorkers starts the worker processes, runs the crawl and collects.
+// runWorkers starts the worker processes, runs the crawl until a stop
+// condition, stops the workers and judges the crawl.
 func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
-	exe, err := os.Executable()
+	f, err := c.startWorkers()
 	if err != nil {
 		return nil, err
 	}
-	events := make(chan event)
-	children := make([]*child, c.cfg.Procs)
-	var readers sync.WaitGroup
-	// Whatever happens, close the stdin of every worker: that stops it.
-	defer func() {
-		for _, ch := range children {
-			if ch != nil {
-				_ = ch.stdin.Close()
-			}
-		}
-		go func() { // drain the events until every reader is gone
-			for range events {
-			}
-		}()
-		readers.Wait()
-		close(events)
-	}()
-
-	for i := range children {
-		ch := &child{proc: i + 1}
-		spec, _ := json.Marshal(workerSpec{
-			Proc:      ch.proc,
-			Workers:   c.cfg.Workers,
-			Redis:     c.cfg.Redis,
-			Prefix:    c.prefix,
-			Pool:      "accounts",
-			CrawlDB:   c.cfg.CrawlDB,
-			Site:      c.siteURL,
-			Naive:     c.cfg.Naive,
-			PageLimit: c.cfg.PageLimit,
-		})
-		ch.cmd = exec.Command(exe)
-		ch.cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
-		ch.cmd.Stderr = c.errw
-		if ch.stdin, err = ch.cmd.StdinPipe(); err != nil {
-			return nil, err
-		}
-		stdout, err := ch.cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := ch.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start worker process: %w", err)
-		}
-		children[i] = ch
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				var m message
-				if json.Unmarshal(sc.Bytes(), &m) == nil {
-					events <- event{child: ch, msg: &m}
-				}
-			}
-			events <- event{child: ch, err: ch.cmd.Wait()}
-		}()
+	defer f.close()
+	if err := f.waitReady(ctx, 30*time.Second); err != nil {
+		return nil, err
 	}
-
-	// Wait until every worker process is connected.
-	ready := 0
-	startTimeout := time.NewTimer(30 * time.Second)
-	defer startTimeout.Stop()
-	for ready < len(children) {
-		select {
-		case ev := <-events:
-			if ev.msg == nil {
-				return nil, fmt.Errorf("worker process %d ended before the start: %v", ev.child.proc, ev.err)
-			}
-			if ev.msg.Event == "ready" {
-				ready++
-			}
-		case <-startTimeout.C:
-			return nil, errors.New("worker processes did not start within 30s")
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-
-	// Go.
 	start := time.Now()
-	for _, ch := range children {
-		if _, err := io.WriteString(ch.stdin, "go\n"); err != nil {
-			return nil, fmt.Errorf("start worker process %d: %w", ch.proc, err)
-		}
+	if err := f.send("go\n"); err != nil {
+		return nil, err
 	}
+
+	// Watch the crawl until a stop condition.
 	prog := newProgress(c.prog, c.cfg)
+	show := func() {
+		ready, total := c.poolReady(ctx)
+		prog.update(time.Since(start), c.site.snapshot(), ready, total, f.waiting())
+	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var deadline <-chan time.Time
@@ -379,12 +290,10 @@ func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
 		deadline = t.C
 	}
 	stop := ""
-	exited := 0
 	for stop == "" {
 		select {
-		case ev := <-events:
-			if c.handle(ev) {
-				exited++
+		case ev := <-f.events:
+			if f.handle(ev) {
 				stop = fmt.Sprintf("worker process %d ended early", ev.child.proc)
 			}
 		case <-deadline:
@@ -392,50 +301,196 @@ func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
 		case <-ctx.Done():
 			stop = "interrupted"
 		case <-tick.C:
-			st := c.site.snapshot()
-			if c.cfg.PageLimit > 0 && st.Served >= c.cfg.PageLimit {
+			if c.cfg.PageLimit > 0 && c.site.snapshot().Served >= c.cfg.PageLimit {
 				stop = "page limit (" + strconv.Itoa(c.cfg.PageLimit) + ")"
 			} else if c.siteDone(ctx) {
 				stop = "every page of the site fetched"
 			}
-			ready, total := c.poolReady(ctx)
-			prog.update(time.Since(start), st, ready, total, waiters(children))
+			show()
 		}
 	}
 	elapsed := time.Since(start)
 	pagesAtStop := c.site.snapshot().Served
-	ready, total := c.poolReady(ctx)
-	prog.update(elapsed, c.site.snapshot(), ready, total, waiters(children))
+	show()
 	prog.done()
 
-	// Stop the workers and collect their results.
-	for _, ch := range children {
+	f.stop(15 * time.Second)
+	return c.summarize(stop, elapsed, pagesAtStop, f.children), nil
+}
+
+// fleet is the worker processes of a crawl.
+type fleet struct {
+	children []*child
+	events   chan event
+	readers  sync.WaitGroup // one per child, reading its stdout
+	exited   int
+}
+
+// child is one worker process as the coordinator sees it.
+type child struct {
+	proc    int
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser
+	waiting int64       // its goroutines waiting for an account, as last reported
+	result  *procResult // its final count
+	exited  bool
+	err     error // how it exited
+}
+
+// event is a message of a child, or its exit (msg == nil).
+type event struct {
+	child *child
+	msg   *message
+	err   error
+}
+
+// startWorkers starts -procs copies of this program as worker processes.
+func (c *coordinator) startWorkers() (*fleet, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	f := &fleet{events: make(chan event)}
+	for i := range c.cfg.Procs {
+		spec, _ := json.Marshal(workerSpec{
+			Proc:      i + 1,
+			Workers:   c.cfg.Workers,
+			Redis:     c.cfg.Redis,
+			Prefix:    c.prefix,
+			Pool:      "accounts",
+			CrawlDB:   c.cfg.CrawlDB,
+			Site:      c.siteURL,
+			Naive:     c.cfg.Naive,
+			PageLimit: c.cfg.PageLimit,
+		})
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
+		cmd.Stderr = c.errw
+		if err := f.start(i+1, cmd); err != nil {
+			f.close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// start starts one worker process and the goroutine that turns its stdout
+// into events.
+func (f *fleet) start(proc int, cmd *exec.Cmd) error {
+	ch := &child{proc: proc, cmd: cmd}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start worker process: %w", err)
+	}
+	ch.stdin = stdin
+	f.children = append(f.children, ch)
+	f.readers.Add(1)
+	go func() {
+		defer f.readers.Done()
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m message
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				f.events <- event{child: ch, msg: &m}
+			}
+		}
+		f.events <- event{child: ch, err: cmd.Wait()}
+	}()
+	return nil
+}
+
+// waitReady waits until every worker process is connected.
+func (f *fleet) waitReady(ctx context.Context, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for ready := 0; ready < len(f.children); {
+		select {
+		case ev := <-f.events:
+			if f.handle(ev) {
+				return fmt.Errorf("worker process %d ended before the start: %v", ev.child.proc, ev.err)
+			}
+			if ev.msg.Event == "ready" {
+				ready++
+			}
+		case <-t.C:
+			return fmt.Errorf("worker processes did not start within %v", timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// send writes line to every worker process.
+func (f *fleet) send(line string) error {
+	for _, ch := range f.children {
+		if _, err := io.WriteString(ch.stdin, line); err != nil {
+			return fmt.Errorf("worker process %d: %w", ch.proc, err)
+		}
+	}
+	return nil
+}
+
+// waiting is the number of goroutines waiting for an account, over all
+// worker processes.
+func (f *fleet) waiting() int64 {
+	var n int64
+	for _, ch := range f.children {
+		n += ch.waiting
+	}
+	return n
+}
+
+// stop closes the stdin of every worker process, which makes it stop and
+// report, and collects the reports; a process still running after
+// timeout is killed.
+func (f *fleet) stop(timeout time.Duration) {
+	for _, ch := range f.children {
 		_ = ch.stdin.Close()
 	}
-	kill := time.NewTimer(15 * time.Second)
+	kill := time.NewTimer(timeout)
 	defer kill.Stop()
-	for exited < len(children) {
+	for f.exited < len(f.children) {
 		select {
-		case ev := <-events:
-			if c.handle(ev) {
-				exited++
-			}
+		case ev := <-f.events:
+			f.handle(ev)
 		case <-kill.C:
-			for _, ch := range children {
+			for _, ch := range f.children {
 				if !ch.exited {
 					_ = ch.cmd.Process.Kill()
 				}
 			}
 		}
 	}
-	return c.summarize(stop, elapsed, pagesAtStop, children), nil
+}
+
+// close stops every worker process still running (closing its stdin) and
+// waits until their readers are gone.
+func (f *fleet) close() {
+	for _, ch := range f.children {
+		_ = ch.stdin.Close()
+	}
+	go func() { // drain the events until every reader is gone
+		for range f.events {
+		}
+	}()
+	f.readers.Wait()
+	close(f.events)
 }
 
 // handle records an event of a child; it reports whether the child exited.
-func (c *coordinator) handle(ev event) bool {
+func (f *fleet) handle(ev event) bool {
 	ch := ev.child
 	if ev.msg == nil {
 		ch.exited, ch.err = true, ev.err
+		f.exited++
 		return true
 	}
 	switch ev.msg.Event {
@@ -472,14 +527,6 @@ func (c *coordinator) poolReady(ctx context.Context) (ready, total int) {
 		return -1, -1
 	}
 	return st.Ready, st.Total
-}
-
-func waiters(children []*child) int64 {
-	var n int64
-	for _, ch := range children {
-		n += ch.waiting
-	}
-	return n
 }
 
 // summarize judges the crawl.

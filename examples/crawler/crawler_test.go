@@ -138,6 +138,29 @@ func TestNaiveCrawlMeets429s(t *testing.T) {
 	}
 }
 
+// Ctrl-C (the context given to run) stops the crawl like a time limit: the
+// workers report, the summary is printed, nothing is left running.
+func TestInterruptStopsTheCrawlAndStillReports(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	// Interrupt once the crawl is under way: at the first progress line.
+	stderr := &lockedBuffer{onWrite: func(p []byte) {
+		if bytes.Contains(p, []byte("pages/s")) {
+			cancel()
+		}
+	}}
+	code := run(ctx, []string{"-redis", redisURL(t), "-json", "-procs", "2", "-workers", "4", "-accounts", "4",
+		"-min-interval", "20ms", "-max-interval", "40ms", "-duration", "0"}, &stdout, stderr)
+	var s summary
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil {
+		t.Fatalf("summary is not JSON: %v\n%s", err, stderr.String())
+	}
+	if code != 0 || s.Stop != "interrupted" || s.Pages == 0 {
+		t.Errorf("exit status %d, stopped by %q after %d pages; want 0, interrupted, some", code, s.Stop, s.Pages)
+	}
+}
+
 func TestBadFlagsExitWith2(t *testing.T) {
 	for _, args := range [][]string{
 		{"-redis", ""},
@@ -342,13 +365,17 @@ func TestSitePagesLinkToEveryPageAndRepeatsAreCounted(t *testing.T) {
 // lockedBuffer is a bytes.Buffer for several goroutines (the progress and
 // the worker processes' stderr).
 type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	onWrite func(p []byte) // optional, called with each write
 }
 
 func (b *lockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.onWrite != nil {
+		b.onWrite(p)
+	}
 	return b.buf.Write(p)
 }
 
