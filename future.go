@@ -59,11 +59,18 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			var zero T
-			if f.waitErr != nil {
-				return zero, errors.Join(f.waitErr, ctx.Err())
+			select {
+			case <-f.done:
+				// Complete already: the result wins. Returning the error
+				// would strand a value that complete has kept from the
+				// context's cancellation (and so from discard).
+			default:
+				var zero T
+				if f.waitErr != nil {
+					return zero, errors.Join(f.waitErr, ctx.Err())
+				}
+				return zero, ctx.Err()
 			}
-			return zero, ctx.Err()
 		}
 	}
 	f.mu.Lock()

@@ -852,37 +852,52 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	}
 	waitFor(t, "a handed back", func() bool { return get(t, p, "a") == before })
 
-	// Cancels at every moment of a take: whichever way each race goes, no
-	// container stays taken.
+	// Cancels at every moment of a take: whichever way each race goes, a
+	// grant is either received (Wait returned it: the cancel came too late)
+	// or handed back; none stays taken unseen.
 	const rounds = 40
 	var cs []xsync.Container
 	for i := range rounds {
 		cs = append(cs, xsync.Container{ID: fmt.Sprintf("r%02d", i), Interval: time.Hour})
 	}
 	put(t, p, cs...)
+	usage := map[string]int64{"a": 0}
+	cooling := map[string]bool{}
 	for i := range rounds {
 		cctx, cancel := context.WithCancel(ctx)
 		var f *xsync.Future[[]xsync.Container]
-		if i%2 == 0 {
-			f = p.WaitAskAsync(cctx, 2)
-		} else {
+		random := i%2 == 1
+		if random {
 			f = p.WaitAcquireRandomAsync(cctx, 2)
+		} else {
+			f = p.WaitAskAsync(cctx, 2)
 		}
 		if i%3 == 0 {
-			cancel()
+			cancel() // cancels through the context, asynchronously
 		} else {
 			f.Cancel()
 		}
 		cancel()
-		_, _ = f.Wait(ctx)
+		got, err := f.Wait(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		for _, c := range got {
+			usage[c.ID]++
+			if !random {
+				cooling[c.ID] = true
+			}
+		}
 	}
-	waitFor(t, "every container handed back", func() bool {
-		s := stats(t, p)
-		return s.Ready == rounds+1 && s.Waiting == 0
+	var last xsync.PoolStats
+	defer func() { t.Logf("last stats: %+v; received %v", last, usage) }()
+	waitFor(t, "every grant not received handed back", func() bool {
+		last = stats(t, p)
+		return last.Ready == rounds+1-len(cooling) && last.Waiting == 0
 	})
-	for _, c := range cs {
-		if got := get(t, p, c.ID); got.UsageCount != 0 {
-			t.Fatalf("%s: UsageCount %d after its grants were handed back", c.ID, got.UsageCount)
+	for _, c := range append(cs, xsync.Container{ID: "a"}) {
+		if got := get(t, p, c.ID); got.UsageCount != usage[c.ID] {
+			t.Fatalf("%s: UsageCount %d, received %d times: a grant was neither received nor handed back", c.ID, got.UsageCount, usage[c.ID])
 		}
 	}
 }
@@ -1245,5 +1260,31 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 	t.Logf("%d grants received", total)
 	if total == 0 {
 		t.Fatal("no grant at all: the test tested nothing")
+	}
+}
+
+// After a change every waiter is tried again, however long the queue:
+// waiters that cannot be served, more than one call's worth of them, do not
+// hide one that can.
+func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
+	c := newClient(t)
+	p := c.Pool("accounts")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var impossible []*xsync.Future[[]xsync.Container]
+	for range 300 {
+		impossible = append(impossible, p.WaitAskAsync(ctx, 1000))
+	}
+	last := p.WaitAskOneAsync(ctx)
+	settled(t, p)
+	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
+	if got, err := last.Wait(ctx); err != nil || got.ID != "a" {
+		t.Fatalf("the waiter behind 300 impossible ones: %+v, %v", got, err)
+	}
+	if s := stats(t, p); s.Waiting != 300 {
+		t.Fatalf("%d waiting, want the 300 impossible ones", s.Waiting)
+	}
+	for _, f := range impossible {
+		f.Cancel()
 	}
 }

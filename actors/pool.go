@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,9 +17,6 @@ import (
 
 // Limits of a pool actor.
 const (
-	// poolWindow is how many requests from the head of the queue one take
-	// call tries; one-shot requests further back are added to the call.
-	poolWindow = 64
 	// poolMaxBatch bounds the requests of one take call.
 	poolMaxBatch = 128
 	// poolCallTimeout bounds one script call.
@@ -62,12 +60,14 @@ type PoolConfig struct {
 // back as messages, so the mailbox never waits on Redis.
 //
 // Takes are queued in arrival order and tried in batches: one pool_take call
-// tries the head of the queue (and every one-shot request behind it), in
-// order, and may serve several. While nothing changes, waiting costs no
-// Redis command: a failed try returns the earliest time it could succeed and
-// the actor sets one timer for it; a Put, Cooldown or hand-back published by
-// any client wakes it (it subscribes to the pool channel of its DB before
-// its first try, and tries again after a pub/sub reconnection).
+// tries up to poolMaxBatch requests, in order, and may serve several. A new
+// request is tried at once (with those that arrived with it). When something
+// changes (a Put, Cooldown or hand-back published by any client, the timer,
+// a pub/sub reconnection) a round begins: the whole queue is tried again, a
+// batch after the other. While nothing changes, waiting costs no Redis
+// command: a failed try returns the earliest time it could succeed and the
+// actor keeps one timer, for the earliest of those times. The actor
+// subscribes to the pool channel of its DB before its first try.
 //
 // Fairness: a waiting request that cannot be served yet (say it asks for 5
 // and 3 are ready) does not stop the requests behind it, which may be
@@ -89,7 +89,7 @@ type Pool struct {
 
 	subscribing, subscribed bool
 	attempting              bool // a take call is under way
-	dirty                   bool // something changed since the last call began
+	dirty                   bool // something changed: try every waiter again
 
 	timer    *time.Timer
 	timerAt  time.Time
@@ -110,9 +110,12 @@ type poolWaiter struct {
 	sender *actor.PID
 	budget int // bypasses left; -1: never holds others back
 
-	inFlight bool // part of the take call under way
-	tried    bool // part of a take call since it arrived
-	done     bool // answered
+	inFlight bool      // part of the take call under way
+	tried    bool      // tried since the last change (untried ones are a suffix of the queue)
+	short    bool      // its last try failed with a time it could succeed at
+	deadline time.Time // that time, on the local clock
+	granted  bool      // served by the take call just answered
+	done     bool      // answered
 }
 
 // Messages the Pool sends itself.
@@ -223,9 +226,10 @@ func (p *Pool) onTake(ctx actor.Context, m *messages.PoolTake) {
 	} else if m.Wait {
 		w.budget = 0
 	}
+	// Untried: the next call tries it, with the waiters ahead of it only if
+	// something changed since they were tried.
 	p.queue = append(p.queue, w)
 	p.byToken[w.token] = w
-	p.dirty = true
 	p.attempt(ctx)
 }
 
@@ -254,10 +258,11 @@ func (p *Pool) wake(ctx actor.Context) {
 	p.attempt(ctx)
 }
 
-// attempt starts a take call for the head of the queue when something
-// changed since the last one began and none is under way.
+// attempt starts a take call, when none is under way, for the first
+// untried requests of the queue. After a change every request is untried
+// again: a new round.
 func (p *Pool) attempt(ctx actor.Context) {
-	if p.closedErr != nil || p.attempting || !p.dirty || len(p.queue) == 0 {
+	if p.closedErr != nil || p.attempting || len(p.queue) == 0 {
 		return
 	}
 	if !p.subscribed {
@@ -269,16 +274,29 @@ func (p *Pool) attempt(ctx actor.Context) {
 		}
 		return
 	}
-	p.dirty = false
-	var batch []*poolWaiter
-	for i, w := range p.queue {
-		if len(batch) == poolMaxBatch {
-			break
+	first := slices.IndexFunc(p.queue, func(w *poolWaiter) bool { return !w.tried })
+	if !p.dirty {
+		if first < 0 {
+			return // everyone tried since the last change
 		}
-		if i < poolWindow || !w.wait {
-			batch = append(batch, w)
-		}
+		// An older waiter whose time has come (its timer is about to
+		// fire) goes before the new ones: a new round.
+		p.dirty = p.due(p.queue[:first])
 	}
+	if p.dirty {
+		p.dirty = false
+		for _, w := range p.queue {
+			w.tried = false
+		}
+		first = 0
+	}
+	allowance := p.allowance(p.queue[:first])
+	if allowance == 0 {
+		// A waiter ahead holds the rest back: the call would skip them.
+		p.skip(ctx, p.queue[first:])
+		return
+	}
+	batch := slices.Clone(p.queue[first:min(len(p.queue), first+poolMaxBatch)])
 	reqs := make([]takeRequest, len(batch))
 	for i, w := range batch {
 		w.inFlight, w.tried = true, true
@@ -288,9 +306,44 @@ func (p *Pool) attempt(ctx actor.Context) {
 	cl, keys := p.cfg.Client, p.keys
 	p.goCall(ctx, func(c context.Context) any {
 		start := time.Now()
-		now, outs, err := runTake(c, cl, keys, reqs)
+		now, outs, err := runTake(c, cl, keys, allowance, reqs)
 		return &takeDone{batch: batch, start: start, now: now, outs: outs, err: err}
 	})
+}
+
+// due reports whether one of ws is waiting for a time that has come.
+func (p *Pool) due(ws []*poolWaiter) bool {
+	now := time.Now()
+	for _, w := range ws {
+		if !w.done && w.wait && w.short && !w.deadline.After(now) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowance is how many more requests behind ahead may be served before one
+// of the waiters of ahead that could be served: -1 when none holds back.
+func (p *Pool) allowance(ahead []*poolWaiter) int {
+	a := -1
+	for _, w := range ahead {
+		if !w.done && w.wait && w.short && w.budget >= 0 && (a < 0 || w.budget < a) {
+			a = w.budget
+		}
+	}
+	return a
+}
+
+// skip marks requests as tried without a call: a waiter ahead of them holds
+// them back. One-shot requests fail.
+func (p *Pool) skip(ctx actor.Context, ws []*poolWaiter) {
+	for _, w := range ws {
+		w.tried, w.short = true, false
+		if !w.wait && !w.done {
+			p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
+		}
+	}
+	p.prune()
 }
 
 func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
@@ -304,12 +357,10 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 		handBack = p.takeFailed(ctx, m)
 	} else {
 		p.backoff = 0
-		var deadline time.Time
-		served := 0 // requests served behind the one at hand
-		for i := len(m.batch) - 1; i >= 0; i-- {
-			w, o := m.batch[i], m.outs[i]
+		for i, w := range m.batch {
+			o := m.outs[i]
 			if o.kind == takeServed {
-				served++
+				w.granted = true
 				switch {
 				case w.done:
 					handBack = append(handBack, w.token)
@@ -326,45 +377,60 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 			if w.done {
 				continue
 			}
+			w.short = o.kind == takeShort && o.at >= 0
 			switch {
 			case o.kind == takeCorrupt:
 				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.corrupt(o.corruptID)})
 			case !w.wait:
 				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
-			default:
-				if w.budget > 0 {
-					w.budget = max(0, w.budget-served)
-				}
-				if o.kind == takeShort && o.at >= 0 {
-					// The server's time, on the local clock: the call
-					// reached the server no sooner than start.
-					at := m.start.Add(time.Duration(o.at-m.now) * time.Microsecond)
-					if deadline.IsZero() || at.Before(deadline) {
-						deadline = at
-					}
-				}
+			case w.short:
+				// The server's time, on the local clock: the call reached
+				// the server no sooner than start.
+				w.deadline = m.start.Add(time.Duration(o.at-m.now) * time.Microsecond)
 			}
 		}
-		if deadline.IsZero() {
-			p.stopTimer()
-		} else {
-			p.setTimer(ctx, deadline)
-		}
+		p.spendBudgets()
+		p.resetTimer(ctx)
 	}
 	p.prune()
-	for i, w := range p.queue {
-		if i == poolWindow {
-			break
-		}
-		if !w.tried {
-			p.dirty = true // moved into the window: never tried
-		}
-	}
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack)
 	}
 	p.maybeFinish(ctx)
 	p.attempt(ctx)
+}
+
+// spendBudgets takes from the bypass budget of every waiter that could be
+// served one for each request behind it that the last call served.
+func (p *Pool) spendBudgets() {
+	servedBehind := 0
+	for i := len(p.queue) - 1; i >= 0; i-- {
+		w := p.queue[i]
+		if w.granted {
+			w.granted = false
+			servedBehind++
+			continue
+		}
+		if !w.done && w.wait && w.short && w.budget > 0 {
+			w.budget = max(0, w.budget-servedBehind)
+		}
+	}
+}
+
+// resetTimer sets the timer for the earliest time a waiter could be served,
+// or stops it when there is none (the waiters wait for a Put).
+func (p *Pool) resetTimer(ctx actor.Context) {
+	var at time.Time
+	for _, w := range p.queue {
+		if !w.done && w.wait && w.short && (at.IsZero() || w.deadline.Before(at)) {
+			at = w.deadline
+		}
+	}
+	if at.IsZero() {
+		p.stopTimer()
+	} else {
+		p.setTimer(ctx, at)
+	}
 }
 
 // takeFailed handles a take call that failed: whether it ran is unknown.
@@ -378,7 +444,7 @@ func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
 		err = fmt.Errorf("%w: pool %q: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, m.err)
 	}
 	p.log.Warn("pool take failed", zap.Error(m.err))
-	waiting := false
+	p.backoff = min(max(2*p.backoff, poolRetryMin), poolRetryMax)
 	for _, w := range m.batch {
 		switch {
 		case w.done:
@@ -387,13 +453,11 @@ func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
 			handBack = append(handBack, w.token)
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
 		default:
-			waiting = true
+			// Tried again when the backoff is over.
+			w.short, w.deadline = true, time.Now().Add(p.backoff)
 		}
 	}
-	if waiting {
-		p.backoff = min(max(2*p.backoff, poolRetryMin), poolRetryMax)
-		p.setTimer(ctx, time.Now().Add(p.backoff))
-	}
+	p.resetTimer(ctx)
 	return handBack
 }
 

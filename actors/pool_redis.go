@@ -75,14 +75,16 @@ type takeOutcome struct {
 // pool actor sends it. Benchmarks use it to call the script directly.
 func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
 	k := newPoolKeys(keys, name, 0)
-	return takeArgs(k, []takeRequest{{token: token, n: n, random: random, budget: -1}})
+	return takeArgs(k, -1, []takeRequest{{token: token, n: n, random: random, budget: -1}})
 }
 
-func takeArgs(k poolKeys, reqs []takeRequest) ([]string, []any) {
+// takeArgs builds a pool_take call; allowance is how many bypasses the
+// requests waiting ahead of the batch still allow (-1: no limit).
+func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 	keys := make([]string, 0, len(k.base)+len(reqs))
 	keys = append(keys, k.base...)
-	args := make([]any, 0, 2+3*len(reqs))
-	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds())
+	args := make([]any, 0, 3+3*len(reqs))
+	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds(), allowance)
 	for _, r := range reqs {
 		keys = append(keys, k.grant(r.token))
 		kind := "a"
@@ -96,8 +98,8 @@ func takeArgs(k poolKeys, reqs []takeRequest) ([]string, []any) {
 
 // runTake runs pool_take for a batch; it returns the server time (µs) and
 // one outcome per request.
-func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, reqs []takeRequest) (int64, []takeOutcome, error) {
-	keys, args := takeArgs(k, reqs)
+func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, allowance int, reqs []takeRequest) (int64, []takeOutcome, error) {
+	keys, args := takeArgs(k, allowance, reqs)
 	res, err := Scripts.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
 	if err != nil {
 		return 0, nil, err

@@ -8,7 +8,8 @@
 -- Fairness: a request that is not served may be bypassed by later requests
 -- of the batch only while its bypass budget lasts; each later request served
 -- spends one from the budget of every earlier request still waiting. Once a
--- waiting request's budget is spent, every later request is skipped.
+-- waiting request's budget is spent, every later request is skipped. ARGV[3]
+-- is what is left of the budgets of the requests waiting ahead of the batch.
 --
 -- Idempotency: a served request leaves a grant record under its own key
 -- (KEYS[5+i]), kept ARGV[2] ms. A request whose record exists is not served
@@ -28,9 +29,10 @@
 -- KEYS[5+i] grant record of request i (STRING, msgpack {id, prev, next, ...})
 -- ARGV[1] purge batch size
 -- ARGV[2] grant record lifetime (ms)
--- ARGV[3+3(i-1)], ARGV[4+3(i-1)], ARGV[5+3(i-1)]: request i's kind ("a" ask,
---         "r" random), n (>= 1), bypass budget (>= 0; -1: never holds
---         others back)
+-- ARGV[3] bypasses allowed before the first request (-1: no limit)
+-- ARGV[1+3i], ARGV[2+3i], ARGV[3+3i]: request i's kind ("a" ask, "r"
+--         random), n (>= 1), bypass budget (>= 0; -1: never holds others
+--         back)
 -- Returns {now, r1, r2, ...}, now the server time (µs), ri for request i:
 --   {1, c1, c2, ...} served; each c is {id, createdMs, ttlMs, intervalMs,
 --                    nextAvailableUs, usageCount, data}
@@ -172,10 +174,10 @@ local old = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, batch)
 if #old > 0 then drop(old) end
 
 local results = {us}
-local allowance = -1 -- grants that may still bypass waiting requests; -1: no limit
-local k = (#ARGV - 2) / 3
+local allowance = tonumber(ARGV[3]) -- grants that may still bypass waiting requests; -1: no limit
+local k = (#ARGV - 3) / 3
 for i = 1, k do
-  local kind, n, budget = ARGV[3 * i], tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local kind, n, budget = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
   local grantKey = KEYS[5 + i]
   local res = granted(grantKey)
   if not res then
