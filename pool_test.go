@@ -1276,7 +1276,7 @@ func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
 		impossible = append(impossible, p.WaitAskAsync(ctx, 1000))
 	}
 	last := p.WaitAskOneAsync(ctx)
-	settled(t, p)
+	poolSettled(t, p)
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	if got, err := last.Wait(ctx); err != nil || got.ID != "a" {
 		t.Fatalf("the waiter behind 300 impossible ones: %+v, %v", got, err)
