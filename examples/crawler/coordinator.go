@@ -226,8 +226,9 @@ func (c *coordinator) accounts() []siteAccount {
 }
 
 // loadAccounts logs every account in and puts it into the pool. The pool's
-// interval is the site's plus a margin, so that the jitter between taking
-// an account and the request reaching the site never makes a request early.
+// interval is the site's plus -margin, so that the delay between taking an
+// account and the request reaching the site does not make a request early
+// (see the package comment).
 func (c *coordinator) loadAccounts(ctx context.Context) error {
 	hc := newHTTPClient(len(c.site.cfg.Accounts))
 	defer hc.CloseIdleConnections()
