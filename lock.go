@@ -114,12 +114,13 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		Client:    cl,
 		Keys:      make([]string, len(keys)),
 		FenceKeys: make([]string, len(keys)),
+		QueueKeys: make([]string, len(keys)),
 		TTL:       s.ttl,
 		AutoRenew: s.autoRenew,
 		Try:       try,
 	}
 	for i, k := range keys {
-		req.Keys[i], req.FenceKeys[i] = c.keys.Lock(k), c.keys.Fence(k)
+		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
 	}
 	userKeys := slices.Clone(keys)
 	return request(ctx, c.sys, mgr, req, ErrNotObtained,
@@ -182,7 +183,7 @@ func (c *Client) lockManager() (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}
-	pid := c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewLockManager(c.keys, c.conn, c.log.Named("locks"))))
+	pid := c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewLockManager(newToken(), c.keys, c.conn, c.log.Named("locks"))))
 	c.workers = append(c.workers, pid)
 	c.lockMgr = pid
 	return pid, nil

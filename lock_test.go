@@ -52,7 +52,7 @@ func settled(t testing.TB, c *xsync.Client, n int) {
 
 func lockKeysLeft(t testing.TB, prefix string, db int) []string {
 	t.Helper()
-	keys, err := rawDB(t, db).Keys(context.Background(), prefix+":lock:*").Result()
+	keys, err := rawDB(t, db).Keys(context.Background(), prefix+":lock*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

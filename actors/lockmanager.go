@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,12 +32,24 @@ const (
 	// lockExpirySlack is added to a blocker's remaining time to live before
 	// the retry, so that the retry finds the key expired.
 	lockExpirySlack = time.Millisecond
+	// lockTurnGrace is how long a free key stays reserved for the client
+	// whose turn it is: a client that does not take it by then (it died, or
+	// its waiter cannot use the key now) loses its turn to the next.
+	lockTurnGrace = 100 * time.Millisecond
+)
+
+// The waits lock_acquire answers that are no time to live: -1 (a blocker
+// without expiry) and -2 (no blocker, a turn of another client).
+const (
+	noExpiry = -1 * time.Millisecond
+	turnWait = -2 * time.Millisecond
 )
 
 var (
 	acquireScript = Scripts.Get("lock_acquire")
 	releaseScript = Scripts.Get("lock_release")
 	refreshScript = Scripts.Get("lock_refresh")
+	leaveScript   = Scripts.Get("lock_leave")
 )
 
 // LockManager is the actor that owns the locks of one client: the waiters,
@@ -51,10 +64,14 @@ var (
 // timer fires at the blocker's expiry (a holder that died without releasing),
 // and every waiter is tried again after a pub/sub reconnection.
 //
-// A lease of this client that ends wakes the waiters of its keys through
-// the same published release that wakes the other clients' waiters: local
-// waiters get no head start, so that waiters of different clients get the
-// lock in turns.
+// Clients take turns: a client whose waiter found a key taken queues (once,
+// keeping its place) in the key's turn queue in Redis, and a release
+// publishes whose turn it is. Only that client tries; the others set a
+// timer of lockTurnGrace, after which a turn that was not taken is skipped.
+// A release by a client that has more waiters for the key queues it again,
+// behind the clients that waited before: the lock passes from client to
+// client in the order they asked, at one acquire and one release script per
+// acquisition, and the waiters of one client get it in their own order.
 //
 // Leases with auto-renewal are renewed every TTL/3, every lease due at about
 // the same time in one pipeline per DB. A lease that a renewal or a Refresh
@@ -64,6 +81,7 @@ var (
 // Redis calls run in goroutines that send their result back to the actor:
 // the mailbox never waits for Redis.
 type LockManager struct {
+	id   string // this client's id in the turn queues
 	keys redisx.Keys
 	conn *actor.PID
 	log  *zap.Logger
@@ -78,6 +96,11 @@ type LockManager struct {
 	queues  map[dbKey][]*lockWaiter
 	leases  map[uint64]*heldLease
 	held    map[dbKey]uint64 // the lease of this client holding a key
+	// queued are the keys in whose turn queue this client may be: left
+	// when its last waiter for the key is withdrawn.
+	queued  map[dbKey]bool
+	clients map[int]*redis.Client // script clients by DB
+	qkeys   map[string]string     // lock key -> its turn queue key
 
 	subs      map[int]*lockSub // by DB
 	channels  map[string]int   // channel -> DB
@@ -112,6 +135,7 @@ type lockWaiter struct {
 	dirty    bool // something changed during the attempt: try again if it fails
 	gen      uint64
 	timer    *time.Timer
+	skip     string // the client whose turn the timer ends, or ""
 	backoff  time.Duration
 }
 
@@ -122,6 +146,7 @@ type heldLease struct {
 	client    *redis.Client
 	keys      []dbKey
 	lockKeys  []string
+	queueKeys []string
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
@@ -139,8 +164,12 @@ type (
 		sentAt time.Time
 		ok     bool
 		fences []int64
-		wait   time.Duration // remaining TTL of the blocker; <0: no expiry
-		err    error
+		// wait is the remaining TTL of the blocker: noExpiry for none,
+		// turnWait when the keys were free but reserved for reservedBy's
+		// turn.
+		wait       time.Duration
+		reservedBy string
+		err        error
 	}
 	waiterTimer struct {
 		token string
@@ -152,6 +181,7 @@ type (
 		freed  int
 		err    error
 	}
+	leaveDone   struct{}
 	refreshDone struct {
 		sender *actor.PID
 		id     uint64
@@ -175,9 +205,10 @@ type (
 // NewLockManager returns the producer of a client's LockManager. keys names
 // the Redis keys and channels; conn is the client's Connection actor, which
 // serves the pub/sub subscriptions.
-func NewLockManager(keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
 		return &LockManager{
+			id:        id,
 			keys:      keys,
 			conn:      conn,
 			log:       log,
@@ -186,6 +217,9 @@ func NewLockManager(keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Pr
 			queues:    map[dbKey][]*lockWaiter{},
 			leases:    map[uint64]*heldLease{},
 			held:      map[dbKey]uint64{},
+			queued:    map[dbKey]bool{},
+			clients:   map[int]*redis.Client{},
+			qkeys:     map[string]string{},
 			subs:      map[int]*lockSub{},
 			channels:  map[string]int{},
 			subFlight: -1,
@@ -216,7 +250,7 @@ func (m *LockManager) Receive(ctx actor.Context) {
 		m.onSubscribed(ctx, msg)
 	case *messages.Published:
 		if db, ok := m.channels[msg.Channel]; ok {
-			m.wake(db, decodeKeys(msg.Payload))
+			m.onTurns(db, decodeTurns(msg.Payload))
 		}
 	case *messages.Resubscribed:
 		if db, ok := m.channels[msg.Channel]; ok {
@@ -227,9 +261,15 @@ func (m *LockManager) Receive(ctx actor.Context) {
 		m.onAttempt(msg)
 	case *waiterTimer:
 		if w := m.waiters[msg.token]; w != nil && w.gen == msg.gen && !w.inflight {
-			w.timer = nil
-			m.consider(w)
+			skip := w.skip
+			w.timer, w.skip = nil, ""
+			if m.closedErr == nil && m.eligible(w) {
+				m.attempt(w, skip)
+			}
 		}
+	case *leaveDone:
+		m.busy--
+		m.maybeShutDown()
 	case *releaseDone:
 		m.onRelease(msg)
 	case *refreshDone:
@@ -259,6 +299,10 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 		ctx.Respond(&messages.AcquireResult{Err: errors.New("token in use")})
 		return
 	}
+	m.clients[req.DB] = req.Client
+	for i, k := range req.Keys {
+		m.qkeys[k] = req.QueueKeys[i]
+	}
 	m.seq++
 	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
 	for i, k := range req.Keys {
@@ -274,7 +318,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 			}
 		}
 		m.waiters[req.Token] = w
-		m.attempt(w)
+		m.attempt(w, "")
 		return
 	}
 	m.waiters[req.Token] = w
@@ -299,7 +343,7 @@ func (m *LockManager) consider(w *lockWaiter) {
 	if !m.eligible(w) {
 		return
 	}
-	m.attempt(w)
+	m.attempt(w, "")
 }
 
 // eligible: w's DB is subscribed, w is at the head of the queue of each of
@@ -353,34 +397,51 @@ func (m *LockManager) wakeAll(db int) {
 	m.wake(db, keys)
 }
 
-func (m *LockManager) attempt(w *lockWaiter) {
+// attempt runs lock_acquire for w. skip names a client whose turn is over.
+func (m *LockManager) attempt(w *lockWaiter, skip string) {
 	w.gen++
 	w.inflight, w.dirty = true, false
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
+	m.stopTimer(w)
 	req, gen := w.req, w.gen
-	keys := make([]string, 0, 2*len(req.Keys))
-	keys = append(append(keys, req.Keys...), req.FenceKeys...)
-	ttl := ttlMillis(req.TTL)
+	keys := make([]string, 0, 3*len(req.Keys))
+	keys = append(append(append(keys, req.Keys...), req.FenceKeys...), req.QueueKeys...)
+	queue := "1"
+	if req.Try {
+		queue = "0"
+	}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB)}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
-		res, err := acquireScript.Run(ctx, req.Client, keys, req.Token, ttl).Int64Slice()
-		switch {
-		case err != nil:
+		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
+		if err != nil {
 			done.err = err
-		case len(res) == 2 && res[0] == 0:
-			done.wait = time.Duration(res[1]) * time.Millisecond
-		case len(res) == len(req.Keys)+1 && res[0] == 1:
-			done.ok, done.fences = true, res[1:]
+			return done
+		}
+		ints := make([]int64, len(res))
+		for i, v := range res {
+			ints[i], _ = v.(int64)
+		}
+		switch {
+		case len(res) == 3 && ints[0] == 0:
+			done.wait = time.Duration(ints[1]) * time.Millisecond
+			done.reservedBy, _ = res[2].(string)
+		case len(res) == len(req.Keys)+1 && ints[0] == 1:
+			done.ok, done.fences = true, ints[1:]
 		default:
 			done.err = fmt.Errorf("lock_acquire answered %v", res)
 		}
 		return done
 	})
+}
+
+func (m *LockManager) stopTimer(w *lockWaiter) {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.skip = ""
 }
 
 func (m *LockManager) onAttempt(d *attemptDone) {
@@ -393,7 +454,11 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 		if req := m.orphans[d.token]; req != nil {
 			delete(m.orphans, d.token)
 			if d.ok || d.err != nil {
-				m.releaseToken(req, nil)
+				m.releaseToken(req)
+			}
+			if !d.ok && !req.Try {
+				// Its failure may have queued this client for a turn.
+				m.leaveUnwanted(req)
 			}
 		}
 		return
@@ -403,11 +468,14 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	case d.ok:
 		// Held first, so that removing w wakes no waiter of its keys.
 		l := m.grant(w, d)
+		for _, k := range w.keys {
+			delete(m.queued, k) // the script took this client out of the queues
+		}
 		m.removeWaiter(w)
 		w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: d.fences, Lost: l.lost}})
 	case w.req.Try && d.err != nil:
 		m.removeWaiter(w)
-		m.releaseToken(w.req, nil) // the call may have taken the keys
+		m.releaseToken(w.req) // the call may have taken the keys
 		w.respond(m, &messages.AcquireResult{Err: d.err})
 	case w.req.Try:
 		m.removeWaiter(w)
@@ -416,19 +484,28 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
 		w.backoff = min(max(2*w.backoff, lockRetryMin), lockRetryMax)
 		m.startWaiterTimer(w, w.backoff)
-	case w.dirty:
-		m.attempt(w)
 	default:
 		w.backoff = 0
-		wait := d.wait + lockExpirySlack
-		if d.wait < 0 {
-			wait = lockNoExpiryRetry
+		for _, k := range w.keys {
+			m.queued[k] = true // on the keys that blocked it, at least
 		}
-		m.startWaiterTimer(w, wait)
+		switch {
+		case w.dirty:
+			m.attempt(w, "")
+		case d.wait == turnWait:
+			// Free, but another client's turn: skip it if it does not come.
+			m.startWaiterTimer(w, lockTurnGrace)
+			w.skip = d.reservedBy
+		case d.wait == noExpiry:
+			m.startWaiterTimer(w, lockNoExpiryRetry)
+		default:
+			m.startWaiterTimer(w, d.wait+lockExpirySlack)
+		}
 	}
 }
 
 func (m *LockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
+	m.stopTimer(w)
 	token, gen, self, sys := w.req.Token, w.gen, m.self, m.sys
 	w.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &waiterTimer{token: token, gen: gen}) })
 }
@@ -443,15 +520,13 @@ func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
 // that are now at the head of one of its queues.
 func (m *LockManager) removeWaiter(w *lockWaiter) {
 	delete(m.waiters, w.req.Token)
-	if w.timer != nil {
-		w.timer.Stop()
-		w.timer = nil
-	}
+	m.stopTimer(w)
 	if w.inflight {
 		m.orphans[w.req.Token] = w.req
 	}
 	var heads []string
-	for _, k := range w.keys {
+	var leave []int
+	for i, k := range w.keys {
 		q := m.queues[k]
 		for i, x := range q {
 			if x == w {
@@ -464,11 +539,55 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 		}
 		if len(q) == 0 {
 			delete(m.queues, k)
+			if m.queued[k] {
+				delete(m.queued, k)
+				leave = append(leave, i)
+			}
 		} else {
 			m.queues[k] = q
 		}
 	}
+	m.leave(w.req, leave)
 	m.wake(w.req.DB, heads)
+}
+
+// leaveUnwanted takes this client out of the turn queues of the keys of req
+// that no waiter of it wants.
+func (m *LockManager) leaveUnwanted(req *messages.Acquire) {
+	var idx []int
+	for i, k := range req.Keys {
+		if len(m.queues[dbKey{req.DB, k}]) == 0 {
+			delete(m.queued, dbKey{req.DB, k})
+			idx = append(idx, i)
+		}
+	}
+	m.leave(req, idx)
+}
+
+// leave runs lock_leave for the keys of req at idx: no waiter of this client
+// wants them any more, and a turn it had goes to the next client.
+func (m *LockManager) leave(req *messages.Acquire, idx []int) {
+	if len(idx) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(idx))
+	for _, i := range idx {
+		keys = append(keys, req.Keys[i])
+	}
+	for _, i := range idx {
+		keys = append(keys, req.QueueKeys[i])
+	}
+	m.runLeave(req.Client, req.DB, keys)
+}
+
+func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
+	args := []any{m.id, m.keys.LockChannel(db)}
+	m.goRedis(func() any {
+		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
+		defer cancel()
+		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
+		return &leaveDone{}
+	})
 }
 
 func (m *LockManager) withdraw(token string) {
@@ -491,6 +610,7 @@ func (m *LockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
 		client:    w.req.Client,
 		keys:      w.keys,
 		lockKeys:  w.req.Keys,
+		queueKeys: w.req.QueueKeys,
 		ttl:       w.req.TTL,
 		autoRenew: w.req.AutoRenew,
 		lost:      make(chan struct{}),
@@ -533,7 +653,7 @@ func (m *LockManager) lose(l *heldLease, release bool) {
 	m.dropLease(l)
 	close(l.lost)
 	if release {
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
 	} else {
 		m.wakeKeys(l.keys)
 	}
@@ -555,23 +675,34 @@ func (m *LockManager) release(ctx actor.Context, id uint64) {
 	// release wakes this client's waiters as it wakes the others'.
 	m.dropLease(l)
 	m.schedule()
-	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, ctx.Sender())
+	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, ctx.Sender())
 }
 
-func (m *LockManager) releaseToken(req *messages.Acquire, sender *actor.PID) {
+func (m *LockManager) releaseToken(req *messages.Acquire) {
 	keys := make([]dbKey, len(req.Keys))
 	for i, k := range req.Keys {
 		keys[i] = dbKey{req.DB, k}
 	}
-	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, sender)
+	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, req.QueueKeys, nil)
 }
 
-func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys []string, sender *actor.PID) {
-	channel := m.keys.LockChannel(db)
+// runRelease runs lock_release. This client queues for its next turn on the
+// keys it has more waiters for.
+func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
+	more := make([]byte, len(keys))
+	for i, k := range keys {
+		more[i] = '0'
+		if len(m.queues[k]) > 0 && m.closedErr == nil {
+			more[i] = '1'
+			m.queued[k] = true
+		}
+	}
+	all := append(slices.Clone(lockKeys), queueKeys...)
+	args := []any{token, m.keys.LockChannel(db), m.id, string(more)}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()
-		n, err := releaseScript.Run(ctx, cl, lockKeys, token, channel).Int()
+		n, err := releaseScript.Run(ctx, cl, all, args...).Int()
 		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
 	})
 }
@@ -824,10 +955,16 @@ func (m *LockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResul
 	m.nextSubscribe(ctx)
 }
 
-// decodeKeys reads the payload of lock_release: names written as
-// <byte length>:<name>, one after the other.
-func decodeKeys(p string) []string {
-	var keys []string
+// turn is one entry of a published release: a freed key and the client
+// whose turn it is ("" for anybody).
+type turn struct {
+	key, next string
+}
+
+// decodeTurns reads the payload of lock_release, lock_acquire and
+// lock_leave: pairs of strings written as <byte length>:<string>.
+func decodeTurns(p string) []turn {
+	var strs []string
 	for len(p) > 0 {
 		i := strings.IndexByte(p, ':')
 		if i < 0 {
@@ -837,10 +974,44 @@ func decodeKeys(p string) []string {
 		if err != nil || n < 0 || i+1+n > len(p) {
 			break
 		}
-		keys = append(keys, p[i+1:i+1+n])
+		strs = append(strs, p[i+1:i+1+n])
 		p = p[i+1+n:]
 	}
-	return keys
+	turns := make([]turn, 0, len(strs)/2)
+	for i := 0; i+1 < len(strs); i += 2 {
+		turns = append(turns, turn{key: strs[i], next: strs[i+1]})
+	}
+	return turns
+}
+
+// onTurns handles a published release: the head waiter of a key whose turn
+// is this client's (or anybody's) tries; the head waiter of a key whose turn
+// is another client's waits lockTurnGrace for that client to take it.
+func (m *LockManager) onTurns(db int, turns []turn) {
+	var mine []string
+	others := map[*lockWaiter]string{}
+	for _, t := range turns {
+		if t.next == "" || t.next == m.id {
+			mine = append(mine, t.key)
+			continue
+		}
+		if q := m.queues[dbKey{db, t.key}]; len(q) > 0 {
+			others[q[0]] = t.next
+		}
+	}
+	m.wake(db, mine)
+	for w, next := range others {
+		if w.inflight {
+			// Its attempt may have seen the key still held: once it fails,
+			// it tries again, and learns whose turn it is.
+			w.dirty = true
+			continue
+		}
+		if m.closedErr == nil && m.eligible(w) {
+			m.startWaiterTimer(w, lockTurnGrace)
+			w.skip = next
+		}
+	}
 }
 
 // ---- shutdown ----
@@ -862,8 +1033,23 @@ func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	for _, l := range m.leases {
 		m.dropLease(l)
 		close(l.lost)
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
 	}
+	byDB := map[int][]dbKey{}
+	for k := range m.queued {
+		byDB[k.db] = append(byDB[k.db], k)
+	}
+	for db, ks := range byDB {
+		keys := make([]string, 0, 2*len(ks))
+		for _, k := range ks {
+			keys = append(keys, k.key)
+		}
+		for _, k := range ks {
+			keys = append(keys, m.qkeys[k.key])
+		}
+		m.runLeave(m.clients[db], db, keys)
+	}
+	m.queued = map[dbKey]bool{}
 	m.stopTimers()
 	for channel := range m.channels {
 		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})

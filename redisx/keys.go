@@ -73,3 +73,10 @@ func (k Keys) Pool(name, part string) string {
 func (k Keys) PoolChannel(db int) string {
 	return k.prefix() + ":pool-changed:" + strconv.Itoa(db)
 }
+
+// LockQueue is the key of the turn queue of the lock on key: the clients
+// waiting for it, oldest first, beside its lock key in the same slot:
+// "xsync:lockq:{orders}".
+func (k Keys) LockQueue(key string) string {
+	return k.prefix() + ":lockq:" + Tagged(key)
+}

@@ -1,49 +1,105 @@
 -- lock_acquire: take every lock key for one owner token, or none of them.
--- KEYS: the n lock keys, then their n fencing counters (KEYS[n+i] counts KEYS[i]).
+-- Clients that wait for a key queue for their turn in its turn queue (a
+-- sorted set of client ids, oldest first); a free key whose queue is not
+-- empty is reserved for the client at the head of the queue.
+-- KEYS: the n lock keys, then their n fencing counters, then their n turn
+--   queues (KEYS[n+i] counts KEYS[i], KEYS[2n+i] queues for it).
 -- ARGV[1]: the owner token (random, one per acquisition).
 -- ARGV[2]: the lease length in milliseconds (integer >= 1).
+-- ARGV[3]: the id of the calling client.
+-- ARGV[4]: "1" to queue for the turn when blocked (a waiter), "0" not to (a try).
+-- ARGV[5]: a client id whose turn is over: it did not come when its turn
+--   came, so it is taken out of the queues' head; or "".
 -- Returns:
 --   {1, fence_1, ..., fence_n} when the token now holds every key. Each key
 --     that was free got the token with the lease length and its fencing
---     counter incremented (counters never expire and never go back). A key
---     that already held the token (a retried call whose answer was lost)
---     only has its lease length renewed and returns its current counter, so
---     a retry by the same token succeeds again without a new fence.
---   {0, pttl} when another owner holds at least one key: pttl is the largest
---     remaining time to live in milliseconds of the keys that block, or -1
---     when one of them never expires. Nothing is written then.
-local n = #KEYS / 2
-local token = ARGV[1]
-local ttl = tonumber(ARGV[2])
+--     counter incremented (counters never expire and never go back); the
+--     caller left the turn queues. A key that already held the token (a
+--     retried call whose answer was lost) only has its lease length renewed
+--     and returns its current counter: a retry succeeds again.
+--   {0, pttl, reserved_by} when a key is held by another owner or reserved
+--     for another client. pttl is the largest remaining time to live in ms
+--     of the held keys that block, -1 when one of them never expires, -2
+--     when no key is held, only reserved; reserved_by is the client a key is
+--     reserved for, or "". A waiter is queued (once: it keeps its place) on
+--     each key that blocks it. A waiter whose turn came on a free key it
+--     cannot use now (another key blocks) passes the turn on to the next
+--     client, PUBLISHed as lock_release does (on ARGV[6]).
+-- ARGV[6]: the pub/sub channel of lock releases of this DB.
+local n = #KEYS / 3
+local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
 
-local held = {}
-local blocked, wait = false, 0
+local function head(q)
+  local h = redis.call('ZRANGE', q, 0, 0)
+  return h[1]
+end
+
+local state = {} -- 'mine', 'held', 'reserved', 'turn' (free, my turn) or 'free'
+local blocked, wait, reservedBy = false, -2, ''
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
   if v == token then
-    held[i] = true
+    state[i] = 'mine'
   elseif v then
+    state[i] = 'held'
     blocked = true
     local p = redis.call('PTTL', KEYS[i])
     if p < 0 then
       wait = -1
-    elseif wait >= 0 and p > wait then
+    elseif wait ~= -1 and p > wait then
       wait = p
+    end
+  else
+    local h = head(KEYS[2 * n + i])
+    if h and h ~= client and h == skip then
+      redis.call('ZREM', KEYS[2 * n + i], h)
+      h = head(KEYS[2 * n + i])
+    end
+    if h and h ~= client then
+      state[i] = 'reserved'
+      blocked = true
+      reservedBy = h
+    elseif h == client then
+      state[i] = 'turn'
+    else
+      state[i] = 'free'
     end
   end
 end
+
 if blocked then
-  return {0, wait}
+  if queue then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local passed = {}
+    for i = 1, n do
+      local q = KEYS[2 * n + i]
+      if state[i] == 'held' or state[i] == 'reserved' then
+        redis.call('ZADD', q, 'NX', now, client)
+        redis.call('PEXPIRE', q, 600000)
+      elseif state[i] == 'turn' then
+        redis.call('ZREM', q, client)
+        local h = head(q) or ''
+        passed[#passed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
+      end
+    end
+    if #passed > 0 then
+      redis.call('PUBLISH', channel, table.concat(passed))
+    end
+  end
+  return {0, wait, reservedBy}
 end
 
 local res = {1}
 for i = 1, n do
-  if held[i] then
+  if state[i] == 'mine' then
     redis.call('PEXPIRE', KEYS[i], ttl)
     res[i + 1] = tonumber(redis.call('GET', KEYS[n + i]) or '0')
   else
     redis.call('SET', KEYS[i], token, 'PX', ttl)
     res[i + 1] = redis.call('INCR', KEYS[n + i])
   end
+  redis.call('ZREM', KEYS[2 * n + i], client)
 end
 return res

@@ -1,21 +1,39 @@
 -- lock_release: give back the lock keys that still hold an owner token, and
--- tell the waiters of every client which keys are free.
--- KEYS: the lock keys of the lease.
+-- tell every client whose turn it is.
+-- KEYS: the n lock keys of the lease, then their n turn queues.
 -- ARGV[1]: the owner token.
 -- ARGV[2]: the pub/sub channel of lock releases of this DB.
+-- ARGV[3]: the id of the releasing client.
+-- ARGV[4]: n characters, the i-th "1" when the releasing client has more
+--   waiters for KEYS[i]: it queues for its next turn (keeping its place if it
+--   is queued already), behind the clients queued before.
 -- Returns: the number of keys deleted (those that still held the token; a
 --   key that expired or was taken over is left alone). When at least one key
---   was deleted, the names of the deleted keys are PUBLISHed on ARGV[2],
---   each written as <byte length>:<name>, one after the other.
-local token = ARGV[1]
-local freed = {}
-for i = 1, #KEYS do
+--   was deleted, PUBLISHes on ARGV[2], for each deleted key, its name and the
+--   id of the client at the head of its turn queue ("" when none waits),
+--   each string written as <byte length>:<string>, one after the other.
+local n = #KEYS / 2
+local token, channel, client, more = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now
+local freed, count = {}, 0
+for i = 1, n do
   if redis.call('GET', KEYS[i]) == token then
     redis.call('DEL', KEYS[i])
-    freed[#freed + 1] = #KEYS[i] .. ':' .. KEYS[i]
+    count = count + 1
+    local q = KEYS[n + i]
+    if string.sub(more, i, i) == '1' then
+      if not now then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      redis.call('ZADD', q, 'NX', now, client)
+      redis.call('PEXPIRE', q, 600000)
+    end
+    local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
+    freed[#freed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
   end
 end
-if #freed > 0 then
-  redis.call('PUBLISH', ARGV[2], table.concat(freed))
+if count > 0 then
+  redis.call('PUBLISH', channel, table.concat(freed))
 end
-return #freed
+return count
