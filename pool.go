@@ -105,7 +105,14 @@ type PoolStats struct {
 //
 // A wait that is cancelled (its context, or Future.Cancel) is withdrawn; if
 // containers were granted meanwhile, they are handed back: made ready again
-// with their NextAvailable and UsageCount restored. Never lost.
+// with their NextAvailable and UsageCount restored. Never lost, with one
+// exception: a grant whose Future is cancelled after the client's Close
+// began cannot be handed back; it counts as used and is ready again after
+// its Interval.
+//
+// Every take leaves a small grant record in Redis for 30 seconds (about 150
+// bytes), by which a take whose answer was lost can be resent without being
+// served twice, and a grant handed back.
 type Pool struct {
 	c    *Client
 	name string
@@ -375,8 +382,9 @@ func one(cs []Container) Container   { return cs[0] }
 // Ask takes n ready containers, all or none: those with the earliest
 // NextAvailable, each with NextAvailable moved to now+Interval and
 // UsageCount+1. It returns them as they are after the take, or
-// ErrNotAvailable at once when fewer than n are ready. n <= 0 is
-// ErrInvalidQuantity.
+// ErrNotAvailable at once when fewer than n are ready. It does not jump this
+// client's queue: it is refused while a waiter ahead of it holds the others
+// back (see Pool). n <= 0 is ErrInvalidQuantity.
 func (p *Pool) Ask(ctx context.Context, n int) ([]Container, error) {
 	return p.AskAsync(ctx, n).Wait(ctx)
 }

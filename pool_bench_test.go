@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redisxsync/xsync"
 	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
@@ -73,6 +75,18 @@ func concurrently(b *testing.B, g int, op func(i int) error) {
 	b.StopTimer()
 }
 
+// rawTake returns an op that sends pool_take for one container of pool
+// "bench" straight with EVALSHA, a new token each time: what one take costs
+// Redis, without the pool actor.
+func rawTake(raw *redis.Client, keys redisx.Keys) func(int) error {
+	take := actors.Scripts.Get("pool_take")
+	var tokens atomic.Int64
+	return func(int) error {
+		k, args := actors.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
+		return take.Run(context.Background(), raw, k, args...).Err()
+	}
+}
+
 // Throughput of Ask and AskOne through the pool actor, against the same
 // pool_take script sent straight with EVALSHA (the floor: one script call
 // per take, no actor). Containers have no interval, so every take succeeds.
@@ -83,9 +97,7 @@ func BenchmarkPoolThroughput(b *testing.B) {
 	fillPool(b, p, 1000, "cookie=0123456789abcdef", 0)
 	keys := redisx.Keys{Prefix: prefix}
 	raw := rawDB(b, 0)
-	take := actors.Scripts.Get("pool_take")
 	ctx := context.Background()
-	var tokens atomic.Int64
 	for _, g := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("AskOne/goroutines=%d", g), func(b *testing.B) {
 			concurrently(b, g, func(int) error { _, err := p.AskOne(ctx); return err })
@@ -94,10 +106,7 @@ func BenchmarkPoolThroughput(b *testing.B) {
 			concurrently(b, g, func(int) error { _, err := p.Ask(ctx, 3); return err })
 		})
 		b.Run(fmt.Sprintf("RawEvalsha1/goroutines=%d", g), func(b *testing.B) {
-			concurrently(b, g, func(int) error {
-				k, args := actors.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
-				return take.Run(ctx, raw, k, args...).Err()
-			})
+			concurrently(b, g, rawTake(raw, keys))
 		})
 	}
 }
@@ -179,16 +188,11 @@ func BenchmarkPoolAskCost(b *testing.B) {
 		fillPool(b, p, n, "cookie=0123456789abcdef", time.Hour)
 		keys := redisx.Keys{Prefix: prefix}
 		raw := rawDB(b, 0)
-		take := actors.Scripts.Get("pool_take")
-		var tokens atomic.Int64
 		b.Run(fmt.Sprintf("Ask/containers=%d", n), func(b *testing.B) {
 			concurrently(b, 1, func(int) error { _, err := p.Ask(ctx, 1); return err })
 		})
 		b.Run(fmt.Sprintf("RawEvalsha/containers=%d", n), func(b *testing.B) {
-			concurrently(b, 1, func(int) error {
-				k, args := actors.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
-				return take.Run(ctx, raw, k, args...).Err()
-			})
+			concurrently(b, 1, rawTake(raw, keys))
 		})
 		if _, err := raw.Del(ctx, keys.Pool("bench", "ready"), keys.Pool("bench", "expiry"),
 			keys.Pool("bench", "meta"), keys.Pool("bench", "data")).Result(); err != nil {

@@ -1288,3 +1288,61 @@ func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
 		f.Cancel()
 	}
 }
+
+// Close while takes are in flight: the waiters fail with ErrClosed, and a
+// grant that was on its way when Close began is handed back before Close
+// returns, so the usage counts add up to what callers received.
+func TestPool_CloseHandsBackGrantsInFlight(t *testing.T) {
+	prefix := testPrefix(t)
+	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pool("accounts")
+	var cs []xsync.Container
+	for i := range 5 {
+		cs = append(cs, xsync.Container{ID: fmt.Sprintf("c%d", i), Interval: time.Millisecond})
+	}
+	put(t, p, cs...)
+	var (
+		mu       sync.Mutex
+		counts   = map[string]int64{}
+		received = make(chan struct{}, 1000)
+		wg       sync.WaitGroup
+	)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				got, err := p.WaitAskOne(context.Background())
+				if err != nil {
+					if !errors.Is(err, xsync.ErrClosed) {
+						t.Errorf("WaitAskOne during Close: %v, want ErrClosed", err)
+					}
+					return
+				}
+				mu.Lock()
+				counts[got.ID]++
+				mu.Unlock()
+				select {
+				case received <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	for range 100 {
+		<-received
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	check := clientWithPrefix(t, prefix).Pool("accounts")
+	for _, c := range cs {
+		if got := get(t, check, c.ID); got.UsageCount != counts[c.ID] {
+			t.Errorf("%s: UsageCount %d, received %d times", c.ID, got.UsageCount, counts[c.ID])
+		}
+	}
+}

@@ -244,9 +244,7 @@ func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
 		// result is handed back.
 		p.prune()
 	}
-	if len(p.queue) == 0 {
-		p.stopTimer()
-	}
+	p.resetTimer(ctx) // it may have been the earliest
 }
 
 // wake tries the waiters again: something changed.
@@ -563,10 +561,22 @@ func (p *Pool) goCall(ctx actor.Context, call func(context.Context) any) {
 	}()
 }
 
-// goOp runs call in a goroutine and answers the sender with its result.
-func (p *Pool) goOp(ctx actor.Context, call func(context.Context) any) {
+// serve answers the request at hand with the result of call, run in a
+// goroutine. fail makes the answer for an error, the closed client's too.
+// call may read p's configuration, nothing else of p.
+func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(context.Context) (R, error)) {
+	if p.closedErr != nil {
+		ctx.Respond(fail(p.closedErr))
+		return
+	}
 	to := ctx.Sender()
-	p.goCall(ctx, func(c context.Context) any { return &opDone{to: to, answer: call(c)} })
+	p.goCall(ctx, func(c context.Context) any {
+		r, err := call(c)
+		if err != nil {
+			return &opDone{to: to, answer: fail(err)}
+		}
+		return &opDone{to: to, answer: r}
+	})
 }
 
 func (p *Pool) wrap(op string, err error) error {
@@ -576,96 +586,84 @@ func (p *Pool) wrap(op string, err error) error {
 	return fmt.Errorf("xsync: pool %q: %s: %w", p.cfg.Name, op, err)
 }
 
+func (p *Pool) notFound(id string) error {
+	return fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, id)
+}
+
 func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.PoolPutResult{Err: p.closedErr})
-		return
-	}
 	cl, keys := p.cfg.Client, p.keys
-	p.goOp(ctx, func(c context.Context) any {
-		id, err := runPut(c, cl, keys, m.Containers)
-		switch {
-		case err != nil:
-			err = p.wrap("put", err)
-		case id != "":
-			err = p.corrupt(id)
-		}
-		return &messages.PoolPutResult{Err: err}
-	})
+	serve(p, ctx, func(err error) *messages.PoolPutResult { return &messages.PoolPutResult{Err: err} },
+		func(c context.Context) (*messages.PoolPutResult, error) {
+			switch id, err := runPut(c, cl, keys, m.Containers); {
+			case err != nil:
+				return nil, p.wrap("put", err)
+			case id != "":
+				return nil, p.corrupt(id)
+			}
+			return &messages.PoolPutResult{}, nil
+		})
 }
 
 func (p *Pool) onGet(ctx actor.Context, m *messages.PoolGet) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.PoolGetResult{Err: p.closedErr})
-		return
-	}
 	cl, keys := p.cfg.Client, p.keys
-	p.goOp(ctx, func(c context.Context) any {
-		r, err := runGet(c, cl, keys, m.ID)
-		switch {
-		case err != nil:
-			return &messages.PoolGetResult{Err: p.wrap("get", err)}
-		case r.corrupt:
-			return &messages.PoolGetResult{Err: p.corrupt(m.ID)}
-		case !r.found:
-			return &messages.PoolGetResult{Err: fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, m.ID)}
-		}
-		return &messages.PoolGetResult{Container: r.c}
-	})
+	serve(p, ctx, func(err error) *messages.PoolGetResult { return &messages.PoolGetResult{Err: err} },
+		func(c context.Context) (*messages.PoolGetResult, error) {
+			r, err := runGet(c, cl, keys, m.ID)
+			switch {
+			case err != nil:
+				return nil, p.wrap("get", err)
+			case r.corrupt:
+				return nil, p.corrupt(m.ID)
+			case !r.found:
+				return nil, p.notFound(m.ID)
+			}
+			return &messages.PoolGetResult{Container: r.c}, nil
+		})
 }
 
 func (p *Pool) onRemove(ctx actor.Context, m *messages.PoolRemove) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.PoolRemoveResult{Err: p.closedErr})
-		return
-	}
 	cl, keys := p.cfg.Client, p.keys
-	p.goOp(ctx, func(c context.Context) any {
-		n, err := runRemove(c, cl, keys, m.IDs)
-		if err != nil {
-			return &messages.PoolRemoveResult{Err: p.wrap("remove", err)}
-		}
-		return &messages.PoolRemoveResult{Removed: n}
-	})
+	serve(p, ctx, func(err error) *messages.PoolRemoveResult { return &messages.PoolRemoveResult{Err: err} },
+		func(c context.Context) (*messages.PoolRemoveResult, error) {
+			n, err := runRemove(c, cl, keys, m.IDs)
+			if err != nil {
+				return nil, p.wrap("remove", err)
+			}
+			return &messages.PoolRemoveResult{Removed: n}, nil
+		})
 }
 
 func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.PoolCooldownResult{Err: p.closedErr})
-		return
-	}
 	cl, keys := p.cfg.Client, p.keys
-	p.goOp(ctx, func(c context.Context) any {
-		at, err := runCooldown(c, cl, keys, m.ID, m.D)
-		switch {
-		case err != nil:
-			return &messages.PoolCooldownResult{Err: p.wrap("cooldown", err)}
-		case at < 0:
-			return &messages.PoolCooldownResult{Err: fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, m.ID)}
-		}
-		return &messages.PoolCooldownResult{NextAvailable: time.UnixMicro(at)}
-	})
+	serve(p, ctx, func(err error) *messages.PoolCooldownResult { return &messages.PoolCooldownResult{Err: err} },
+		func(c context.Context) (*messages.PoolCooldownResult, error) {
+			at, err := runCooldown(c, cl, keys, m.ID, m.D)
+			switch {
+			case err != nil:
+				return nil, p.wrap("cooldown", err)
+			case at < 0:
+				return nil, p.notFound(m.ID)
+			}
+			return &messages.PoolCooldownResult{NextAvailable: time.UnixMicro(at)}, nil
+		})
 }
 
 func (p *Pool) onStats(ctx actor.Context) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.PoolStatsResult{Err: p.closedErr})
-		return
-	}
 	cl, keys, waiting := p.cfg.Client, p.keys, 0
 	for _, w := range p.queue {
 		if w.wait && !w.done {
 			waiting++
 		}
 	}
-	p.goOp(ctx, func(c context.Context) any {
-		s, err := runStats(c, cl, keys)
-		if err != nil {
-			return &messages.PoolStatsResult{Err: p.wrap("stats", err)}
-		}
-		s.Waiting = waiting
-		return &s
-	})
+	serve(p, ctx, func(err error) *messages.PoolStatsResult { return &messages.PoolStatsResult{Err: err} },
+		func(c context.Context) (*messages.PoolStatsResult, error) {
+			s, err := runStats(c, cl, keys)
+			if err != nil {
+				return nil, p.wrap("stats", err)
+			}
+			s.Waiting = waiting
+			return &s, nil
+		})
 }
 
 // --- shutdown ---
