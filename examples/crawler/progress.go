@@ -95,7 +95,7 @@ func printSummary(w io.Writer, s *summary) {
 	if s.Unrenewed > 0 {
 		fmt.Fprintf(w, ", %d more expired as the crawl stopped", s.Unrenewed)
 	}
-	fmt.Fprintf(w, "; %d times a worker waited on another's login and reused its cookie\n", s.ReusedCookie)
+	fmt.Fprintf(w, "; %d %s a worker waited on another's login and reused its cookie\n", s.ReusedCookie, plural(s.ReusedCookie, "time", "times"))
 	if s.Mode == "naive" {
 		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (no pool limits; the site tolerates %gms early)\n",
 			s.MinSlackMS, s.ToleranceMS)
@@ -125,4 +125,11 @@ func modeText(mode string) string {
 		return "naive (random accounts, no limits)"
 	}
 	return "xsync pool (WaitAskOne)"
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
