@@ -70,13 +70,15 @@ end
 
 if blocked then
   if queue then
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local passed = {}
     for i = 1, n do
       local q = KEYS[2 * n + i]
       if state[i] == 'held' or state[i] == 'reserved' then
-        redis.call('ZADD', q, 'NX', now, client)
+        -- At the tail, after everyone queued before (scores only grow).
+        if not redis.call('ZSCORE', q, client) then
+          local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
+          redis.call('ZADD', q, (tonumber(last[2]) or 0) + 1, client)
+        end
         redis.call('PEXPIRE', q, 600000)
       elseif state[i] == 'turn' then
         redis.call('ZREM', q, client)

@@ -14,19 +14,15 @@
 --   each string written as <byte length>:<string>, one after the other.
 local n = #KEYS / 2
 local token, channel, client, more = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local now
 local freed, count = {}, 0
 for i = 1, n do
   if redis.call('GET', KEYS[i]) == token then
     redis.call('DEL', KEYS[i])
     count = count + 1
     local q = KEYS[n + i]
-    if string.sub(more, i, i) == '1' then
-      if not now then
-        local t = redis.call('TIME')
-        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-      end
-      redis.call('ZADD', q, 'NX', now, client)
+    if string.sub(more, i, i) == '1' and not redis.call('ZSCORE', q, client) then
+      local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
+      redis.call('ZADD', q, (tonumber(last[2]) or 0) + 1, client)
       redis.call('PEXPIRE', q, 600000)
     end
     local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
