@@ -149,7 +149,7 @@ func BenchmarkPoolPutToGrant(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		f := waiter.WaitAskOneAsync(ctx)
-		settled(b, waiter)
+		poolSettled(b, waiter)
 		id := "c" + strconv.Itoa(i)
 		start := time.Now()
 		if err := producer.Put(ctx, xsync.Container{ID: id, Interval: time.Hour}); err != nil {

@@ -132,10 +132,10 @@ func commandsSince(t testing.TB, db *redis.Client, before map[string]int64) map[
 	return diff
 }
 
-// settled returns once every request queued in p before the call has been
+// poolSettled returns once every request queued in p before the call has been
 // tried at least once: a one-shot AskOne, queued behind them, is answered
 // only after a take call that tried them all.
-func settled(t testing.TB, p *xsync.Pool) {
+func poolSettled(t testing.TB, p *xsync.Pool) {
 	t.Helper()
 	if c, err := p.AskOne(context.Background()); err == nil {
 		t.Fatalf("settled: AskOne took %s: the test expects nothing ready", c.ID)
@@ -522,7 +522,7 @@ func TestPool_Stats(t *testing.T) {
 
 	f := p.WaitAskAsync(ctx, 2)
 	defer f.Cancel()
-	settled(t, p)
+	poolSettled(t, p)
 	if s := stats(t, p); s.Waiting != 1 {
 		t.Fatalf("Stats.Waiting with one waiter = %d", s.Waiting)
 	}
@@ -607,7 +607,7 @@ func TestPool_WaiterOnEmptyPoolIsServedWhenAnotherClientPuts(t *testing.T) {
 	p := waiter.Pool("jobs")
 	f := p.WaitAskOneAsync(ctx)
 	random := p.WaitAcquireRandomAsync(ctx, 2)
-	settled(t, p) // both have been tried: the pool was empty, no timer is set
+	poolSettled(t, p) // both have been tried: the pool was empty, no timer is set
 
 	put(t, producer.Pool("jobs"), xsync.Container{ID: "job-1", Data: "payload"})
 	got, err := f.Wait(ctx)
@@ -675,7 +675,7 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 			fs = append(fs, p.WaitAskAsync(ctx, 1))
 		}
 	}
-	settled(t, p)
+	poolSettled(t, p)
 	if s := stats(t, p); s.Waiting != 40 {
 		t.Fatalf("%d waiting, want 40", s.Waiting)
 	}
@@ -701,7 +701,7 @@ func TestPool_OnePutServesManyWaitersInFewCalls(t *testing.T) {
 	for range 30 {
 		fs = append(fs, p.WaitAskOneAsync(ctx))
 	}
-	settled(t, p)
+	poolSettled(t, p)
 	var cs []xsync.Container
 	for i := range 30 {
 		cs = append(cs, xsync.Container{ID: fmt.Sprintf("c%02d", i), Interval: time.Hour})
@@ -797,7 +797,7 @@ func TestPool_ImpossibleWaiterDoesNotBlockOthers(t *testing.T) {
 	defer cancel()
 	huge := p.WaitAskAsync(ctx, 1000)
 	defer huge.Cancel()
-	settled(t, p)
+	poolSettled(t, p)
 	for i := range xsync.PoolBypassLimit + 5 {
 		f := p.WaitAskOneAsync(ctx)
 		put(t, p, xsync.Container{ID: fmt.Sprintf("c%02d", i), Interval: time.Hour})
@@ -814,7 +814,7 @@ func TestPool_CancelledWaitIsWithdrawn(t *testing.T) {
 	p := c.Pool("accounts")
 	ctx := context.Background()
 	f := p.WaitAskOneAsync(ctx)
-	settled(t, p)
+	poolSettled(t, p)
 	f.Cancel()
 	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) || !errors.Is(err, xsync.ErrNotAvailable) {
 		t.Fatalf("cancelled wait: %v, want context.Canceled and ErrNotAvailable", err)
@@ -912,7 +912,7 @@ func TestPool_CloseFailsWaitersWithErrClosed(t *testing.T) {
 	p := c.Pool("accounts")
 	ctx := context.Background()
 	waiters := []*xsync.Future[[]xsync.Container]{p.WaitAskAsync(ctx, 1), p.WaitAcquireRandomAsync(ctx, 2)}
-	settled(t, p)
+	poolSettled(t, p)
 	if err := c.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1136,7 +1136,7 @@ func TestPool_OnDBIsolatesPools(t *testing.T) {
 	}
 	f := p0.WaitAskOneAsync(ctx)
 	defer f.Cancel()
-	settled(t, p0)
+	poolSettled(t, p0)
 	put(t, p5, xsync.Container{ID: "on-5-again"})
 	if got := get(t, p5, "on-5"); got.UsageCount != 0 {
 		t.Fatal("a waiter on DB 0 took a container of DB 5")
@@ -1157,7 +1157,7 @@ func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	f := p.WaitAskOneAsync(ctx)
-	settled(t, p)
+	poolSettled(t, p)
 
 	db := rawDB(t, 0)
 	now := serverNow(t)
@@ -1276,7 +1276,7 @@ func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
 		impossible = append(impossible, p.WaitAskAsync(ctx, 1000))
 	}
 	last := p.WaitAskOneAsync(ctx)
-	settled(t, p)
+	poolSettled(t, p)
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	if got, err := last.Wait(ctx); err != nil || got.ID != "a" {
 		t.Fatalf("the waiter behind 300 impossible ones: %+v, %v", got, err)

@@ -1,0 +1,135 @@
+package main
+
+// Progress and summary. On a terminal the progress is one line, rewritten
+// in place four times a second; into a pipe or a file it is a plain line
+// every second.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// progress prints the progress line.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	accounts int
+	lastSec  int // the whole second of the last plain line
+	printed  bool
+}
+
+func newProgress(w io.Writer, cfg config) *progress {
+	return &progress{w: w, tty: isTerminal(w), accounts: cfg.Accounts}
+}
+
+// isTerminal reports whether w is a character device (a terminal), without
+// a dependency: os.File.Stat's mode says so.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// update shows the state of the crawl after elapsed.
+func (p *progress) update(elapsed time.Duration, st siteStats, ready, total int, waiting int64) {
+	if sec := int(elapsed / time.Second); !p.tty {
+		if p.printed && sec == p.lastSec {
+			return
+		}
+		p.lastSec = sec
+	}
+	p.printed = true
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(st.Served) / elapsed.Seconds()
+	}
+	readyText := "?"
+	if ready >= 0 {
+		readyText = fmt.Sprintf("%d/%d", ready, total)
+	}
+	line := fmt.Sprintf("%5.1fs  pages %5d  %6.1f pages/s  accounts ready %-7s  waiters %4d  429s %d  logins %d",
+		elapsed.Seconds(), st.Served, rate, readyText, waiting, st.TooMany, st.Relogins)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+// done ends the progress line on a terminal.
+func (p *progress) done() {
+	if p.tty && p.printed {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// printSummary prints the summary for people.
+func printSummary(w io.Writer, s *summary) {
+	fmt.Fprintf(w, "\ncrawl stopped: %s\n", s.Stop)
+	fmt.Fprintf(w, "  mode         %s: %d processes x %d workers, %d accounts\n", modeText(s.Mode), s.Procs, s.Workers, s.Accounts)
+	twice := "none twice"
+	if s.FetchedTwice > 0 {
+		twice = fmt.Sprintf("%d fetched twice", s.FetchedTwice)
+	}
+	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
+	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval)",
+		s.Rate, 100*s.RateRatio, s.MaxRate)
+	if s.RateRatio > 1 {
+		fmt.Fprint(w, ": a short run, and every account starts ready")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  429s         %d", s.TooMany)
+	if s.TooManyLate > 0 {
+		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  logins       %d for %d expired cookies", s.Relogins, s.Expiries-s.Unrenewed)
+	if s.Expiries > s.Unrenewed {
+		fmt.Fprintf(w, " (%.2f per expiry)", s.LoginsPerExpiry)
+	}
+	if s.Unrenewed > 0 {
+		fmt.Fprintf(w, ", %d more expired as the crawl stopped", s.Unrenewed)
+	}
+	fmt.Fprintf(w, "; %d %s a worker waited on another's login and reused its cookie\n", s.ReusedCookie, plural(s.ReusedCookie, "time", "times"))
+	if s.Mode == "naive" {
+		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (no pool limits; the site tolerates %gms early)\n",
+			s.MinSlackMS, s.ToleranceMS)
+	} else {
+		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (the pool adds %gms, the site tolerates %gms early)\n",
+			s.MinSlackMS, s.MarginMS, s.ToleranceMS)
+	}
+	if s.WorkerErrors > 0 {
+		fmt.Fprintf(w, "  errors       %d failed requests (see above)\n", s.WorkerErrors)
+	}
+	if s.OK {
+		if s.Mode == "naive" && s.TooMany > 0 {
+			fmt.Fprintf(w, "naive mode: %d requests were refused with 429; the pool (run without -naive) makes that zero\n", s.TooMany)
+		} else {
+			fmt.Fprintln(w, "OK: no 429, no page fetched twice, one login per expired cookie")
+		}
+		return
+	}
+	fmt.Fprintln(w, "FAILED:")
+	for _, v := range s.Violations {
+		fmt.Fprintf(w, "  - %s\n", v)
+	}
+}
+
+func modeText(mode string) string {
+	if mode == "naive" {
+		return "naive (random accounts, no limits)"
+	}
+	return "xsync pool (WaitAskOne)"
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

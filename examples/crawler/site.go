@@ -1,0 +1,285 @@
+package main
+
+// The target site: what a crawler meets on the web, in miniature. It runs in
+// the coordinator process (net/http on 127.0.0.1, a free port) and keeps the
+// score of the crawl, because only the site sees every request:
+//
+//   - GET /page/{n} needs the cookie of a logged-in account. Without one, or
+//     with an unknown one, the answer is 401 "login required"; with a cookie
+//     past its lifetime, 401 "session expired".
+//   - Each account has an interval: a page request with an account that was
+//     served a page less than interval - tolerance ago, by the site's own
+//     clock, gets 429 Too Many Requests. A 429 does not count as a use. The
+//     tolerance (default 5ms) absorbs the jitter of two processes talking
+//     over loopback; it is small against the intervals (100ms and up).
+//   - For the score only, a crawler using the pool sends the time at which
+//     the pool granted the account (header X-Pool-Granted, Unix ms by
+//     Redis's clock). A 429 whose grant came at least an interval after the
+//     grant of the account's previous use is the delivery's fault (a
+//     request delayed on its way by a busy machine), not the pool's.
+//   - POST /login (form fields user, password) answers after a delay, as
+//     real logins do, with a new cookie "sid" that expires after the
+//     account's cookie lifetime. Earlier cookies stay valid until they
+//     expire.
+//   - The site has a few thousand pages. Page n links to pages 2n+1 and
+//     2n+2, so page 0 reaches every page, and to a few random ones.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// cookieName is the name of the site's session cookie.
+const cookieName = "sid"
+
+// siteAccount is one account of the site, as the site's operators set it.
+type siteAccount struct {
+	ID        string
+	Password  string
+	Interval  time.Duration // at most one page per Interval
+	CookieTTL time.Duration // lifetime of a cookie issued at login
+}
+
+// siteConfig shapes a site.
+type siteConfig struct {
+	Pages      int           // number of pages, at least 1
+	Links      int           // links per page, at least 2
+	Tolerance  time.Duration // slack of the 429 rule
+	LoginDelay time.Duration // how long a login takes
+	Seed       uint64        // the random links
+	Accounts   []siteAccount
+}
+
+// site is the target site; it is an http.Handler.
+type site struct {
+	cfg   siteConfig
+	links [][]int
+	mux   *http.ServeMux
+	now   func() time.Time // the site's clock; tests replace it
+
+	mu       sync.Mutex
+	accounts map[string]*accountState
+	sessions map[string]*session
+	served   []int // times each page was served
+	stats    siteStats
+}
+
+// accountState is what the site remembers about an account.
+type accountState struct {
+	siteAccount
+	lastUse time.Time // last page served; zero before the first
+	// lastGrant is when the pool granted the account for that use, by
+	// Redis's clock (X-Pool-Granted); zero when not sent.
+	lastGrant time.Time
+	logins    int
+	current   *session // the latest cookie issued
+}
+
+// session is one cookie issued at login.
+type session struct {
+	account *accountState
+	expires time.Time
+	expired bool // rejected as expired at least once
+}
+
+// siteStats is the site's score of the crawl.
+type siteStats struct {
+	Served         int           `json:"served"`          // pages served (200)
+	Distinct       int           `json:"distinct"`        // distinct pages served
+	FetchedTwice   int           `json:"fetched_twice"`   // pages served more than once
+	TooMany        int           `json:"too_many"`        // 429 answers
+	TooManyLate    int           `json:"too_many_late"`   // of which the pool's grants were an interval apart: the request before was delayed
+	Unauthorized   int           `json:"unauthorized"`    // 401 answers
+	Expiries       int           `json:"expiries"`        // cookies that were presented after they expired
+	Logins         int           `json:"logins"`          // every login
+	Relogins       int           `json:"relogins"`        // logins after an account's first
+	NeedlessLogins int           `json:"needless_logins"` // logins while the account's latest cookie was still valid
+	Unrenewed      int           `json:"unrenewed"`       // accounts whose latest cookie was found expired and not renewed (yet)
+	MinSlack       time.Duration `json:"min_slack_ns"`    // closest request to the previous use of its account (served or refused), minus the interval
+	HaveSlack      bool          `json:"have_slack"`      // MinSlack is set
+}
+
+// newSite builds the site of cfg: its link graph and its accounts.
+func newSite(cfg siteConfig) *site {
+	s := &site{
+		cfg:      cfg,
+		now:      time.Now,
+		accounts: make(map[string]*accountState, len(cfg.Accounts)),
+		sessions: map[string]*session{},
+		served:   make([]int, cfg.Pages),
+		links:    make([][]int, cfg.Pages),
+	}
+	rnd := mrand.New(mrand.NewPCG(cfg.Seed, 0x5eed))
+	for n := range s.links {
+		for _, child := range []int{2*n + 1, 2*n + 2} {
+			if child < cfg.Pages {
+				s.links[n] = append(s.links[n], child)
+			}
+		}
+		for len(s.links[n]) < cfg.Links {
+			s.links[n] = append(s.links[n], rnd.IntN(cfg.Pages))
+		}
+	}
+	for _, a := range cfg.Accounts {
+		s.accounts[a.ID] = &accountState{siteAccount: a}
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /page/{n}", s.page)
+	s.mux.HandleFunc("POST /login", s.login)
+	return s
+}
+
+func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// maxRate is the most pages per second the site serves: the sum over the
+// accounts of 1/interval.
+func (s *site) maxRate() float64 {
+	var r float64
+	for _, a := range s.cfg.Accounts {
+		r += 1 / a.Interval.Seconds()
+	}
+	return r
+}
+
+// snapshot returns the score so far.
+func (s *site) snapshot() siteStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	for _, a := range s.accounts {
+		if a.current != nil && a.current.expired {
+			st.Unrenewed++
+		}
+	}
+	return st
+}
+
+// page serves GET /page/{n}: 401 without a valid cookie, 429 when the
+// account is used too soon, else the page with its links.
+func (s *site) page(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 0 || n >= s.cfg.Pages {
+		http.NotFound(w, r)
+		return
+	}
+	c, err := r.Cookie(cookieName)
+	s.mu.Lock()
+	now := s.now()
+	var sess *session
+	if err == nil {
+		sess = s.sessions[c.Value]
+	}
+	switch {
+	case sess == nil:
+		s.stats.Unauthorized++
+		s.mu.Unlock()
+		http.Error(w, "login required", http.StatusUnauthorized)
+		return
+	case !now.Before(sess.expires):
+		s.stats.Unauthorized++
+		if !sess.expired {
+			sess.expired = true
+			s.stats.Expiries++
+		}
+		s.mu.Unlock()
+		http.Error(w, "session expired", http.StatusUnauthorized)
+		return
+	}
+	acc := sess.account
+	var granted time.Time
+	if ms, err := strconv.ParseInt(r.Header.Get("X-Pool-Granted"), 10, 64); err == nil {
+		granted = time.UnixMilli(ms)
+	}
+	if !acc.lastUse.IsZero() {
+		gap := now.Sub(acc.lastUse)
+		if slack := gap - acc.Interval; !s.stats.HaveSlack || slack < s.stats.MinSlack {
+			s.stats.MinSlack, s.stats.HaveSlack = slack, true
+		}
+		if gap < acc.Interval-s.cfg.Tolerance {
+			s.stats.TooMany++
+			if !granted.IsZero() && !acc.lastGrant.IsZero() && granted.Sub(acc.lastGrant) >= acc.Interval {
+				s.stats.TooManyLate++
+			}
+			s.mu.Unlock()
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil((acc.Interval - gap).Seconds()))))
+			http.Error(w, "too many requests", http.StatusTooManyRequests)
+			return
+		}
+	}
+	acc.lastUse, acc.lastGrant = now, granted
+	s.stats.Served++
+	s.served[n]++
+	switch s.served[n] {
+	case 1:
+		s.stats.Distinct++
+	case 2:
+		s.stats.FetchedTwice++
+	}
+	s.mu.Unlock()
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "<html><body><h1>Page %d</h1>\n", n)
+	for _, l := range s.links[n] {
+		fmt.Fprintf(&b, "<a href=\"/page/%d\">page %d</a>\n", l, l)
+	}
+	b.WriteString("</body></html>\n")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// login serves POST /login: after the login delay, a new cookie for the
+// account, valid for its cookie lifetime.
+func (s *site) login(w http.ResponseWriter, r *http.Request) {
+	user, password := r.PostFormValue("user"), r.PostFormValue("password")
+	s.mu.Lock()
+	acc := s.accounts[user]
+	s.mu.Unlock()
+	if acc == nil || acc.Password != password {
+		http.Error(w, "wrong user or password", http.StatusForbidden)
+		return
+	}
+	if s.cfg.LoginDelay > 0 {
+		t := time.NewTimer(s.cfg.LoginDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return // the client gave up: no cookie issued
+		}
+	}
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	value := hex.EncodeToString(token)
+
+	s.mu.Lock()
+	now := s.now()
+	acc.logins++
+	s.stats.Logins++
+	if acc.logins > 1 {
+		s.stats.Relogins++
+		if acc.current != nil && now.Before(acc.current.expires) {
+			s.stats.NeedlessLogins++
+		}
+	}
+	sess := &session{account: acc, expires: now.Add(acc.CookieTTL)}
+	acc.current = sess
+	s.sessions[value] = sess
+	s.mu.Unlock()
+
+	http.SetCookie(w, &http.Cookie{
+		Name:     cookieName,
+		Value:    value,
+		Path:     "/",
+		Expires:  sess.expires,
+		HttpOnly: true,
+	})
+	w.WriteHeader(http.StatusNoContent)
+}
