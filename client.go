@@ -175,6 +175,11 @@ func (c *Client) isClosing() bool {
 func (c *Client) spawnWorker(props *actor.Props) (*actor.PID, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.spawnWorkerLocked(props)
+}
+
+// spawnWorkerLocked is spawnWorker for callers that hold c.mu.
+func (c *Client) spawnWorkerLocked(props *actor.Props) (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}

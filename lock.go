@@ -175,19 +175,17 @@ func checkKeys(keys []string) error {
 }
 
 // lockManager returns the client's lock manager, spawned on first use. It
-// is spawned as spawnWorker does, under c.mu, so that one client never has
-// two.
+// is spawned under c.mu, so that one client never has two.
 func (c *Client) lockManager() (*actor.PID, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.lockMgr != nil {
 		return c.lockMgr, nil
 	}
-	if c.closing {
-		return nil, ErrClosed
+	pid, err := c.spawnWorkerLocked(actor.PropsFromProducer(actors.NewLockManager(newToken(), c.keys, c.conn, c.log.Named("locks"))))
+	if err != nil {
+		return nil, err
 	}
-	pid := c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewLockManager(newToken(), c.keys, c.conn, c.log.Named("locks"))))
-	c.workers = append(c.workers, pid)
 	c.lockMgr = pid
 	return pid, nil
 }
@@ -239,21 +237,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, ttl)
 	}
-	f := request(ctx, l.sys, l.mgr, &messages.RefreshLease{ID: l.id, TTL: ttl}, nil,
-		func(msg any) (struct{}, error) {
-			r, ok := msg.(*messages.RefreshResult)
-			switch {
-			case !ok:
-				return struct{}{}, fmt.Errorf("xsync: refresh: unexpected answer %T", msg)
-			case r.Err != nil:
-				return struct{}{}, opErr("refresh", r.Err)
-			case r.NotHeld:
-				return struct{}{}, ErrLockNotHeld
-			}
-			return struct{}{}, nil
-		}, nil)
-	_, err := f.Wait(ctx)
-	return err
+	return l.call(ctx, "refresh", &messages.RefreshLease{ID: l.id, TTL: ttl})
 }
 
 // Release gives the locks back and wakes their waiters, in every client. It
@@ -264,19 +248,30 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 func (l *Lease) Release(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	f := request(ctx, l.sys, l.mgr, &messages.ReleaseLease{ID: l.id}, nil,
-		func(msg any) (struct{}, error) {
-			r, ok := msg.(*messages.ReleaseResult)
-			switch {
-			case !ok:
-				return struct{}{}, fmt.Errorf("xsync: release: unexpected answer %T", msg)
-			case r.Err != nil:
-				return struct{}{}, opErr("release", r.Err)
-			case r.NotHeld:
-				return struct{}{}, ErrLockNotHeld
-			}
-			return struct{}{}, nil
-		}, nil)
+	return l.call(ctx, "release", &messages.ReleaseLease{ID: l.id})
+}
+
+// call asks the lock manager to refresh or release the lease.
+func (l *Lease) call(ctx context.Context, op string, msg any) error {
+	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
+		var err error
+		var notHeld bool
+		switch r := answer.(type) {
+		case *messages.RefreshResult:
+			err, notHeld = r.Err, r.NotHeld
+		case *messages.ReleaseResult:
+			err, notHeld = r.Err, r.NotHeld
+		default:
+			return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
+		}
+		switch {
+		case err != nil:
+			return struct{}{}, opErr(op, err)
+		case notHeld:
+			return struct{}{}, ErrLockNotHeld
+		}
+		return struct{}{}, nil
+	}, nil)
 	_, err := f.Wait(ctx)
 	return err
 }

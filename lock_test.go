@@ -25,18 +25,6 @@ func withPrefix(prefix string) func(*xsync.Options) {
 	return func(o *xsync.Options) { o.KeyPrefix = prefix }
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling an observation, not waiting for an effect
-	}
-}
-
 // settled waits until c's lock manager has n waiters and no Redis call
 // under way.
 func settled(t testing.TB, c *xsync.Client, n int) {

@@ -3,6 +3,7 @@ package xsync_test
 import (
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -21,4 +22,18 @@ func redisAddr(t testing.TB) string {
 		t.Fatal("REDIS_ADDR is not set: run the tests with `make test`, which starts a private redis-server")
 	}
 	return addr
+}
+
+// eventually polls cond until it holds or the deadline passes. cond
+// observes Redis, a future or an actor; it makes nothing happen, and the
+// poll is not a wait for an effect.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(2 * time.Millisecond) // ok: polls an observation with a deadline; waits for no effect
+	}
 }

@@ -21,19 +21,6 @@ import (
 
 // --- helpers ---
 
-// waitFor polls cond until it holds, failing the test after a deadline. It
-// observes Redis or a future; it does not make anything happen.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // serverNow is the test server's clock.
 func serverNow(t testing.TB) time.Time {
 	t.Helper()
@@ -541,7 +528,7 @@ func TestPool_ExpiredContainersAreNeverHandedOutAndArePurged(t *testing.T) {
 	if got, err := p.AcquireRandom(ctx, 2); err != nil || len(got) != 2 {
 		t.Fatalf("AcquireRandom(2) before expiry: %v, %v", ids(got), err)
 	}
-	waitFor(t, "the server clock to pass the expiry", func() bool { return !serverNow(t).Before(expiry) })
+	eventually(t, 10*time.Second, "the server clock to pass the expiry", func() bool { return !serverNow(t).Before(expiry) })
 
 	if got, err := p.Ask(ctx, 2); !errors.Is(err, xsync.ErrNotAvailable) {
 		t.Fatalf("Ask(2) after expiry: %v, %v; want ErrNotAvailable", ids(got), err)
@@ -584,14 +571,14 @@ func TestPool_ExpiryPurgesInBoundedBatches(t *testing.T) {
 	put(t, p, cs...)
 	put(t, p, xsync.Container{ID: "keeper"})
 	first := get(t, p, "c000")
-	waitFor(t, "the expiry", func() bool { return !serverNow(t).Before(first.CreatedAt.Add(first.TTL)) })
+	eventually(t, 10*time.Second, "the expiry", func() bool { return !serverNow(t).Before(first.CreatedAt.Add(first.TTL)) })
 
 	// Each call purges at most one batch; the ones left are not live.
 	s := stats(t, p)
 	if s.Total != 1 || s.Expired <= 0 || s.Expired >= 300 {
 		t.Fatalf("first Stats after 300 expiries: %+v; want Total 1 and a partial purge", s)
 	}
-	waitFor(t, "every expired container purged", func() bool { return stats(t, p).Expired == 300 })
+	eventually(t, 10*time.Second, "every expired container purged", func() bool { return stats(t, p).Expired == 300 })
 	if n, _ := rawDB(t, 0).ZCard(context.Background(), poolKey(prefix, "many", "ready")).Result(); n != 1 {
 		t.Fatalf("%d containers left in the ready set, want 1", n)
 	}
@@ -826,7 +813,7 @@ func TestPool_CancelledWaitIsWithdrawn(t *testing.T) {
 	}
 	// The withdrawal of a wait that ended on its context follows Wait's
 	// return (Wait does not wait for it).
-	waitFor(t, "no waiter left", func() bool { return stats(t, p).Waiting == 0 })
+	eventually(t, 10*time.Second, "no waiter left", func() bool { return stats(t, p).Waiting == 0 })
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	got, err := p.AskOne(ctx)
 	if err != nil || got.UsageCount != 1 {
@@ -850,7 +837,7 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait after Cancel: %v, want context.Canceled", err)
 	}
-	waitFor(t, "a handed back", func() bool { return get(t, p, "a") == before })
+	eventually(t, 10*time.Second, "a handed back", func() bool { return get(t, p, "a") == before })
 
 	// Cancels at every moment of a take: whichever way each race goes, a
 	// grant is either received (Wait returned it: the cancel came too late)
@@ -891,7 +878,7 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	}
 	var last xsync.PoolStats
 	defer func() { t.Logf("last stats: %+v; received %v", last, usage) }()
-	waitFor(t, "every grant not received handed back", func() bool {
+	eventually(t, 10*time.Second, "every grant not received handed back", func() bool {
 		last = stats(t, p)
 		return last.Ready == rounds+1-len(cooling) && last.Waiting == 0
 	})
