@@ -617,6 +617,38 @@ func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
 	}
 }
 
+// While Redis does not answer, a renewed lease cannot be known to be held:
+// it is lost when its TTL runs out, before Redis answers again.
+func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(200*time.Millisecond), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// CLIENT PAUSE makes the server hold every client's commands, the
+	// renewals included, for 1.5s: Redis is unreachable for seven TTLs.
+	if err := rawDB(t, 0).Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	probe := rawDB(t, 0)
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		_ = probe.Ping(ctx).Err() // held until the pause ends
+	}()
+	select {
+	case <-lease.Lost():
+	case <-answered:
+		t.Fatal("Redis answered again before the lease was declared lost")
+	}
+	<-answered
+	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Release after the loss: err = %v, want ErrLockNotHeld", err)
+	}
+}
+
 func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()
