@@ -46,6 +46,12 @@ func newClient(t testing.TB, opts ...func(*xsync.Options)) *xsync.Client {
 	return c
 }
 
+// withPrefix makes newClient use prefix, so that several clients share
+// their locks as several processes of one application would.
+func withPrefix(prefix string) func(*xsync.Options) {
+	return func(o *xsync.Options) { o.KeyPrefix = prefix }
+}
+
 // rawDB is a plain go-redis client of DB n of the test server, to look at
 // what xsync wrote without going through it.
 func rawDB(t testing.TB, n int) *redis.Client {

@@ -19,12 +19,6 @@ import (
 	"github.com/redisxsync/xsync"
 )
 
-// withPrefix makes newClient use prefix, so that several clients share
-// their locks as several processes of one application would.
-func withPrefix(prefix string) func(*xsync.Options) {
-	return func(o *xsync.Options) { o.KeyPrefix = prefix }
-}
-
 // settled waits until c's lock manager has n waiters and no Redis call
 // under way.
 func settled(t testing.TB, c *xsync.Client, n int) {
@@ -442,42 +436,6 @@ func TestLock_WaiterWakesAtBlockerExpiry(t *testing.T) {
 		t.Fatalf("%d script calls to get a lock that was free after one expiry, want 2", n)
 	}
 	_ = lease.Release(ctx)
-}
-
-// commandCounts reads INFO commandstats: calls per command.
-func commandCounts(t testing.TB, r *redis.Client) map[string]int64 {
-	t.Helper()
-	info, err := r.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	counts := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		counts[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(n, 10, 64)
-	}
-	return counts
-}
-
-// totalCommands is INFO stats total_commands_processed.
-func totalCommands(t testing.TB, r *redis.Client) int64 {
-	t.Helper()
-	info, err := r.Info(context.Background(), "stats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no total_commands_processed in INFO stats")
-	return 0
 }
 
 func TestLock_WaitersCostNoRedisCommands(t *testing.T) {

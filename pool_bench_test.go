@@ -92,7 +92,7 @@ func rawTake(raw *redis.Client, keys redisx.Keys) func(int) error {
 // per take, no actor). Containers have no interval, so every take succeeds.
 func BenchmarkPoolThroughput(b *testing.B) {
 	prefix := testPrefix(b)
-	c := clientWithPrefix(b, prefix)
+	c := newClient(b, withPrefix(prefix))
 	p := c.Pool("bench")
 	fillPool(b, p, 1000, "cookie=0123456789abcdef", 0)
 	keys := redisx.Keys{Prefix: prefix}
@@ -143,7 +143,7 @@ func BenchmarkPoolReadyToGrant(b *testing.B) {
 // client on an empty pool (local clock): the pub/sub path.
 func BenchmarkPoolPutToGrant(b *testing.B) {
 	prefix := testPrefix(b)
-	waiter, producer := clientWithPrefix(b, prefix).Pool("bench"), clientWithPrefix(b, prefix).Pool("bench")
+	waiter, producer := newClient(b, withPrefix(prefix)).Pool("bench"), newClient(b, withPrefix(prefix)).Pool("bench")
 	ctx := context.Background()
 	lates := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -183,7 +183,7 @@ func BenchmarkPoolAskCost(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range []int{100, 10_000, 100_000} {
 		prefix := testPrefix(b)
-		c := clientWithPrefix(b, prefix)
+		c := newClient(b, withPrefix(prefix))
 		p := c.Pool("bench")
 		fillPool(b, p, n, "cookie=0123456789abcdef", time.Hour)
 		keys := redisx.Keys{Prefix: prefix}
@@ -208,7 +208,7 @@ func BenchmarkPoolMemory(b *testing.B) {
 	ctx := context.Background()
 	for _, n := range []int{100, 10_000} {
 		prefix := testPrefix(b)
-		c := clientWithPrefix(b, prefix)
+		c := newClient(b, withPrefix(prefix))
 		p := c.Pool("bench")
 		fillPool(b, p, n, "cookie=0123456789abcdef", time.Hour)
 		keys := redisx.Keys{Prefix: prefix}

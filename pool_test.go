@@ -73,52 +73,6 @@ func poolKey(prefix, name, part string) string {
 	return redisx.Keys{Prefix: prefix}.Pool(name, part)
 }
 
-// clientWithPrefix returns a client under prefix, closed at the end of the
-// test: several of them stand for several processes sharing one pool.
-func clientWithPrefix(t testing.TB, prefix string) *xsync.Client {
-	return newClient(t, func(o *xsync.Options) { o.KeyPrefix = prefix })
-}
-
-// commandsServed is the number of commands the server has processed, by
-// command, but for INFO and PING (the test's own INFO and the pub/sub health
-// checks). Give it the same db every time: a new connection sends HELLO.
-func commandsServed(t testing.TB, db *redis.Client) map[string]int64 {
-	t.Helper()
-	info, err := db.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		name = strings.TrimPrefix(name, "cmdstat_")
-		if name == "info" || name == "ping" {
-			continue
-		}
-		calls := strings.TrimPrefix(strings.Split(rest, ",")[0], "calls=")
-		n, err := strconv.ParseInt(calls, 10, 64)
-		if err != nil {
-			t.Fatalf("commandstats line %q: %v", line, err)
-		}
-		out[name] = n
-	}
-	return out
-}
-
-func commandsSince(t testing.TB, db *redis.Client, before map[string]int64) map[string]int64 {
-	t.Helper()
-	diff := map[string]int64{}
-	for name, n := range commandsServed(t, db) {
-		if d := n - before[name]; d != 0 {
-			diff[name] = d
-		}
-	}
-	return diff
-}
-
 // poolSettled returns once every request queued in p before the call has been
 // tried at least once: a one-shot AskOne, queued behind them, is answered
 // only after a take call that tried them all.
@@ -145,7 +99,7 @@ func TestPool_RateLimitHoldsAcrossClients(t *testing.T) {
 		perClient  = 10
 	)
 	prefix := testPrefix(t)
-	clients := []*xsync.Client{clientWithPrefix(t, prefix), clientWithPrefix(t, prefix), clientWithPrefix(t, prefix)}
+	clients := []*xsync.Client{newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))}
 	var cs []xsync.Container
 	for i := range containers {
 		cs = append(cs, xsync.Container{ID: fmt.Sprintf("acct-%02d", i), Interval: interval})
@@ -455,7 +409,7 @@ func TestPool_Cooldown(t *testing.T) {
 
 func TestPool_Remove(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	ctx := context.Background()
 	put(t, p, xsync.Container{ID: "a", Data: "x"}, xsync.Container{ID: "b"}, xsync.Container{ID: "c"})
@@ -519,7 +473,7 @@ func TestPool_Stats(t *testing.T) {
 
 func TestPool_ExpiredContainersAreNeverHandedOutAndArePurged(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("cookies")
 	ctx := context.Background()
 	put(t, p, xsync.Container{ID: "short", TTL: 200 * time.Millisecond}, xsync.Container{ID: "forever"})
@@ -562,7 +516,7 @@ func TestPool_ExpiredContainersAreNeverHandedOutAndArePurged(t *testing.T) {
 // Expired containers are purged in bounded batches, and counted.
 func TestPool_ExpiryPurgesInBoundedBatches(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("many")
 	var cs []xsync.Container
 	for i := range 300 {
@@ -588,7 +542,7 @@ func TestPool_ExpiryPurgesInBoundedBatches(t *testing.T) {
 
 func TestPool_WaiterOnEmptyPoolIsServedWhenAnotherClientPuts(t *testing.T) {
 	prefix := testPrefix(t)
-	waiter, producer := clientWithPrefix(t, prefix), clientWithPrefix(t, prefix)
+	waiter, producer := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	p := waiter.Pool("jobs")
@@ -667,7 +621,7 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 		t.Fatalf("%d waiting, want 40", s.Waiting)
 	}
 	db := rawDB(t, 0)
-	before := commandsServed(t, db)
+	before := commandCounts(t, db)
 	for _, f := range fs {
 		if _, err := f.Wait(context.Background()); !errors.Is(err, xsync.ErrNotAvailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("waiter ended with %v, want ErrNotAvailable and DeadlineExceeded", err)
@@ -694,7 +648,7 @@ func TestPool_OnePutServesManyWaitersInFewCalls(t *testing.T) {
 		cs = append(cs, xsync.Container{ID: fmt.Sprintf("c%02d", i), Interval: time.Hour})
 	}
 	db := rawDB(t, 0)
-	before := commandsServed(t, db)
+	before := commandCounts(t, db)
 	put(t, p, cs...)
 	seen := map[string]bool{}
 	for _, f := range fs {
@@ -923,7 +877,7 @@ func TestPool_CloseFailsWaitersWithErrClosed(t *testing.T) {
 
 func TestPool_BadInput(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	ctx := context.Background()
 
@@ -998,7 +952,7 @@ func TestPool_BadInput(t *testing.T) {
 // container; nothing panics, and the pool works again once they are gone.
 func TestPool_CorruptRecordsAreReportedNotHandedOut(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	ctx := context.Background()
 	db := rawDB(t, 0)
@@ -1060,7 +1014,7 @@ func TestPool_CorruptRecordsAreReportedNotHandedOut(t *testing.T) {
 // its token, once.
 func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	ctx := context.Background()
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour}, xsync.Container{ID: "b", Interval: time.Hour},
@@ -1111,7 +1065,7 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 // Pools of the same name on two DBs are two pools.
 func TestPool_OnDBIsolatesPools(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	ctx := context.Background()
 	p0, p5 := c.Pool("accounts"), c.Pool("accounts", xsync.OnDB(5))
 	if c.Pool("accounts") != p0 || c.Pool("accounts", xsync.OnDB(5)) != p5 || p0 == p5 {
@@ -1139,7 +1093,7 @@ func TestPool_OnDBIsolatesPools(t *testing.T) {
 // the reconnection is the only thing that can serve the waiter.
 func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
 	prefix := testPrefix(t)
-	c := clientWithPrefix(t, prefix)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -1235,7 +1189,7 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	check := clientWithPrefix(t, prefix).Pool("accounts")
+	check := newClient(t, withPrefix(prefix)).Pool("accounts")
 	total := int64(0)
 	for _, c := range cs {
 		got := get(t, check, c.ID)
@@ -1326,7 +1280,7 @@ func TestPool_CloseHandsBackGrantsInFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	check := clientWithPrefix(t, prefix).Pool("accounts")
+	check := newClient(t, withPrefix(prefix)).Pool("accounts")
 	for _, c := range cs {
 		if got := get(t, check, c.ID); got.UsageCount != counts[c.ID] {
 			t.Errorf("%s: UsageCount %d, received %d times", c.ID, got.UsageCount, counts[c.ID])
