@@ -1,6 +1,7 @@
 // The fixed names and signatures of the design contract: this file stops
 // compiling if one of them changes. Other programs are written against
 // them, so a change needs an issue that says so.
+
 package xsync_test
 
 import (
