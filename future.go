@@ -165,6 +165,7 @@ type reply[T any] struct {
 	convert func(msg any) (T, error)
 }
 
+// SendUserMessage receives the actor's answer: it completes the future.
 func (r *reply[T]) SendUserMessage(pid *actor.PID, message any) {
 	r.sys.ProcessRegistry.Remove(pid)
 	msg := actor.UnwrapEnvelopeMessage(message)
@@ -176,8 +177,10 @@ func (r *reply[T]) SendUserMessage(pid *actor.PID, message any) {
 	r.f.complete(v, err)
 }
 
+// SendSystemMessage treats a system message as an answer.
 func (r *reply[T]) SendSystemMessage(pid *actor.PID, message any) { r.SendUserMessage(pid, message) }
 
+// Stop fails the future with ErrClosed: nobody will answer it.
 func (r *reply[T]) Stop(pid *actor.PID) {
 	r.sys.ProcessRegistry.Remove(pid)
 	r.f.complete(*new(T), ErrClosed)

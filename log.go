@@ -30,6 +30,7 @@ var (
 
 type goredisLogger struct{}
 
+// Printf implements go-redis's internal.Logging.
 func (goredisLogger) Printf(_ context.Context, format string, v ...any) {
 	if l := goredisLog.Load(); l != nil {
 		l.Named("go-redis").Info(fmt.Sprintf(format, v...))
