@@ -66,15 +66,16 @@ func (c *Client) LockAsync(ctx context.Context, keys []string, opts ...LockOptio
 // lease when fn returns. fn's context is cancelled when ctx is, and when the
 // lease is lost (context.Cause is then ErrLockNotHeld): fn must stop
 // touching the guarded resource then. The error is fn's, joined with the
-// release's if that failed (ErrLockNotHeld when the lease was lost).
-func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx context.Context) error, opts ...LockOption) error {
+// release's if that failed (ErrLockNotHeld when the lease was lost). If fn
+// panics, the lease is released and the panic goes on up.
+func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx context.Context) error, opts ...LockOption) (err error) {
 	lease, err := c.Lock(ctx, keys, opts...)
 	if err != nil {
 		return err
 	}
 	fnCtx, cancel := context.WithCancelCause(ctx)
-	var watch sync.WaitGroup
 	stop := make(chan struct{})
+	var watch sync.WaitGroup
 	watch.Add(1)
 	go func() {
 		defer watch.Done()
@@ -84,15 +85,21 @@ func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx contex
 		case <-stop:
 		}
 	}()
-	fnErr := fn(fnCtx)
-	close(stop)
-	watch.Wait()
-	cancel(nil)
-	relErr := lease.Release(ctx)
-	if fnErr == nil && relErr == nil {
-		return nil
-	}
-	return errors.Join(fnErr, relErr)
+	// The lease is released however fn ends, a panic included: a panicking
+	// fn must not leave the keys locked until the TTL runs out, nor the
+	// renewal and the watcher running.
+	defer func() {
+		close(stop)
+		watch.Wait()
+		cancel(nil)
+		relErr := lease.Release(ctx)
+		if err == nil {
+			err = relErr
+		} else if relErr != nil {
+			err = errors.Join(err, relErr)
+		}
+	}()
+	return fn(fnCtx)
 }
 
 func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []LockOption) *Future[*Lease] {

@@ -655,6 +655,31 @@ func TestWithLock_ReleasesWhenFnReturns(t *testing.T) {
 	}
 }
 
+func TestWithLock_ReleasesWhenFnPanics(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	recovered := func() (r any) {
+		defer func() { r = recover() }()
+		_ = c.WithLock(ctx, []string{"p"}, func(context.Context) error { panic("boom") })
+		return nil
+	}()
+	if recovered != "boom" {
+		t.Fatalf("recovered %v, want fn's panic to go on up", recovered)
+	}
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("keys left after a panicking fn: %v", left)
+	}
+	// The key is free at once for anyone else, not after the TTL.
+	lease, err := c.TryLock(ctx, []string{"p"})
+	if err != nil {
+		t.Fatalf("TryLock after the panic: %v", err)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLease_Refresh(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()
