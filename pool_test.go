@@ -672,11 +672,12 @@ func TestPool_OnePutServesManyWaitersInFewCalls(t *testing.T) {
 // Fairness: a waiter for 3 containers at the head of the queue lets the
 // small waiters behind it be served while it cannot be, PoolBypassLimit
 // times; then it holds them back until it is served.
-func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
-	c := newClient(t)
-	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// holdBackBehindBigWaiter queues a waiter for 3 containers, then
+// PoolBypassLimit+4 waiters for one, and serves the small ones until the
+// big waiter's bypass budget is spent: small[PoolBypassLimit:] still wait,
+// held back, and nothing is ready.
+func holdBackBehindBigWaiter(t *testing.T, ctx context.Context, p *xsync.Pool) (big *xsync.Future[[]xsync.Container], small []*xsync.Future[xsync.Container]) {
+	t.Helper()
 	// 3 live containers, one of them cooling for an hour: the big waiter
 	// could be served in an hour, so it may hold others back.
 	put(t, p, xsync.Container{ID: "seed-1", Interval: time.Hour}, xsync.Container{ID: "seed-2", Interval: time.Hour},
@@ -684,8 +685,8 @@ func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
 	if err := p.Cooldown(ctx, "seed-3", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	big := p.WaitAskAsync(ctx, 3) // first in the queue
-	small := make([]*xsync.Future[xsync.Container], xsync.PoolBypassLimit+4)
+	big = p.WaitAskAsync(ctx, 3) // first in the queue
+	small = make([]*xsync.Future[xsync.Container], xsync.PoolBypassLimit+4)
 	for i := range small {
 		small[i] = p.WaitAskOneAsync(ctx)
 	}
@@ -704,6 +705,15 @@ func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
 			t.Fatalf("small waiter %d: %+v, %v; want %s", i, got, err, id)
 		}
 	}
+	return big, small
+}
+
+func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
+	c := newClient(t)
+	p := c.Pool("accounts")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	big, small := holdBackBehindBigWaiter(t, ctx, p)
 	// Budget spent: a ready container is now kept for the big waiter, even
 	// from a one-shot AskOne.
 	for i := range 2 {
@@ -726,6 +736,29 @@ func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
 		t.Fatalf("first small waiter after the big one: %+v, %v", got, err)
 	}
 	for _, f := range small[xsync.PoolBypassLimit+1:] {
+		f.Cancel()
+	}
+}
+
+// When the waiter that holds the others back gives up, the containers it
+// kept go to the waiters behind it at once, not at the next Put.
+func TestPool_WithdrawnBigWaiterReleasesThoseItHeldBack(t *testing.T) {
+	c := newClient(t)
+	p := c.Pool("accounts")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	big, small := holdBackBehindBigWaiter(t, ctx, p)
+	put(t, p, xsync.Container{ID: "held-0", Interval: time.Hour}, xsync.Container{ID: "held-1", Interval: time.Hour})
+	if s := stats(t, p); s.Ready != 2 || s.Waiting != 1+4 {
+		t.Fatalf("held back: %+v; want 2 ready, 5 waiting", s)
+	}
+	big.Cancel()
+	for i, want := range []string{"held-0", "held-1"} {
+		if got, err := small[xsync.PoolBypassLimit+i].Wait(ctx); err != nil || got.ID != want {
+			t.Fatalf("small waiter %d after the big one left: %+v, %v; want %s", xsync.PoolBypassLimit+i, got, err, want)
+		}
+	}
+	for _, f := range small[xsync.PoolBypassLimit+2:] {
 		f.Cancel()
 	}
 }

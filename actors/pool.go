@@ -78,7 +78,9 @@ type PoolConfig struct {
 //
 // Cancellation: a withdrawn request is dropped; a grant that raced the
 // withdrawal is handed back (pool_handback restores NextAvailable and
-// UsageCount), never lost.
+// UsageCount), never lost, and so is a grant whose answer a failed call
+// lost (the request is dropped before a new call finds it). A withdrawn
+// request that held others back has them tried again at once.
 type Pool struct {
 	cfg  PoolConfig
 	keys poolKeys
@@ -116,6 +118,10 @@ type poolWaiter struct {
 	deadline time.Time // that time, on the local clock
 	granted  bool      // served by the take call just answered
 	done     bool      // answered
+	// unsure: the last take call that tried it failed, so it may hold a
+	// grant whose answer was lost. The next call finds that grant by the
+	// token; a request dropped before then hands the token back.
+	unsure bool
 }
 
 // Messages the Pool sends itself.
@@ -238,13 +244,28 @@ func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
 	if w == nil {
 		return // answered already
 	}
+	heldBack := w.holdsBack()
 	p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: withdrawn", p.cfg.Errors.NotAvailable, p.cfg.Name)})
 	if !w.inFlight {
 		// A request in flight stays in its batch: if it is served, the
 		// result is handed back.
 		p.prune()
+		if w.unsure {
+			p.handBack(ctx, []string{w.token})
+		}
+	}
+	if heldBack {
+		// The requests it held back were skipped, not tried: try them
+		// again now, or they would wait for the next change.
+		p.wake(ctx)
 	}
 	p.resetTimer(ctx) // it may have been the earliest
+}
+
+// holdsBack reports whether w limits how many requests behind it may be
+// served (see Pool): while it waits, those may be skipped.
+func (w *poolWaiter) holdsBack() bool {
+	return !w.done && w.wait && w.short && w.budget >= 0
 }
 
 // wake tries the waiters again: something changed.
@@ -325,7 +346,7 @@ func (p *Pool) due(ws []*poolWaiter) bool {
 func (p *Pool) allowance(ahead []*poolWaiter) int {
 	a := -1
 	for _, w := range ahead {
-		if !w.done && w.wait && w.short && w.budget >= 0 && (a < 0 || w.budget < a) {
+		if w.holdsBack() && (a < 0 || w.budget < a) {
 			a = w.budget
 		}
 	}
@@ -349,6 +370,8 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 	p.attempting = false
 	for _, w := range m.batch {
 		w.inFlight = false
+		// A call that ran found any grant of an earlier, failed one.
+		w.unsure = m.err != nil
 	}
 	var handBack []string
 	if m.err != nil {
@@ -451,7 +474,7 @@ func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
 			handBack = append(handBack, w.token)
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
 		default:
-			// Tried again when the backoff is over.
+			// Tried again when the backoff is over, with the same token.
 			w.short, w.deadline = true, time.Now().Add(p.backoff)
 		}
 	}
@@ -678,13 +701,20 @@ func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 		p.closedErr = p.cfg.Errors.Closed
 	}
 	p.stopTimer()
+	var handBack []string
 	for _, w := range p.queue {
 		if !w.done {
 			// One in flight stays in its batch: a grant is handed back.
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: p.closedErr})
+			if w.unsure && !w.inFlight {
+				handBack = append(handBack, w.token)
+			}
 		}
 	}
 	p.queue = nil
+	if len(handBack) > 0 {
+		p.handBack(ctx, handBack) // before maybeFinish: Shutdown waits for it
+	}
 	if p.subscribed || p.subscribing {
 		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel, Subscriber: ctx.Self()})
 		p.subscribed = false

@@ -1,0 +1,169 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/redisxsync/xsync"
+)
+
+// faultProxy passes TCP connections through to Redis. While replies are
+// cut, a connection that gets a reply from Redis is closed instead of
+// passing it on: the command ran, its answer is lost, as when the network
+// fails between the two.
+type faultProxy struct {
+	ln     net.Listener
+	target string
+	cut    atomic.Bool
+
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+// startFaultProxy listens on a free local port; it is stopped, with every
+// connection closed and its goroutines ended, when the test ends.
+func startFaultProxy(t *testing.T, target string) *faultProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			_ = c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *faultProxy) addr() string { return p.ln.Addr().String() }
+
+func (p *faultProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() { // requests: passed on as they are
+			defer p.wg.Done()
+			_, _ = io.Copy(server, client)
+			_ = server.Close()
+		}()
+		go func() { // replies: dropped, with the connection, while cut
+			defer p.wg.Done()
+			defer client.Close()
+			defer server.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := server.Read(buf)
+				if n > 0 && p.cut.Load() {
+					return
+				}
+				if n > 0 {
+					if _, werr := client.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// A take call that ran in Redis but whose answer was lost leaves a grant
+// behind; the waiter is tried again with the same token, which finds it.
+// If the waiter is cancelled before that, the grant is handed back: the
+// container is not kept from everyone for its interval.
+func TestPool_GrantWhoseAnswerWasLostIsHandedBackWhenTheWaiterLeaves(t *testing.T) {
+	proxy := startFaultProxy(t, redisAddr(t))
+	core, logs := observer.New(zap.WarnLevel)
+	prefix := testPrefix(t)
+	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.Addr, o.Logger = proxy.addr(), zap.New(core) })
+	p := c.Pool("accounts")
+	direct := newClient(t, withPrefix(prefix)).Pool("accounts")
+	ctx := context.Background()
+	poolSettled(t, p) // the take script is loaded: EVALSHA runs it
+	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
+	before := get(t, direct, "a")
+
+	proxy.cut.Store(true)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := p.WaitAskOneAsync(wctx)
+	eventually(t, 10*time.Second, "a take that ran and whose answer was lost", func() bool {
+		return get(t, direct, "a").UsageCount == before.UsageCount+1 &&
+			logs.FilterMessage("pool take failed").Len() > 0
+	})
+	proxy.cut.Store(false)
+	cancel()
+	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait: %v, want context.Canceled", err)
+	}
+	eventually(t, 10*time.Second, "the lost grant handed back", func() bool {
+		return get(t, direct, "a") == before
+	})
+}
+
+// The same when the client closes while the waiter waits to be tried again.
+func TestPool_CloseHandsBackAGrantWhoseAnswerWasLost(t *testing.T) {
+	proxy := startFaultProxy(t, redisAddr(t))
+	core, logs := observer.New(zap.WarnLevel)
+	prefix := testPrefix(t)
+	c, err := xsync.New(xsync.Options{Addr: proxy.addr(), KeyPrefix: prefix, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pool("accounts")
+	direct := newClient(t, withPrefix(prefix)).Pool("accounts")
+	ctx := context.Background()
+	poolSettled(t, p)
+	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
+	before := get(t, direct, "a")
+
+	proxy.cut.Store(true)
+	f := p.WaitAskOneAsync(ctx)
+	eventually(t, 10*time.Second, "a take that ran and whose answer was lost", func() bool {
+		return get(t, direct, "a").UsageCount == before.UsageCount+1 &&
+			logs.FilterMessage("pool take failed").Len() > 0
+	})
+	proxy.cut.Store(false)
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("Wait: %v, want ErrClosed", err)
+	}
+	// Close waits for the hand-back: it is done when Close returns.
+	if got := get(t, direct, "a"); got != before {
+		t.Fatalf("after Close: %+v, want %+v: the lost grant was not handed back", got, before)
+	}
+}
