@@ -576,7 +576,7 @@ func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
 }
 
 // While Redis does not answer, a renewed lease cannot be known to be held:
-// it is lost when its TTL runs out, before Redis answers again.
+// it is lost when its TTL runs out, not when Redis answers again.
 func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()
@@ -585,26 +585,30 @@ func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CLIENT PAUSE makes the server hold every client's commands, the
-	// renewals included, for 1.5s: Redis is unreachable for seven TTLs.
-	if err := rawDB(t, 0).Do(ctx, "CLIENT", "PAUSE", "1500", "ALL").Err(); err != nil {
+	// CLIENT PAUSE WRITE holds every script, the renewals included, for
+	// up to 10s (fifty TTLs), while it still answers TIME.
+	raw := rawDB(t, 0)
+	pausedAt := serverNow(t)
+	if err := raw.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
-	probe := rawDB(t, 0)
-	answered := make(chan struct{})
-	go func() {
-		defer close(answered)
-		_ = probe.Ping(ctx).Err() // held until the pause ends
-	}()
-	select {
-	case <-lease.Lost():
-	case <-answered:
-		t.Fatal("Redis answered again before the lease was declared lost")
+	t.Cleanup(func() { _ = raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err() })
+	<-lease.Lost()
+	// Lost closes when the TTL runs out without a confirmed renewal: by the
+	// server's clock, well within five TTLs, not when a read times out
+	// (go-redis's default: 3s), nor when Redis answers again (10s).
+	if lostAt := serverNow(t); lostAt.Sub(pausedAt) > 5*200*time.Millisecond {
+		t.Fatalf("lease declared lost %v after Redis stopped answering, its TTL is 200ms", lostAt.Sub(pausedAt))
 	}
-	<-answered
+	if err := raw.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
 		t.Fatalf("Release after the loss: err = %v, want ErrLockNotHeld", err)
 	}
+	// The renewal that was held may have run after all: the key it may
+	// have kept is released, not left locked for a TTL.
+	eventually(t, 5*time.Second, "the key freed", func() bool { return len(lockKeysLeft(t, prefix, 0)) == 0 })
 }
 
 func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
@@ -712,6 +716,41 @@ func TestLease_Refresh(t *testing.T) {
 	}
 	if owner, _ := raw.Get(ctx, prefix+":lock:{r}").Result(); owner != "somebody-else" {
 		t.Fatal("the lost lease touched the new owner's key")
+	}
+}
+
+// Refresh changes the TTL of a lease that renews itself: the TTL it sets is
+// the key's when it returns, and the renewals after it renew for that TTL.
+// (The lock manager never has a Refresh and a renewal of one lease under
+// way at once, so that a renewal sent before a Refresh cannot run after it.)
+func TestLease_RefreshAmidRenewalsSetsItsTTL(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	lease, err := c.Lock(ctx, []string{"r"}, xsync.TTL(30*time.Millisecond), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if err := lease.Refresh(ctx, time.Minute); err != nil {
+			t.Fatalf("round %d: Refresh(1m): %v", i, err)
+		}
+		if pttl, _ := raw.PTTL(ctx, prefix+":lock:{r}").Result(); pttl < 50*time.Second {
+			t.Fatalf("round %d: PTTL after Refresh(1m) = %v", i, pttl)
+		}
+		// Back to renewals every 10ms.
+		if err := lease.Refresh(ctx, 30*time.Millisecond); err != nil {
+			t.Fatalf("round %d: Refresh(30ms): %v", i, err)
+		}
+	}
+	select {
+	case <-lease.Lost():
+		t.Fatal("the lease was lost")
+	default:
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

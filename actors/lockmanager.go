@@ -154,6 +154,20 @@ type heldLease struct {
 	expiresAt time.Time // conservative: counted from when the call was sent
 	due       time.Time // next renewal, or expiresAt without auto-renewal
 	renewing  bool
+	// refreshing: a Refresh is under way. A lease has one call that sets
+	// its expiry under way at a time, so that each answer sets the expiry
+	// of the TTL it sent: the others wait in refreshes.
+	refreshing bool
+	refreshes  []pendingRefresh
+	// unsure: a renewal or Refresh failed without an answer, so it may
+	// have run: at expiry the keys may still hold the token, and are
+	// released when the lease is lost.
+	unsure bool
+}
+
+type pendingRefresh struct {
+	ttl    time.Duration
+	sender *actor.PID
 }
 
 // Messages the lock manager sends itself from its goroutines and timers.
@@ -636,9 +650,14 @@ func renewPeriod(ttl time.Duration) time.Duration {
 	return max(ttl/3, time.Millisecond)
 }
 
-// dropLease forgets l: its keys are no longer held by this client.
+// dropLease forgets l: its keys are no longer held by this client. The
+// Refreshes that wait are answered.
 func (m *LockManager) dropLease(l *heldLease) {
 	delete(m.leases, l.id)
+	for _, r := range l.refreshes {
+		m.sys.Root.Send(r.sender, m.notHeld())
+	}
+	l.refreshes = nil
 	for _, k := range l.keys {
 		if m.held[k] == l.id {
 			delete(m.held, k)
@@ -730,20 +749,38 @@ func (m *LockManager) onRelease(d *releaseDone) {
 func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
 	l := m.leases[r.ID]
 	if l == nil {
-		if m.closedErr != nil {
-			ctx.Respond(&messages.RefreshResult{Err: m.closedErr})
-		} else {
-			ctx.Respond(&messages.RefreshResult{NotHeld: true})
-		}
+		ctx.Respond(m.notHeld())
 		return
 	}
-	cl, keys, token, sender := l.client, l.lockKeys, l.token, ctx.Sender()
-	ttl := ttlMillis(r.TTL)
+	l.refreshes = append(l.refreshes, pendingRefresh{ttl: r.TTL, sender: ctx.Sender()})
+	m.nextRefresh(l)
+}
+
+// notHeld answers a Refresh of a lease this client no longer holds.
+func (m *LockManager) notHeld() *messages.RefreshResult {
+	if m.closedErr != nil {
+		return &messages.RefreshResult{Err: m.closedErr}
+	}
+	return &messages.RefreshResult{NotHeld: true}
+}
+
+// nextRefresh runs the first waiting Refresh of l, unless a renewal or a
+// Refresh of l is under way.
+func (m *LockManager) nextRefresh(l *heldLease) {
+	if l.renewing || l.refreshing || len(l.refreshes) == 0 {
+		return
+	}
+	r := l.refreshes[0]
+	l.refreshes = l.refreshes[1:]
+	l.refreshing = true
+	cl, keys, token, id := l.client, l.lockKeys, l.token, l.id
+	// An answer after the expiry comes too late: the lease is lost then.
+	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
 	m.goRedis(func() any {
-		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
-		d := &refreshDone{sender: sender, id: r.ID, ttl: r.TTL, sentAt: time.Now()}
-		n, err := refreshScript.Run(ctx, cl, keys, token, ttl).Int()
+		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
+		n, err := refreshScript.Run(ctx, cl, keys, token, ttlMillis(r.ttl)).Int()
 		d.ok, d.err = n == 1, err
 		return d
 	})
@@ -752,27 +789,29 @@ func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
 func (m *LockManager) onRefresh(d *refreshDone) {
 	m.busy--
 	defer m.maybeShutDown()
-	res := &messages.RefreshResult{}
+	var res *messages.RefreshResult
 	l := m.leases[d.id]
 	switch {
-	case d.err != nil:
-		res.Err = d.err
-	case !d.ok:
-		res.NotHeld = true
-		if l != nil {
-			m.lose(l, true)
-		}
-	case l == nil && m.closedErr != nil:
-		res.Err = m.closedErr
 	case l == nil:
 		// Released or lost while the refresh was under way.
-		res.NotHeld = true
+		res = m.notHeld()
+	case d.err != nil:
+		res = &messages.RefreshResult{Err: d.err}
+		l.refreshing, l.unsure = false, true
+	case !d.ok:
+		res = &messages.RefreshResult{NotHeld: true}
+		m.lose(l, true)
 	default:
+		res = &messages.RefreshResult{}
+		l.refreshing, l.unsure = false, false
 		l.ttl = d.ttl
 		l.setExpiry(d.sentAt)
-		m.schedule()
 	}
 	m.sys.Root.Send(d.sender, res)
+	if l != nil && m.leases[l.id] == l {
+		m.nextRefresh(l)
+	}
+	m.schedule() // a renewal held back by the refresh may be due
 }
 
 // tick renews the leases that are due (and those due soon, so that they
@@ -784,13 +823,14 @@ func (m *LockManager) tick() {
 	now := time.Now()
 	batches := map[*redis.Client][]*heldLease{}
 	for _, l := range m.leases {
-		if l.renewing {
+		if !now.Before(l.expiresAt) {
+			// Not renewed in time (no auto-renewal, or Redis unreachable,
+			// a renewal under way included): the key is gone or about to
+			// go. A renewal that may have run leaves it held: release it.
+			m.lose(l, l.unsure || l.renewing || l.refreshing)
 			continue
 		}
-		if !now.Before(l.expiresAt) {
-			// Not renewed in time (no auto-renewal, or Redis unreachable):
-			// the key is gone or about to go.
-			m.lose(l, false)
+		if l.renewing || l.refreshing {
 			continue
 		}
 		if l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
@@ -812,12 +852,15 @@ func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
 		ttl   int64
 	}
 	items := make([]item, len(ls))
+	// The call ends by the earliest expiry at the latest: an answer after
+	// it would come too late to keep a lease, and Lost must not wait for it.
+	deadline := time.Now().Add(min(lockOpTimeout, renewPeriod(ls[0].ttl)))
 	for i, l := range ls {
 		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
+		deadline = minTime(deadline, l.expiresAt)
 	}
-	timeout := min(lockOpTimeout, renewPeriod(ls[0].ttl))
 	m.goRedis(func() any {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()
 		sentAt := time.Now()
 		pipe := cl.Pipeline()
@@ -853,8 +896,9 @@ func (m *LockManager) onRenew(d *renewDone) {
 		switch {
 		case r.err != nil:
 			m.log.Warn("lease renewal failed", zap.Strings("keys", l.lockKeys), zap.Error(r.err))
+			l.unsure = true
 			if !now.Before(l.expiresAt) {
-				m.lose(l, false)
+				m.lose(l, true)
 				continue
 			}
 			// Try again soon, and once more at the expiry at the latest.
@@ -862,8 +906,10 @@ func (m *LockManager) onRenew(d *renewDone) {
 		case !r.ok:
 			m.lose(l, true)
 		default:
+			l.unsure = false
 			l.setExpiry(r.sentAt)
 		}
+		m.nextRefresh(l)
 	}
 	m.schedule()
 }
@@ -875,11 +921,8 @@ func (m *LockManager) schedule() {
 	}
 	var next time.Time
 	for _, l := range m.leases {
-		if l.renewing {
-			continue
-		}
 		at := l.expiresAt
-		if l.autoRenew {
+		if l.autoRenew && !l.renewing && !l.refreshing {
 			at = minTime(l.due, l.expiresAt)
 		}
 		if next.IsZero() || at.Before(next) {

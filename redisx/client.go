@@ -76,15 +76,21 @@ func (c Config) Options() (*redis.Options, error) {
 	// Scripts that take something are not safe to send twice after a
 	// timeout; xsync retries at its own level, with the same token.
 	o.MaxRetries = -1
+	// xsync bounds every call with its context (a lease renewal by the
+	// lease's expiry): go-redis must honour the deadline, not wait for its
+	// own 3s read timeout.
+	o.ContextTimeoutEnabled = true
 	o.DisableIdentity = true
 	return o, nil
 }
 
-// Retrying returns a copy of o with go-redis's default retries on: the
-// clients handed to callers through Client.DB behave like any go-redis client.
+// Retrying returns a copy of o with go-redis's defaults for retries and
+// context deadlines: the clients handed to callers through Client.DB behave
+// like any go-redis client.
 func Retrying(o *redis.Options) *redis.Options {
 	c := *o
-	c.MaxRetries = 0 // go-redis default: 3 retries
+	c.MaxRetries = 0                // go-redis default: 3 retries
+	c.ContextTimeoutEnabled = false // go-redis default
 	return &c
 }
 

@@ -54,8 +54,11 @@ func TestConfig_Options(t *testing.T) {
 	if o.MaxRetries != -1 {
 		t.Fatalf("MaxRetries = %d, want -1: scripts must not be resent behind our back", o.MaxRetries)
 	}
-	if r := redisx.Retrying(o); r.MaxRetries != 0 || o.MaxRetries != -1 {
-		t.Fatalf("Retrying: %d (copy), %d (original)", r.MaxRetries, o.MaxRetries)
+	if !o.ContextTimeoutEnabled {
+		t.Fatal("ContextTimeoutEnabled is off: a call would outlive the deadline xsync gives it")
+	}
+	if r := redisx.Retrying(o); r.MaxRetries != 0 || o.MaxRetries != -1 || r.ContextTimeoutEnabled || !o.ContextTimeoutEnabled {
+		t.Fatalf("Retrying: %+v (copy), %+v (original)", r, o)
 	}
 	o, err = redisx.Config{}.Options()
 	if err != nil || o.Addr != redisx.DefaultAddr {
