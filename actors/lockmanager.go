@@ -90,9 +90,9 @@ type LockManager struct {
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
-	// orphans are the requests withdrawn during their attempt: what the
+	// orphans are the waiters withdrawn during their attempt: what the
 	// attempt took is released when it answers.
-	orphans map[string]*messages.Acquire
+	orphans map[string]*lockWaiter
 	queues  map[dbKey][]*lockWaiter
 	leases  map[uint64]*heldLease
 	held    map[dbKey]uint64 // the lease of this client holding a key
@@ -133,10 +133,14 @@ type lockWaiter struct {
 
 	inflight bool // an attempt is under way
 	dirty    bool // something changed during the attempt: try again if it fails
-	gen      uint64
-	timer    *time.Timer
-	skip     string // the client whose turn the timer ends, or ""
-	backoff  time.Duration
+	// unsure: an attempt failed without an answer, so it may have taken
+	// keys. The next attempt, with the same token, finds them; a waiter
+	// removed before it is granted releases its token.
+	unsure  bool
+	gen     uint64
+	timer   *time.Timer
+	skip    string // the client whose turn the timer ends, or ""
+	backoff time.Duration
 }
 
 type heldLease struct {
@@ -227,7 +231,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			conn:      conn,
 			log:       log,
 			waiters:   map[string]*lockWaiter{},
-			orphans:   map[string]*messages.Acquire{},
+			orphans:   map[string]*lockWaiter{},
 			queues:    map[dbKey][]*lockWaiter{},
 			leases:    map[uint64]*heldLease{},
 			held:      map[dbKey]uint64{},
@@ -465,14 +469,14 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	if w == nil || w.gen != d.gen {
 		// Withdrawn (or failed by Shutdown) while the attempt was under way:
 		// give back what it took, or may have taken.
-		if req := m.orphans[d.token]; req != nil {
+		if o := m.orphans[d.token]; o != nil {
 			delete(m.orphans, d.token)
-			if d.ok || d.err != nil {
-				m.releaseToken(req)
+			if d.ok || d.err != nil || o.unsure {
+				m.releaseToken(o.req)
 			}
-			if !d.ok && !req.Try {
+			if !d.ok && !o.req.Try {
 				// Its failure may have queued this client for a turn.
-				m.leaveUnwanted(req)
+				m.leaveUnwanted(o.req)
 			}
 		}
 		return
@@ -480,6 +484,7 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	w.inflight = false
 	switch {
 	case d.ok:
+		w.unsure = false
 		// Held first, so that removing w wakes no waiter of its keys.
 		l := m.grant(w, d)
 		for _, k := range w.keys {
@@ -496,6 +501,7 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 		w.respond(m, &messages.AcquireResult{NotObtained: true})
 	case d.err != nil:
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
+		w.unsure = true
 		w.backoff = min(max(2*w.backoff, lockRetryMin), lockRetryMax)
 		m.startWaiterTimer(w, w.backoff)
 	default:
@@ -536,7 +542,7 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 	delete(m.waiters, w.req.Token)
 	m.stopTimer(w)
 	if w.inflight {
-		m.orphans[w.req.Token] = w.req
+		m.orphans[w.req.Token] = w
 	}
 	var heads []string
 	var leave []int
@@ -562,6 +568,12 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 		}
 	}
 	m.leave(w.req, leave)
+	if w.unsure && !w.inflight {
+		// A failed attempt may have taken its keys (after the queues are
+		// updated: the release queues this client for the keys it still
+		// waits for).
+		m.releaseToken(w.req)
+	}
 	m.wake(w.req.DB, heads)
 }
 

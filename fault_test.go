@@ -167,3 +167,39 @@ func TestPool_CloseHandsBackAGrantWhoseAnswerWasLost(t *testing.T) {
 		t.Fatalf("after Close: %+v, want %+v: the lost grant was not handed back", got, before)
 	}
 }
+
+// A lock attempt that ran in Redis but whose answer was lost leaves the keys
+// held by the waiter's token; the waiter tries again with that token, which
+// finds them. If the waiter gives up before that, the keys are released: they
+// are not kept from everyone for the lease's TTL.
+func TestLock_KeysWhoseGrantWasLostAreReleasedWhenTheWaiterLeaves(t *testing.T) {
+	proxy := startFaultProxy(t, redisAddr(t))
+	core, logs := observer.New(zap.WarnLevel)
+	prefix := testPrefix(t)
+	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.Addr, o.Logger = proxy.addr(), zap.New(core) })
+	ctx := context.Background()
+	// The scripts are loaded, so that EVALSHA runs them while replies are cut.
+	warm, err := c.Lock(ctx, []string{"job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.cut.Store(true)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f := c.LockAsync(wctx, []string{"job"}, xsync.TTL(time.Minute))
+	eventually(t, 10*time.Second, "an attempt that took the key and whose answer was lost", func() bool {
+		return len(lockKeysLeft(t, prefix, 0)) == 1 && logs.FilterMessage("lock attempt failed; retrying").Len() > 0
+	})
+	cancel()
+	proxy.cut.Store(false)
+	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) || !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("Wait: %v, want ErrNotObtained and context.Canceled", err)
+	}
+	eventually(t, 10*time.Second, "the key released, long before its 1m TTL", func() bool {
+		return len(lockKeysLeft(t, prefix, 0)) == 0
+	})
+}
