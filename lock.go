@@ -48,9 +48,10 @@ func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*
 }
 
 // TryLock makes one attempt to take the locks on keys, all or none, and
-// returns ErrNotObtained when another owner holds one of them, or when a
-// Lock of this client already waits for one of them (a try never goes
-// before the waiters of its own client).
+// returns ErrNotObtained when another owner holds one of them, when a Lock
+// of this client already waits for one of them (a try never goes before the
+// waiters of its own client), or when a free key is another client's turn
+// (reserved for it for 100ms at most: a dead client's turn ends then too).
 func (c *Client) TryLock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
 	return c.lockAsync(ctx, keys, true, opts).Wait(ctx)
 }

@@ -268,6 +268,54 @@ func TestTryLock_TakesFreeKeysAndRefusesHeldOnes(t *testing.T) {
 	}
 }
 
+// A client that died in its turn (it queued for a key, then vanished
+// without leaving the queue) keeps the free key from a TryLock for the
+// turn grace (100ms), not for the ten minutes the queue lives.
+func TestTryLock_GetsAKeyWhoseTurnWentToADeadClient(t *testing.T) {
+	for _, freed := range []string{"released", "expired"} {
+		t.Run(freed, func(t *testing.T) {
+			prefix := testPrefix(t)
+			ctx := context.Background()
+			a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+			raw := rawDB(t, 0)
+			queue := prefix + ":lockq:{k}"
+			holder, err := a.Lock(ctx, []string{"k"}, xsync.TTL(100*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := raw.ZAdd(ctx, queue, redis.Z{Score: 1, Member: "dead-client"}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if freed == "released" {
+				if err := holder.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+				// The release handed the turn to the queued client.
+				if head, _ := raw.ZRangeWithScores(ctx, queue, 0, 0).Result(); len(head) != 1 || head[0].Member != "dead-client" || head[0].Score >= 0 {
+					t.Fatalf("queue head after the release: %v, want dead-client with its turn begun", head)
+				}
+			} else {
+				<-holder.Lost()
+			}
+			var lease *xsync.Lease
+			eventually(t, 5*time.Second, "a TryLock gets the key once the dead client's turn is over", func() bool {
+				l, err := b.TryLock(ctx, []string{"k"})
+				if err != nil && !errors.Is(err, xsync.ErrNotObtained) {
+					t.Fatalf("TryLock: %v", err)
+				}
+				lease = l
+				return err == nil
+			})
+			if err := raw.ZScore(ctx, queue, "dead-client").Err(); !errors.Is(err, redis.Nil) {
+				t.Fatalf("the dead client is still queued: %v", err)
+			}
+			if err := lease.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestLock_FenceNeverGoesBackAfterExpiry(t *testing.T) {
 	c := newClient(t)
 	ctx := context.Background()

@@ -34,7 +34,9 @@ const (
 	lockExpirySlack = time.Millisecond
 	// lockTurnGrace is how long a free key stays reserved for the client
 	// whose turn it is: a client that does not take it by then (it died, or
-	// its waiter cannot use the key now) loses its turn to the next.
+	// its waiter cannot use the key now) loses its turn to the next. Redis
+	// times the turns (lock_acquire), so that a TryLock, too, gets a key
+	// whose turn went to a dead client.
 	lockTurnGrace = 100 * time.Millisecond
 )
 
@@ -427,7 +429,7 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB)}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds()}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()

@@ -26,13 +26,34 @@
 --     cannot use now (another key blocks) passes the turn on to the next
 --     client, PUBLISHed as lock_release does (on ARGV[6]).
 -- ARGV[6]: the pub/sub channel of lock releases of this DB.
+-- ARGV[7]: the turn grace in ms: a turn on a free key that its client has not
+--   taken after this long is over (the client died, or cannot use the key),
+--   and goes to the next client, for waiters and tries alike.
+-- Turns: the head of a queue whose turn has begun has for score minus the
+--   server time (ms) at which it began; every other member has a positive
+--   score. A turn begins when a release or a leave hands it out, or when an
+--   attempt finds the key free (it expired) with an unstamped head.
 local n = #KEYS / 3
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
+local grace = tonumber(ARGV[7])
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function head(q)
   local h = redis.call('ZRANGE', q, 0, 0)
   return h[1]
+end
+
+-- turnBegan returns when the turn of h, the head of q, began, and stamps it
+-- now if it had not.
+local function turnBegan(q, h)
+  local s = tonumber(redis.call('ZSCORE', q, h))
+  if s < 0 then
+    return -s
+  end
+  redis.call('ZADD', q, 'XX', -nowMs, h)
+  return nowMs
 end
 
 local state = {} -- 'mine', 'held', 'reserved', 'turn' (free, my turn) or 'free'
@@ -51,10 +72,12 @@ for i = 1, n do
       wait = p
     end
   else
-    local h = head(KEYS[2 * n + i])
-    if h and h ~= client and h == skip then
-      redis.call('ZREM', KEYS[2 * n + i], h)
-      h = head(KEYS[2 * n + i])
+    local q = KEYS[2 * n + i]
+    local h = head(q)
+    -- A turn that is over goes to the next client (whose turn begins now).
+    while h and h ~= client and (h == skip or nowMs - turnBegan(q, h) > grace) do
+      redis.call('ZREM', q, h)
+      h = head(q)
     end
     if h and h ~= client then
       state[i] = 'reserved'
@@ -77,12 +100,15 @@ if blocked then
         -- At the tail, after everyone queued before (scores only grow).
         if not redis.call('ZSCORE', q, client) then
           local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
-          redis.call('ZADD', q, (tonumber(last[2]) or 0) + 1, client)
+          redis.call('ZADD', q, math.max(tonumber(last[2]) or 0, 0) + 1, client)
         end
         redis.call('PEXPIRE', q, 600000)
       elseif state[i] == 'turn' then
         redis.call('ZREM', q, client)
         local h = head(q) or ''
+        if h ~= '' then
+          redis.call('ZADD', q, 'XX', -nowMs, h)
+        end
         passed[#passed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
       end
     end

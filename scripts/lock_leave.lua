@@ -6,8 +6,12 @@
 -- Returns: the number of queues the client left. For each free key whose
 --   turn was the client's, PUBLISHes on ARGV[2] the key and the client now
 --   at the head of its queue ("" when none), as lock_release does.
+-- The client now at the head of such a queue gets its turn now (see
+--   lock_acquire for how a turn is stamped).
 local n = #KEYS / 2
 local client, channel = ARGV[1], ARGV[2]
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local passed, left = {}, 0
 for i = 1, n do
   local q = KEYS[n + i]
@@ -15,6 +19,9 @@ for i = 1, n do
   left = left + redis.call('ZREM', q, client)
   if wasHead and redis.call('EXISTS', KEYS[i]) == 0 then
     local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
+    if h ~= '' then
+      redis.call('ZADD', q, 'XX', -nowMs, h)
+    end
     passed[#passed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
   end
 end
