@@ -288,7 +288,9 @@ func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 
 // Cooldown makes the container id unavailable until at least now+d, on the
 // server's clock (after a 429 or a captcha); a container already unavailable
-// for longer keeps its time. Cooldown wakes the pool's waiters on every
+// for longer keeps its time (plus 1µs: a grant of it that nobody received
+// and that is handed back later then cannot make it ready again before
+// now+d). Cooldown wakes the pool's waiters on every
 // client. ErrNotFound when the pool does not hold it (or its TTL has
 // passed); a negative d, or one over 100 years, is ErrInvalidContainer.
 func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {

@@ -1,5 +1,6 @@
 -- pool_cooldown: pushes a container's NextAvailable to at least now + d
--- (never earlier than it is), then publishes the pool's name. A container
+-- (never earlier than it is: 1µs later when it is later already), then
+-- publishes the pool's name. A container
 -- whose TTL has passed is purged (counted in KEYS[5]) and not found.
 -- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
@@ -27,11 +28,11 @@ if e and tonumber(e) <= now then
 end
 local score = redis.call('ZSCORE', ready, id)
 if not score then return {now, -1} end
-local nextAt = tonumber(score)
-local want = us + tonumber(ARGV[4])
-if want > nextAt then
-  nextAt = want
-  redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
-end
+-- NextAvailable always moves, if only by 1µs when it is later than now + d
+-- already: pool_handback leaves a NextAvailable that moved since the take it
+-- undoes, so that handing back a grant nobody received cannot undo this
+-- Cooldown.
+local nextAt = math.max(tonumber(score) + 1, us + tonumber(ARGV[4]))
+redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
 redis.call('PUBLISH', ARGV[1], ARGV[2])
 return {now, nextAt}
