@@ -242,3 +242,31 @@ func BenchmarkPoolMemory(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPoolCancelWaiters: n waiters of an empty pool, cancelled at once
+// (a crawler shutting down); one op is the time until every Wait returned.
+func BenchmarkPoolCancelWaiters(b *testing.B) {
+	for _, n := range []int{1000, 10000, 50000} {
+		b.Run(fmt.Sprintf("waiters=%d", n), func(b *testing.B) {
+			c := newClient(b)
+			p := c.Pool("cancel")
+			for range b.N {
+				b.StopTimer()
+				ctx, cancel := context.WithCancel(context.Background())
+				fs := make([]*xsync.Future[xsync.Container], n)
+				for i := range fs {
+					fs[i] = p.WaitAskOneAsync(ctx)
+				}
+				// Every waiter is queued and tried once before the cancel.
+				if _, err := p.Stats(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				cancel()
+				for _, f := range fs {
+					<-f.Done()
+				}
+			}
+		})
+	}
+}

@@ -86,8 +86,12 @@ type Pool struct {
 	keys poolKeys
 	log  *zap.Logger
 
-	queue   []*poolWaiter // arrival order
+	queue   []*poolWaiter // arrival order; answered ones until pruned
 	byToken map[string]*poolWaiter
+	// answered counts the answered waiters still in queue. A withdrawal
+	// leaves its waiter there: dropping each at once made n cancellations
+	// cost O(n²).
+	answered int
 
 	subscribing, subscribed bool
 	attempting              bool // a take call is under way
@@ -210,7 +214,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 					p.answer(ctx, w, &messages.PoolTakeResult{Err: p.cfg.Errors.Closed})
 				}
 			}
-			p.queue = nil
+			p.queue, p.answered = nil, 0
 		}
 	}
 }
@@ -244,22 +248,27 @@ func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
 	if w == nil {
 		return // answered already
 	}
-	heldBack := w.holdsBack()
+	// Requests behind it were skipped only if its budget is spent: the
+	// batch's allowance reached 0 on it.
+	heldBack := w.holdsBack() && w.budget == 0
+	timed := w.wait && w.short && p.timer != nil && w.deadline.Equal(p.timerAt)
 	p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: withdrawn", p.cfg.Errors.NotAvailable, p.cfg.Name)})
-	if !w.inFlight {
-		// A request in flight stays in its batch: if it is served, the
-		// result is handed back.
+	// A request in flight stays in its batch: if it is served, the result
+	// is handed back.
+	if !w.inFlight && w.unsure {
+		p.handBack(ctx, []string{w.token})
+	}
+	if p.answered*2 > len(p.queue) {
 		p.prune()
-		if w.unsure {
-			p.handBack(ctx, []string{w.token})
-		}
 	}
 	if heldBack {
 		// The requests it held back were skipped, not tried: try them
 		// again now, or they would wait for the next change.
 		p.wake(ctx)
 	}
-	p.resetTimer(ctx) // it may have been the earliest
+	if timed {
+		p.resetTimer(ctx) // it was the earliest
+	}
 }
 
 // holdsBack reports whether w limits how many requests behind it may be
@@ -281,7 +290,13 @@ func (p *Pool) wake(ctx actor.Context) {
 // untried requests of the queue. After a change every request is untried
 // again: a new round.
 func (p *Pool) attempt(ctx actor.Context) {
-	if p.closedErr != nil || p.attempting || len(p.queue) == 0 {
+	if p.closedErr != nil || p.attempting {
+		return
+	}
+	if p.answered > 0 {
+		p.prune() // no answered request goes into a batch
+	}
+	if len(p.queue) == 0 {
 		return
 	}
 	if !p.subscribed {
@@ -502,6 +517,7 @@ func (p *Pool) handBack(ctx actor.Context, tokens []string) {
 
 func (p *Pool) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeResult) {
 	w.done = true
+	p.answered++
 	delete(p.byToken, w.token)
 	if w.sender != nil {
 		ctx.Send(w.sender, res)
@@ -518,6 +534,7 @@ func (p *Pool) prune() {
 	}
 	clear(p.queue[len(q):])
 	p.queue = q
+	p.answered = 0
 }
 
 func (p *Pool) notAvailable(w *poolWaiter) error {
@@ -560,7 +577,9 @@ func (p *Pool) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 		err := fmt.Errorf("xsync: pool %q: subscribe: %w", p.cfg.Name, m.Err)
 		p.log.Warn("pool subscribe failed", zap.Error(m.Err))
 		for _, w := range p.queue {
-			p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
+			if !w.done {
+				p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
+			}
 		}
 		p.prune()
 		return
@@ -711,7 +730,7 @@ func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 			}
 		}
 	}
-	p.queue = nil
+	p.queue, p.answered = nil, 0
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack) // before maybeFinish: Shutdown waits for it
 	}
