@@ -199,3 +199,32 @@ func BenchmarkLock_Contended(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLock_CancelWaiters: n waiters of one held key, cancelled at once
+// (a crawler shutting down); one op is the time until every Wait returned.
+func BenchmarkLock_CancelWaiters(b *testing.B) {
+	for _, n := range []int{1000, 10000, 50000} {
+		b.Run(fmt.Sprintf("waiters=%d", n), func(b *testing.B) {
+			c := newClient(b)
+			ctx := context.Background()
+			holder, err := c.Lock(ctx, []string{"held"}, xsync.TTL(time.Hour))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = holder.Release(ctx) }()
+			for range b.N {
+				b.StopTimer()
+				wctx, cancel := context.WithCancel(ctx)
+				fs := make([]*xsync.Future[*xsync.Lease], n)
+				for i := range fs {
+					fs[i] = c.LockAsync(wctx, []string{"held"})
+				}
+				b.StartTimer()
+				cancel()
+				for _, f := range fs {
+					<-f.Done()
+				}
+			}
+		})
+	}
+}

@@ -95,7 +95,7 @@ type LockManager struct {
 	// orphans are the waiters withdrawn during their attempt: what the
 	// attempt took is released when it answers.
 	orphans map[string]*lockWaiter
-	queues  map[dbKey][]*lockWaiter
+	queues  map[dbKey]*waitQueue
 	leases  map[uint64]*heldLease
 	held    map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
@@ -117,6 +117,38 @@ type LockManager struct {
 	shutdown  *actor.PID // who asked for Shutdown, answered when busy is 0
 }
 
+// waitQueue is the FIFO of the waiters of one key. A removed waiter is
+// dropped at once from the front, and from elsewhere once the removed are
+// half the slice: removing n waiters costs O(n), not O(n²). The front is
+// never a removed waiter; a queue with no waiter left is deleted.
+type waitQueue struct {
+	ws   []*lockWaiter
+	gone int // removed waiters in ws
+}
+
+// head is the first waiter.
+func (q *waitQueue) head() *lockWaiter { return q.ws[0] }
+
+// remove takes w (marked removed) out, and reports whether q is empty now.
+func (q *waitQueue) remove(w *lockWaiter) (empty bool) {
+	q.gone++
+	for len(q.ws) > 0 && q.ws[0].removed {
+		q.ws[0] = nil
+		q.ws = q.ws[1:]
+		q.gone--
+	}
+	if q.gone*2 > len(q.ws) {
+		live := make([]*lockWaiter, 0, len(q.ws)-q.gone)
+		for _, x := range q.ws {
+			if !x.removed {
+				live = append(live, x)
+			}
+		}
+		q.ws, q.gone = live, 0
+	}
+	return len(q.ws) == 0
+}
+
 // dbKey is a lock key (its Redis name) on one DB.
 type dbKey struct {
 	db  int
@@ -133,6 +165,7 @@ type lockWaiter struct {
 	sender *actor.PID
 	keys   []dbKey
 
+	removed  bool // out of the queues (it may still be in their slices)
 	inflight bool // an attempt is under way
 	dirty    bool // something changed during the attempt: try again if it fails
 	// unsure: an attempt failed without an answer, so it may have taken
@@ -234,7 +267,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			log:       log,
 			waiters:   map[string]*lockWaiter{},
 			orphans:   map[string]*lockWaiter{},
-			queues:    map[dbKey][]*lockWaiter{},
+			queues:    map[dbKey]*waitQueue{},
 			leases:    map[uint64]*heldLease{},
 			held:      map[dbKey]uint64{},
 			queued:    map[dbKey]bool{},
@@ -332,7 +365,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 		// A try never jumps this client's queue: a key that a waiter or a
 		// lease of this client has is not obtained, without asking Redis.
 		for _, k := range w.keys {
-			if len(m.queues[k]) > 0 || m.held[k] != 0 {
+			if m.queues[k] != nil || m.held[k] != 0 {
 				ctx.Respond(&messages.AcquireResult{NotObtained: true})
 				return
 			}
@@ -343,7 +376,12 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	}
 	m.waiters[req.Token] = w
 	for _, k := range w.keys {
-		m.queues[k] = append(m.queues[k], w)
+		q := m.queues[k]
+		if q == nil {
+			q = &waitQueue{}
+			m.queues[k] = q
+		}
+		q.ws = append(q.ws, w)
 	}
 	if m.subscribe(ctx, req.DB) {
 		m.consider(w)
@@ -373,7 +411,7 @@ func (m *LockManager) eligible(w *lockWaiter) bool {
 		return false
 	}
 	for _, k := range w.keys {
-		if q := m.queues[k]; len(q) == 0 || q[0] != w || m.held[k] != 0 {
+		if q := m.queues[k]; q == nil || q.head() != w || m.held[k] != 0 {
 			return false
 		}
 	}
@@ -385,9 +423,9 @@ func (m *LockManager) wake(db int, keys []string) {
 	var heads []*lockWaiter
 	seen := map[*lockWaiter]bool{}
 	for _, k := range keys {
-		if q := m.queues[dbKey{db, k}]; len(q) > 0 && !seen[q[0]] {
-			seen[q[0]] = true
-			heads = append(heads, q[0])
+		if q := m.queues[dbKey{db, k}]; q != nil && !seen[q.head()] {
+			seen[q.head()] = true
+			heads = append(heads, q.head())
 		}
 	}
 	for _, w := range heads {
@@ -541,6 +579,7 @@ func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
 // removeWaiter takes w out of the map and the queues, and wakes the waiters
 // that are now at the head of one of its queues.
 func (m *LockManager) removeWaiter(w *lockWaiter) {
+	w.removed = true
 	delete(m.waiters, w.req.Token)
 	m.stopTimer(w)
 	if w.inflight {
@@ -550,23 +589,18 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 	var leave []int
 	for i, k := range w.keys {
 		q := m.queues[k]
-		for i, x := range q {
-			if x == w {
-				q = append(q[:i:i], q[i+1:]...)
-				if i == 0 {
-					heads = append(heads, k.key)
-				}
-				break
-			}
+		if w.req.Try || q == nil {
+			continue // a try is never queued
 		}
-		if len(q) == 0 {
+		if q.head() == w {
+			heads = append(heads, k.key)
+		}
+		if q.remove(w) {
 			delete(m.queues, k)
 			if m.queued[k] {
 				delete(m.queued, k)
 				leave = append(leave, i)
 			}
-		} else {
-			m.queues[k] = q
 		}
 	}
 	m.leave(w.req, leave)
@@ -584,7 +618,7 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 func (m *LockManager) leaveUnwanted(req *messages.Acquire) {
 	var idx []int
 	for i, k := range req.Keys {
-		if len(m.queues[dbKey{req.DB, k}]) == 0 {
+		if m.queues[dbKey{req.DB, k}] == nil {
 			delete(m.queued, dbKey{req.DB, k})
 			idx = append(idx, i)
 		}
@@ -725,7 +759,7 @@ func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []
 	more := make([]byte, len(keys))
 	for i, k := range keys {
 		more[i] = '0'
-		if len(m.queues[k]) > 0 && m.closedErr == nil {
+		if m.queues[k] != nil && m.closedErr == nil {
 			more[i] = '1'
 			m.queued[k] = true
 		}
@@ -1052,8 +1086,8 @@ func (m *LockManager) onTurns(db int, turns []turn) {
 			mine = append(mine, t.key)
 			continue
 		}
-		if q := m.queues[dbKey{db, t.key}]; len(q) > 0 {
-			others[q[0]] = t.next
+		if q := m.queues[dbKey{db, t.key}]; q != nil {
+			others[q.head()] = t.next
 		}
 	}
 	m.wake(db, mine)
