@@ -1,10 +1,13 @@
 package redisx_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -71,6 +74,37 @@ func TestConfig_Options(t *testing.T) {
 	}
 	if _, err := (redisx.Config{URL: "redis://u:topsecret@h:1/x"}).Options(); err == nil || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("bad URL error shows the password: %v", err)
+	}
+}
+
+// A script includes a library by a line of its own; the library is no
+// script, and an include of a library that does not exist is an error.
+func TestRegistry_IncludesLibraries(t *testing.T) {
+	ctx := context.Background()
+	fsys := fstest.MapFS{
+		"lib_math.lua": {Data: []byte("local function double(x) return 2 * x end\n")},
+		"four.lua":     {Data: []byte("-- doubles 2\n--#include lib_math\nreturn double(2)\n")},
+	}
+	r, err := redisx.NewRegistry(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	defer rdb.Close()
+	if n, err := r.Get("four").Run(ctx, rdb, nil).Int(); err != nil || n != 4 {
+		t.Fatalf("script with an included library: %d, %v; want 4", n, err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("a library was registered as a script")
+			}
+		}()
+		r.Get("lib_math")
+	}()
+	fsys["bad.lua"] = &fstest.MapFile{Data: []byte("--#include lib_nope\nreturn 1\n")}
+	if _, err := redisx.NewRegistry(fsys); err == nil || !strings.Contains(err.Error(), "lib_nope") {
+		t.Fatalf("include of a missing library: err = %v", err)
 	}
 }
 

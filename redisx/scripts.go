@@ -35,13 +35,19 @@ type Registry struct {
 	byName map[string]*Script
 }
 
-// NewRegistry reads every *.lua file at the top of fsys.
+// includePrefix starts a line of a script that stands for a library: the
+// line "--#include lib_pool" is replaced by the source of lib_pool.lua.
+const includePrefix = "--#include "
+
+// NewRegistry reads every *.lua file at the top of fsys. A file whose name
+// starts with "lib_" is a library, not a script: the scripts include it
+// (see includePrefix). Libraries do not include others.
 func NewRegistry(fsys fs.FS) (*Registry, error) {
 	entries, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		return nil, fmt.Errorf("redisx: read scripts: %w", err)
 	}
-	r := &Registry{byName: map[string]*Script{}}
+	libs, srcs := map[string]string{}, map[string]string{}
 	for _, e := range entries {
 		if e.IsDir() || path.Ext(e.Name()) != ".lua" {
 			continue
@@ -51,7 +57,27 @@ func NewRegistry(fsys fs.FS) (*Registry, error) {
 			return nil, fmt.Errorf("redisx: read script %s: %w", e.Name(), err)
 		}
 		name := strings.TrimSuffix(e.Name(), ".lua")
-		r.byName[name] = &Script{name: name, s: redis.NewScript(string(src))}
+		if strings.HasPrefix(name, "lib_") {
+			libs[name] = string(src)
+		} else {
+			srcs[name] = string(src)
+		}
+	}
+	r := &Registry{byName: map[string]*Script{}}
+	for name, src := range srcs {
+		lines := strings.SplitAfter(src, "\n")
+		for i, line := range lines {
+			lib, ok := strings.CutPrefix(strings.TrimSpace(line), includePrefix)
+			if !ok {
+				continue
+			}
+			body, found := libs[lib]
+			if !found {
+				return nil, fmt.Errorf("redisx: script %s includes %q: no such library", name, lib)
+			}
+			lines[i] = body
+		}
+		r.byName[name] = &Script{name: name, s: redis.NewScript(strings.Join(lines, ""))}
 	}
 	return r, nil
 }

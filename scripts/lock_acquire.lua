@@ -29,16 +29,14 @@
 -- ARGV[7]: the turn grace in ms: a turn on a free key that its client has not
 --   taken after this long is over (the client died, or cannot use the key),
 --   and goes to the next client, for waiters and tries alike.
--- Turns: the head of a queue whose turn has begun has for score minus the
---   server time (ms) at which it began; every other member has a positive
---   score. A turn begins when a release or a leave hands it out, or when an
---   attempt finds the key free (it expired) with an unstamped head.
+-- Turns (see lib_lock.lua) begin when a release or a leave hands them out,
+--   or when an attempt finds the key free (it expired) with a head whose
+--   turn has not begun.
+--#include lib_lock
 local n = #KEYS / 3
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
 local grace = tonumber(ARGV[7])
-local t = redis.call('TIME')
-local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local function head(q)
   local h = redis.call('ZRANGE', q, 0, 0)
@@ -97,24 +95,13 @@ if blocked then
     for i = 1, n do
       local q = KEYS[2 * n + i]
       if state[i] == 'held' or state[i] == 'reserved' then
-        -- At the tail, after everyone queued before (scores only grow).
-        if not redis.call('ZSCORE', q, client) then
-          local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
-          redis.call('ZADD', q, math.max(tonumber(last[2]) or 0, 0) + 1, client)
-        end
-        redis.call('PEXPIRE', q, 600000)
+        enqueue(q, client)
       elseif state[i] == 'turn' then
         redis.call('ZREM', q, client)
-        local h = head(q) or ''
-        if h ~= '' then
-          redis.call('ZADD', q, 'XX', -nowMs, h)
-        end
-        passed[#passed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
+        giveTurn(KEYS[i], q, passed)
       end
     end
-    if #passed > 0 then
-      redis.call('PUBLISH', channel, table.concat(passed))
-    end
+    publishTurns(channel, passed)
   end
   return {0, wait, reservedBy}
 end

@@ -7,25 +7,18 @@
 --   turn was the client's, PUBLISHes on ARGV[2] the key and the client now
 --   at the head of its queue ("" when none), as lock_release does.
 -- The client now at the head of such a queue gets its turn now (see
---   lock_acquire for how a turn is stamped).
+--   lib_lock.lua).
+--#include lib_lock
 local n = #KEYS / 2
 local client, channel = ARGV[1], ARGV[2]
-local t = redis.call('TIME')
-local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local passed, left = {}, 0
 for i = 1, n do
   local q = KEYS[n + i]
   local wasHead = redis.call('ZRANGE', q, 0, 0)[1] == client
   left = left + redis.call('ZREM', q, client)
   if wasHead and redis.call('EXISTS', KEYS[i]) == 0 then
-    local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
-    if h ~= '' then
-      redis.call('ZADD', q, 'XX', -nowMs, h)
-    end
-    passed[#passed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
+    giveTurn(KEYS[i], q, passed)
   end
 end
-if #passed > 0 then
-  redis.call('PUBLISH', channel, table.concat(passed))
-end
+publishTurns(channel, passed)
 return left

@@ -12,31 +12,21 @@
 --   was deleted, PUBLISHes on ARGV[2], for each deleted key, its name and the
 --   id of the client at the head of its turn queue ("" when none waits),
 --   each string written as <byte length>:<string>, one after the other.
--- The client at the head of a queue gets its turn now: its score becomes
---   minus the server time in ms (see lock_acquire).
+-- The client at the head of a queue gets its turn now (see lib_lock.lua).
+--#include lib_lock
 local n = #KEYS / 2
 local token, channel, client, more = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local t = redis.call('TIME')
-local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local freed, count = {}, 0
 for i = 1, n do
   if redis.call('GET', KEYS[i]) == token then
     redis.call('DEL', KEYS[i])
     count = count + 1
     local q = KEYS[n + i]
-    if string.sub(more, i, i) == '1' and not redis.call('ZSCORE', q, client) then
-      local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
-      redis.call('ZADD', q, math.max(tonumber(last[2]) or 0, 0) + 1, client)
-      redis.call('PEXPIRE', q, 600000)
+    if string.sub(more, i, i) == '1' then
+      enqueue(q, client)
     end
-    local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
-    if h ~= '' then
-      redis.call('ZADD', q, 'XX', -nowMs, h)
-    end
-    freed[#freed + 1] = #KEYS[i] .. ':' .. KEYS[i] .. #h .. ':' .. h
+    giveTurn(KEYS[i], q, freed)
   end
 end
-if count > 0 then
-  redis.call('PUBLISH', channel, table.concat(freed))
-end
+publishTurns(channel, freed)
 return count

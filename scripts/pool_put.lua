@@ -4,11 +4,7 @@
 -- and Data. An id whose TTL has passed counts as purged (KEYS[5]) and is
 -- added as new. Every record touched is decoded before anything is written.
 -- Publishes the pool's name, so that waiters of every client wake.
--- KEYS[1] ready:   ZSET id -> next-available time (µs)
--- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
--- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
--- KEYS[4] data:    HASH id -> payload (absent when empty)
--- KEYS[5] expired: STRING, containers purged on expiry so far
+-- KEYS[1..5]: the pool's keys (see lib_pool.lua)
 -- ARGV[1] channel to publish on
 -- ARGV[2] the pool's name (the message)
 -- ARGV[3+4(i-1)] .. ARGV[6+4(i-1)]: container i's id, createdMs (0: now),
@@ -16,18 +12,14 @@
 -- ARGV[3+4k+(i-1)] container i's data, for k containers
 -- Returns {now, ""} on success, {now, id} when the record of id does not
 -- decode (nothing is written).
-local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local t = redis.call('TIME')
-local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
-local now = math.floor(us / 1000) -- the records' clock
+--#include lib_pool
 local k = (#ARGV - 2) / 5
 
 local usage = {}
 for i = 1, k do
   local id = ARGV[3 + 4 * (i - 1)]
   local raw = redis.call('HGET', meta, id)
-  local e = redis.call('ZSCORE', expiry, id)
-  if raw and not (e and tonumber(e) <= now) then
+  if raw and not isExpired(id) then
     local u = string.match(raw, '^%d+:%d+:%d+:(%d+)$')
     if not u then return {now, id} end
     usage[i] = u

@@ -21,11 +21,7 @@
 -- are purged first (and up to ARGV[1] more when a request meets them), and
 -- counted in KEYS[5].
 --
--- KEYS[1] ready:   ZSET id -> next-available time (µs)
--- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
--- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
--- KEYS[4] data:    HASH id -> payload (absent when empty)
--- KEYS[5] expired: STRING, containers purged on expiry so far
+-- KEYS[1..5]: the pool's keys (see lib_pool.lua)
 -- KEYS[5+i] grant record of request i (STRING, msgpack {id, prev, next, ...})
 -- ARGV[1] purge batch size
 -- ARGV[2] grant record lifetime (ms)
@@ -40,26 +36,10 @@
 --                    -1 when the pool holds fewer than n live containers
 --   {2}              skipped: an earlier request may not be bypassed any more
 --   {3, id}          not served: the record of container id does not decode
-local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+--#include lib_pool
 local batch = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
-local now = math.floor(us / 1000) -- the records' clock
 local purgeLeft = batch
-
-local function drop(ids)
-  redis.call('ZREM', ready, unpack(ids))
-  redis.call('ZREM', expiry, unpack(ids))
-  redis.call('HDEL', meta, unpack(ids))
-  redis.call('HDEL', data, unpack(ids))
-  redis.call('INCRBY', expired, #ids)
-end
-
-local function isExpired(id)
-  local e = redis.call('ZSCORE', expiry, id)
-  return e and tonumber(e) <= now
-end
 
 local function decode(raw)
   if not raw then return nil end
@@ -170,8 +150,7 @@ local function granted(grantKey)
 end
 
 -- Expired containers first, in one bounded batch.
-local old = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, batch)
-if #old > 0 then drop(old) end
+purgeExpired(batch)
 
 local results = {us}
 local allowance = tonumber(ARGV[3]) -- grants that may still bypass waiting requests; -1: no limit

@@ -1,5 +1,8 @@
 // Package scripts holds xsync's Lua scripts, one file per atomic operation.
 // Each file starts with a comment giving its KEYS, ARGV and return shape.
+// The lib_*.lua files are libraries, not scripts: a script includes one
+// with a line "--#include lib_pool", replaced by the library's source when
+// the scripts are registered (see redisx.NewRegistry).
 package scripts
 
 import "embed"

@@ -1,0 +1,36 @@
+-- lib_lock: shared by the lock scripts, which include it with
+-- "--#include lib_lock".
+-- Turn queues: one ZSET of client ids per lock key, oldest first. The head
+-- of a queue whose turn has begun has for score minus the server time (ms)
+-- at which it began; every other member has a positive score.
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- enqueue puts client at the tail of turn queue q, behind everyone queued
+-- before, unless it is queued already (it keeps its place). A queue lives
+-- ten minutes after its last arrival.
+local function enqueue(q, client)
+  if not redis.call('ZSCORE', q, client) then
+    local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
+    redis.call('ZADD', q, math.max(tonumber(last[2]) or 0, 0) + 1, client)
+  end
+  redis.call('PEXPIRE', q, 600000)
+end
+
+-- giveTurn begins the turn of the head of queue q on the free key k, and
+-- adds to turns, for publishTurns, k and that client ("" when none waits).
+local function giveTurn(k, q, turns)
+  local h = redis.call('ZRANGE', q, 0, 0)[1] or ''
+  if h ~= '' then
+    redis.call('ZADD', q, 'XX', -nowMs, h)
+  end
+  turns[#turns + 1] = #k .. ':' .. k .. #h .. ':' .. h
+end
+
+-- publishTurns publishes turns on channel, each string written as
+-- <byte length>:<string>, one after the other; nothing when there are none.
+local function publishTurns(channel, turns)
+  if #turns > 0 then
+    redis.call('PUBLISH', channel, table.concat(turns))
+  end
+end
