@@ -1,11 +1,12 @@
 package xsync_test
 
 import (
-	"os"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/redisxsync/xsync/internal/testredis"
 )
 
 // TestMain fails the package if any test leaves a goroutine behind.
@@ -17,11 +18,7 @@ func TestMain(m *testing.M) {
 // without one they fail, they do not skip. `make test` starts one.
 func redisAddr(t testing.TB) string {
 	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Fatal("REDIS_ADDR is not set: run the tests with `make test`, which starts a private redis-server")
-	}
-	return addr
+	return testredis.Addr(t)
 }
 
 // eventually polls cond until it holds or the deadline passes. cond

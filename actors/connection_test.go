@@ -3,7 +3,6 @@ package actors_test
 import (
 	"context"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -13,20 +12,12 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/testredis"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func redisAddr(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		t.Fatal("REDIS_ADDR is not set: run the tests with `make test`, which starts a private redis-server")
-	}
-	return addr
-}
 
 // harness is one Connection actor in an actor system of its own, and a
 // subscriber actor whose messages land on a channel.
@@ -43,12 +34,12 @@ func newHarness(t *testing.T) *harness {
 	sys := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
-	base, err := redisx.Config{Addr: redisAddr(t)}.Options()
+	base, err := redisx.Config{Addr: testredis.Addr(t)}.Options()
 	if err != nil {
 		t.Fatal(err)
 	}
 	first := redis.NewClient(base)
-	h := &harness{sys: sys, events: make(chan any, 16), raw: redis.NewClient(&redis.Options{Addr: redisAddr(t)})}
+	h := &harness{sys: sys, events: make(chan any, 16), raw: redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})}
 	h.conn = sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, zap.NewNop())))
 	h.sub = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisxsync/xsync/internal/testredis"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -89,7 +90,7 @@ func TestRegistry_IncludesLibraries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: redisAddr(t)})
+	rdb := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
 	defer rdb.Close()
 	if n, err := r.Get("four").Run(ctx, rdb, nil).Int(); err != nil || n != 4 {
 		t.Fatalf("script with an included library: %d, %v; want 4", n, err)
