@@ -902,7 +902,9 @@ func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
 	items := make([]item, len(ls))
 	// The call ends by the earliest expiry at the latest: an answer after
 	// it would come too late to keep a lease, and Lost must not wait for it.
-	deadline := time.Now().Add(min(lockOpTimeout, renewPeriod(ls[0].ttl)))
+	// Until then a slow answer is worth waiting for: a new call would queue
+	// behind it on the same slow server.
+	deadline := time.Now().Add(lockOpTimeout)
 	for i, l := range ls {
 		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
 		deadline = minTime(deadline, l.expiresAt)
