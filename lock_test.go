@@ -663,6 +663,40 @@ func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	eventually(t, 5*time.Second, "the key freed", func() bool { return len(lockKeysLeft(t, prefix, 0)) == 0 })
 }
 
+// A Refresh that Redis does not answer before the lease's expiry reports
+// the lease lost then, rather than waiting for Redis.
+func TestLease_RefreshUnansweredByTheExpiryLosesTheLease(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, 0)
+	pausedAt := serverNow(t)
+	if err := raw.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	t.Cleanup(func() { _ = raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err() })
+	if err := lease.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Refresh while Redis does not answer: %v, want ErrLockNotHeld", err)
+	}
+	if took := serverNow(t).Sub(pausedAt); took > 5*200*time.Millisecond {
+		t.Fatalf("Refresh returned %v after Redis stopped answering, the lease's TTL is 200ms", took)
+	}
+	select {
+	case <-lease.Lost():
+	default:
+		t.Fatal("Lost not closed")
+	}
+	if err := raw.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Whether the held Refresh ran or not, the key is released.
+	eventually(t, 5*time.Second, "the key freed", func() bool { return len(lockKeysLeft(t, prefix, 0)) == 0 })
+}
+
 func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()

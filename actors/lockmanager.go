@@ -843,6 +843,10 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 	case l == nil:
 		// Released or lost while the refresh was under way.
 		res = m.notHeld()
+	case d.err != nil && !time.Now().Before(l.expiresAt):
+		// It ended at the expiry (its deadline) without an answer.
+		res = &messages.RefreshResult{NotHeld: true}
+		m.lose(l, true)
 	case d.err != nil:
 		res = &messages.RefreshResult{Err: d.err}
 		l.refreshing, l.unsure = false, true
