@@ -235,12 +235,16 @@ func (l *Lease) Fence(key string) int64 { return l.fences[key] }
 // Lost is closed when the lease is known lost: a renewal or Refresh found
 // a key deleted or taken over, a lease without renewal ran out, renewal
 // could not reach Redis before the lease ran out, or the client was closed.
-// Release does not close it.
+// The expiry is counted on the local clock from before the call that set
+// it was sent, so Lost closes no later than Redis lets the keys go (less
+// the clocks' drift over one TTL). Release does not close it.
 func (l *Lease) Lost() <-chan struct{} { return l.lost }
 
 // Refresh extends the lease to ttl from now, if it still holds every key;
-// ErrLockNotHeld otherwise (the lease is then lost). With auto-renewal,
-// later renewals use ttl too. ttl under 1ms is ErrInvalidTTL.
+// ErrLockNotHeld otherwise (the lease is then lost), and also when Redis
+// has not answered by the lease's expiry. With auto-renewal, later
+// renewals use ttl too; a Refresh waits for a renewal under way. ttl under
+// 1ms is ErrInvalidTTL.
 func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, ttl)
