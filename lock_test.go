@@ -627,6 +627,26 @@ func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
 	}
 }
 
+// pauseWrites makes the test server hold every script for up to 10s
+// (CLIENT PAUSE WRITE), while it still answers TIME and reads. It returns
+// the server's time then, and the function that ends the pause (the test's
+// end does too).
+func pauseWrites(t *testing.T) (pausedAt time.Time, unpause func()) {
+	t.Helper()
+	raw := rawDB(t, 0)
+	pausedAt = serverNow(t)
+	if err := raw.Do(context.Background(), "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	unpause = func() {
+		if err := raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err(); err != nil {
+			t.Errorf("CLIENT UNPAUSE: %v", err)
+		}
+	}
+	t.Cleanup(unpause)
+	return pausedAt, unpause
+}
+
 // While Redis does not answer, a renewed lease cannot be known to be held:
 // it is lost when its TTL runs out, not when Redis answers again.
 func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
@@ -637,14 +657,8 @@ func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CLIENT PAUSE WRITE holds every script, the renewals included, for
-	// up to 10s (fifty TTLs), while it still answers TIME.
-	raw := rawDB(t, 0)
-	pausedAt := serverNow(t)
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
-	t.Cleanup(func() { _ = raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err() })
+	// Redis holds the renewals for up to 10s, fifty TTLs.
+	pausedAt, unpause := pauseWrites(t)
 	<-lease.Lost()
 	// Lost closes when the TTL runs out without a confirmed renewal: by the
 	// server's clock, well within five TTLs, not when a read times out
@@ -652,9 +666,7 @@ func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	if lostAt := serverNow(t); lostAt.Sub(pausedAt) > 5*200*time.Millisecond {
 		t.Fatalf("lease declared lost %v after Redis stopped answering, its TTL is 200ms", lostAt.Sub(pausedAt))
 	}
-	if err := raw.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	unpause()
 	if err := lease.Release(ctx); !errors.Is(err, xsync.ErrLockNotHeld) {
 		t.Fatalf("Release after the loss: err = %v, want ErrLockNotHeld", err)
 	}
@@ -673,12 +685,7 @@ func TestLease_RefreshUnansweredByTheExpiryLosesTheLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := rawDB(t, 0)
-	pausedAt := serverNow(t)
-	if err := raw.Do(ctx, "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
-	t.Cleanup(func() { _ = raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err() })
+	pausedAt, unpause := pauseWrites(t)
 	if err := lease.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrLockNotHeld) {
 		t.Fatalf("Refresh while Redis does not answer: %v, want ErrLockNotHeld", err)
 	}
@@ -690,9 +697,7 @@ func TestLease_RefreshUnansweredByTheExpiryLosesTheLease(t *testing.T) {
 	default:
 		t.Fatal("Lost not closed")
 	}
-	if err := raw.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
-		t.Fatal(err)
-	}
+	unpause()
 	// Whether the held Refresh ran or not, the key is released.
 	eventually(t, 5*time.Second, "the key freed", func() bool { return len(lockKeysLeft(t, prefix, 0)) == 0 })
 }

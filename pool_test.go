@@ -808,6 +808,18 @@ func TestPool_CancelledWaitIsWithdrawn(t *testing.T) {
 	}
 }
 
+// grantedNotReceived puts container id, with an hour's interval, and has a
+// waiter granted it; nobody has received the grant (no Wait returned it).
+// It returns the container as it was before, and the waiter's future.
+func grantedNotReceived(t *testing.T, p *xsync.Pool, id string) (xsync.Container, *xsync.Future[xsync.Container]) {
+	t.Helper()
+	put(t, p, xsync.Container{ID: id, Interval: time.Hour})
+	before := get(t, p, id)
+	f := p.WaitAskOneAsync(context.Background())
+	<-f.Done()
+	return before, f
+}
+
 // A grant that races a cancellation is handed back: the container is ready
 // again with its UsageCount and NextAvailable restored.
 func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
@@ -816,10 +828,7 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	ctx := context.Background()
 
 	// A grant that arrived but was never received.
-	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
-	before := get(t, p, "a")
-	f := p.WaitAskOneAsync(ctx)
-	<-f.Done()
+	before, f := grantedNotReceived(t, p, "a")
 	f.Cancel()
 	if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait after Cancel: %v, want context.Canceled", err)
@@ -883,10 +892,7 @@ func TestPool_HandBackDoesNotUndoACooldown(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
 	ctx := context.Background()
-	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
-	before := get(t, p, "a")
-	f := p.WaitAskOneAsync(ctx)
-	<-f.Done() // granted, not received: NextAvailable is an hour away
+	before, f := grantedNotReceived(t, p, "a") // NextAvailable is an hour away
 	cooledAt := serverNow(t)
 	if err := p.Cooldown(ctx, "a", time.Minute); err != nil {
 		t.Fatal(err)
