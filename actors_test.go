@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/internal/testredis"
 )
 
 // testPrefix gives each test its own key namespace on the shared server.
@@ -30,7 +31,8 @@ func testPrefix(t testing.TB) string {
 // the end of the test.
 func newClient(t testing.TB, opts ...func(*xsync.Options)) *xsync.Client {
 	t.Helper()
-	o := xsync.Options{Addr: redisAddr(t), KeyPrefix: testPrefix(t)}
+	o := testOptions(t)
+	o.KeyPrefix = testPrefix(t)
 	for _, f := range opts {
 		f(&o)
 	}
@@ -46,19 +48,40 @@ func newClient(t testing.TB, opts ...func(*xsync.Options)) *xsync.Client {
 	return c
 }
 
+// withOptions returns o changed by each of fs.
+func withOptions(o xsync.Options, fs ...func(*xsync.Options)) xsync.Options {
+	for _, f := range fs {
+		f(&o)
+	}
+	return o
+}
+
 // withPrefix makes newClient use prefix, so that several clients share
 // their locks as several processes of one application would.
 func withPrefix(prefix string) func(*xsync.Options) {
 	return func(o *xsync.Options) { o.KeyPrefix = prefix }
 }
 
-// rawDB is a plain go-redis client of DB n of the test server, to look at
-// what xsync wrote without going through it.
-func rawDB(t testing.TB, n int) *redis.Client {
+// testOptions connects to the deployment the tests run against: one
+// server, a Sentinel set or a Redis Cluster (see internal/testredis).
+func testOptions(t testing.TB) xsync.Options {
 	t.Helper()
-	r := redis.NewClient(&redis.Options{Addr: redisAddr(t), DB: n})
-	t.Cleanup(func() { _ = r.Close() })
-	return r
+	d := testredis.Current(t)
+	switch d.Topology {
+	case testredis.Sentinel:
+		return xsync.Options{Addrs: d.Addrs, MasterName: d.MasterName}
+	case testredis.Cluster:
+		return xsync.Options{Addrs: d.Addrs, Cluster: true}
+	default:
+		return xsync.Options{Addr: d.Addr}
+	}
+}
+
+// rawDB is a plain go-redis client of DB n of the test deployment, to look
+// at what xsync wrote without going through it.
+func rawDB(t testing.TB, n int) redis.UniversalClient {
+	t.Helper()
+	return testredis.Current(t).Client(t, n)
 }
 
 func closeAll(t testing.TB) {

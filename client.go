@@ -36,12 +36,13 @@ type Client struct {
 	opts   Options
 	log    *zap.Logger
 	keys   redisx.Keys
+	topo   redisx.Topology
 	sys    *actor.ActorSystem
 	ownSys bool
 	conn   *actor.PID
 
-	dbs      sync.Map // int -> *redis.Client, for callers
-	internal sync.Map // int -> *redis.Client, for xsync's scripts
+	dbs      sync.Map // int -> redis.UniversalClient, for callers
+	internal sync.Map // int -> redis.UniversalClient, for xsync's scripts
 
 	mu      sync.Mutex
 	closing bool
@@ -66,13 +67,13 @@ func newClient(label string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := opts.redisConfig().Options()
+	target, err := opts.redisConfig().Target()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
 	routeGoRedisLogs(opts.Logger)
-	first := redis.NewClient(base)
-	if err := redisx.Ping(context.Background(), first); err != nil {
+	first := target.Client(target.DB(), false)
+	if err := redisx.Ping(context.Background(), first, target, target.DB()); err != nil {
 		_ = first.Close()
 		return nil, fmt.Errorf("xsync: connect: %w", err)
 	}
@@ -80,6 +81,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	c := &Client{
 		label:  label,
 		opts:   opts,
+		topo:   target.Topology(),
 		log:    opts.Logger,
 		keys:   redisx.Keys{Prefix: opts.KeyPrefix},
 		sys:    opts.System,
@@ -99,8 +101,8 @@ func newClient(label string, opts Options) (*Client, error) {
 			actor.WithDeadLetterRequestLogging(false),
 		)
 	}
-	c.internal.Store(base.DB, first)
-	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection")),
+	c.internal.Store(target.DB(), first)
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))
 	return c, nil
 }
@@ -111,7 +113,10 @@ func (c *Client) Label() string { return c.label }
 // DB returns a go-redis client bound to DB n of the client's deployment,
 // created on first use and cached: every call with the same n returns the
 // same client. Do not close it: Close does. A negative n is
-// ErrInvalidOptions; a closed client, ErrClosed.
+// ErrInvalidOptions; a closed client, ErrClosed. On Redis Cluster, DB(0) is
+// the cluster client (a *redis.ClusterClient) and any other n is
+// ErrInvalidOptions; on Sentinel, a client that follows the master
+// (a failover *redis.Client).
 func (c *Client) DB(n int) (redis.UniversalClient, error) {
 	cl, err := c.db(n, false)
 	if err != nil {
@@ -122,9 +127,12 @@ func (c *Client) DB(n int) (redis.UniversalClient, error) {
 
 // db returns the cached client of DB n, asking the connection actor for it
 // on first use. internal selects the clients of xsync's own scripts.
-func (c *Client) db(n int, internal bool) (*redis.Client, error) {
+func (c *Client) db(n int, internal bool) (redis.UniversalClient, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, n)
+	}
+	if n != 0 && c.topo == redisx.Cluster {
+		return nil, fmt.Errorf("%w: DB %d on Redis Cluster, which has DB 0 only", ErrInvalidOptions, n)
 	}
 	if err := c.checkOpen(); err != nil {
 		return nil, err
@@ -134,12 +142,12 @@ func (c *Client) db(n int, internal bool) (*redis.Client, error) {
 		cache = &c.internal
 	}
 	if cl, ok := cache.Load(n); ok {
-		return cl.(*redis.Client), nil
+		return cl.(redis.UniversalClient), nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
 	f := request(ctx, c.sys, c.conn, &messages.GetDB{DB: n, Internal: internal}, nil,
-		func(msg any) (*redis.Client, error) {
+		func(msg any) (redis.UniversalClient, error) {
 			r, ok := msg.(*messages.GetDBResult)
 			if !ok {
 				return nil, fmt.Errorf("xsync: unexpected answer %T", msg)

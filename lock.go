@@ -107,6 +107,9 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 	if err := checkKeys(keys); err != nil {
 		return failedFuture[*Lease](err)
 	}
+	if err := c.checkSlots(keys); err != nil {
+		return failedFuture[*Lease](err)
+	}
 	s, err := lockSettingsOf(c, opts)
 	if err != nil {
 		return failedFuture[*Lease](err)

@@ -18,7 +18,7 @@ import (
 
 // lockCalls counts the script calls (EVALSHA, EVAL) the server has run:
 // one per lock round trip (acquire, release or refresh).
-func lockCalls(b *testing.B, r *redis.Client) int64 {
+func lockCalls(b *testing.B, r redis.UniversalClient) int64 {
 	c := commandCounts(b, r)
 	return c["evalsha"] + c["eval"]
 }

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/internal/testredis"
 )
 
 // settled waits until c's lock manager has n waiters and no Redis call
@@ -34,11 +35,9 @@ func settled(t testing.TB, c *xsync.Client, n int) {
 
 func lockKeysLeft(t testing.TB, prefix string, db int) []string {
 	t.Helper()
-	keys, err := rawDB(t, db).Keys(context.Background(), prefix+":lock*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
+	raw := testredis.Current(t).Open(t, db)
+	defer raw.Close()
+	return keysMatching(t, raw, prefix+":lock*")
 }
 
 // criticalSection is what the mutual-exclusion tests run under the lock:
@@ -507,8 +506,8 @@ func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
 	settled(t, b, 20)
 
 	// While nothing changes, the 40 waiters send nothing: the only
-	// commands are the test's own INFO calls, and the pub/sub health-check
-	// PINGs of go-redis.
+	// commands are the test's own INFO calls, the pub/sub health-check
+	// PINGs of go-redis, and the other noise of the deployment.
 	raw := rawDB(t, 0)
 	total0, counts0 := totalCommands(t, raw), commandCounts(t, raw)
 	// An observation window: what is checked is that nothing happens in it.
@@ -521,7 +520,7 @@ func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
 		}
 	}
 	total1, counts1 := totalCommands(t, raw), commandCounts(t, raw)
-	own := (counts1["info"] - counts0["info"]) + (counts1["ping"] - counts0["ping"])
+	own := noiseCount(counts0, counts1)
 	if spent := total1 - total0 - own; spent != 0 {
 		t.Fatalf("40 waiters sent %d Redis commands in 500ms while nothing changed; want 0 (%v -> %v)", spent, counts0, counts1)
 	}
@@ -865,11 +864,11 @@ func TestLease_ReleaseWorksWithACancelledContext(t *testing.T) {
 func TestLock_CancelWhileWaitingLeaksNothing(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()
-	a, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	a, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	b, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1021,9 +1020,7 @@ func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
 	// Cut every pub/sub connection, then release at once: the published
 	// release may be lost, the reconnection must make up for it (the
 	// holder's lease would last a minute).
-	if err := rawDB(t, 0).Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	killPubSub(t, rawDB(t, 0))
 	if err := holder.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -1038,7 +1035,7 @@ func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := context.Background()
 	other := newClient(t, withPrefix(prefix))
-	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/redisx"
@@ -13,9 +14,21 @@ import (
 
 // Options configure a Client. The zero value is a client of the Redis server
 // at 127.0.0.1:6379, DB 0, keys under "xsync", logging nothing.
+//
+// Exactly one topology:
+//   - one server: Addr or URL (or neither, for the default address);
+//   - Sentinel: MasterName, and the Sentinels' addresses in Addrs;
+//   - Redis Cluster: Cluster, and one or more seed nodes in Addrs (Cluster
+//     is implied when Addrs holds more than one address and MasterName is
+//     empty).
+//
+// Contradictory combinations are ErrInvalidOptions, with a message that
+// says which: Addr or URL with Addrs, MasterName with Cluster, MasterName
+// or Cluster without Addrs, Sentinel credentials without MasterName, a DB
+// other than 0 on Cluster, a negative AckReplicas.
 type Options struct {
 	// Addr is the server's "host:port". Default "127.0.0.1:6379".
-	// Give Addr or URL, not both.
+	// Give Addr or URL, not both, and neither with Addrs.
 	Addr string
 	// URL is an alternative to Addr: redis://user:pass@host:port/db, or
 	// rediss:// for TLS. Username, Password, DB and TLS, when set, win over
@@ -41,6 +54,39 @@ type Options struct {
 	// Close stops xsync's actors but leaves the system running. Default: a
 	// system of xsync's own, shut down by Close.
 	System *actor.ActorSystem
+
+	// Addrs are the Sentinels' "host:port" addresses when MasterName is
+	// set, else the seed nodes of a Redis Cluster (any node; the client
+	// finds the others). One address without MasterName or Cluster is a
+	// single server, as Addr. Default none.
+	Addrs []string
+	// MasterName is the name under which the Sentinels in Addrs watch the
+	// master: the client follows the master through failovers. Default
+	// none (no Sentinel).
+	MasterName string
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (Username and Password authenticate to the master). Default none.
+	SentinelUsername string
+	SentinelPassword string
+	// Cluster connects to a Redis Cluster through the seed nodes in Addrs,
+	// also when there is one. Default false; implied by more than one
+	// address in Addrs without MasterName. A cluster has DB 0 only: DB,
+	// OnDB and Client.DB with another DB are ErrInvalidOptions.
+	Cluster bool
+	// AckReplicas, when > 0, makes an acquire, a renewal or a take succeed
+	// only once that many replicas have confirmed it (WAIT). Default 0: a
+	// write is confirmed by the master alone, and a failover may lose it.
+	// This version does not support AckReplicas > 0 yet: it is
+	// ErrInvalidOptions rather than a promise not kept.
+	AckReplicas int
+	// Redis, when set, has the last word on the go-redis options of every
+	// client xsync builds: pool sizes, timeouts, the dialer, TLS details.
+	// It may not change DB or MasterName (ErrInvalidOptions). xsync's own
+	// script clients keep two settings whatever it does: retries off
+	// (MaxRetries -1; a script that took something is not sent twice
+	// behind xsync's back) and ContextTimeoutEnabled (xsync bounds its
+	// calls by their context). Default nil: go-redis's defaults.
+	Redis func(*redis.UniversalOptions)
 }
 
 // normalized returns o with its defaults set, or ErrInvalidOptions.
@@ -50,6 +96,12 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.DB < 0 {
 		return o, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, o.DB)
+	}
+	switch {
+	case o.AckReplicas < 0:
+		return o, fmt.Errorf("%w: negative AckReplicas %d", ErrInvalidOptions, o.AckReplicas)
+	case o.AckReplicas > 0:
+		return o, fmt.Errorf("%w: AckReplicas %d: waiting for replicas is not supported yet", ErrInvalidOptions, o.AckReplicas)
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = redisx.DefaultPrefix
@@ -64,7 +116,12 @@ func (o Options) normalized() (Options, error) {
 }
 
 func (o Options) redisConfig() redisx.Config {
-	return redisx.Config{Addr: o.Addr, URL: o.URL, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS}
+	return redisx.Config{
+		Addr: o.Addr, URL: o.URL, Username: o.Username, Password: o.Password, DB: o.DB, TLS: o.TLS,
+		Addrs: o.Addrs, MasterName: o.MasterName, Cluster: o.Cluster,
+		SentinelUsername: o.SentinelUsername, SentinelPassword: o.SentinelPassword,
+		Tune: o.Redis,
+	}
 }
 
 // LockOption configures one lock call: TTL, AutoRenew, OnDB.

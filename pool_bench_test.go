@@ -78,7 +78,7 @@ func concurrently(b *testing.B, g int, op func(i int) error) {
 // rawTake returns an op that sends pool_take for one container of pool
 // "bench" straight with EVALSHA, a new token each time: what one take costs
 // Redis, without the pool actor.
-func rawTake(raw *redis.Client, keys redisx.Keys) func(int) error {
+func rawTake(raw redis.UniversalClient, keys redisx.Keys) func(int) error {
 	take := actors.Scripts.Get("pool_take")
 	var tokens atomic.Int64
 	return func(int) error {

@@ -910,7 +910,7 @@ func TestPool_HandBackDoesNotUndoACooldown(t *testing.T) {
 // --- closing ---
 
 func TestPool_CloseFailsWaitersWithErrClosed(t *testing.T) {
-	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: testPrefix(t)})
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(testPrefix(t))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1173,9 +1173,7 @@ func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
 		t.Fatal("served before the reconnection: something polls")
 	default:
 	}
-	if err := db.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	killPubSub(t, db)
 	got, err := f.Wait(ctx)
 	if err != nil || got.ID != "quiet" {
 		t.Fatalf("waiter after the reconnection: %+v, %v", got, err)
@@ -1189,7 +1187,7 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 	prefix := testPrefix(t)
 	var clients []*xsync.Client
 	for range 3 {
-		c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+		c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1299,7 +1297,7 @@ func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
 // returns, so the usage counts add up to what callers received.
 func TestPool_CloseHandsBackGrantsInFlight(t *testing.T) {
 	prefix := testPrefix(t)
-	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}

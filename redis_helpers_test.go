@@ -2,65 +2,154 @@ package xsync_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisxsync/xsync/internal/testredis"
 )
 
 // Helpers that read what the test server did, shared by the lock and pool
 // tests.
 
-// commandCounts reads INFO commandstats: calls per command.
-func commandCounts(t testing.TB, r *redis.Client) map[string]int64 {
+// commandCounts reads INFO commandstats: calls per command, summed over
+// every master (one on a single server or Sentinel, three on the test
+// Cluster).
+func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 	t.Helper()
-	info, err := r.Info(context.Background(), "commandstats").Result()
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
+		info, err := m.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			n, _, _ := strings.Cut(rest, ",")
+			v, _ := strconv.ParseInt(n, 10, 64)
+			counts[strings.TrimPrefix(name, "cmdstat_")] += v
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	counts := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-		if !ok {
-			continue
-		}
-		n, _, _ := strings.Cut(rest, ",")
-		counts[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(n, 10, 64)
 	}
 	return counts
 }
 
-// totalCommands is INFO stats total_commands_processed.
-func totalCommands(t testing.TB, r *redis.Client) int64 {
+// totalCommands is INFO stats total_commands_processed, summed over every
+// master.
+func totalCommands(t testing.TB, r redis.UniversalClient) int64 {
 	t.Helper()
-	info, err := r.Info(context.Background(), "stats").Result()
+	var mu sync.Mutex
+	var total int64
+	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
+		info, err := m.Info(context.Background(), "stats").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				mu.Lock()
+				total += n
+				mu.Unlock()
+				return nil
+			}
+		}
+		return errors.New("no total_commands_processed in INFO stats")
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	t.Fatal("no total_commands_processed in INFO stats")
-	return 0
+	return total
 }
 
-// commandsSince is what the server has processed since before (from
-// commandCounts), by command, but for INFO and PING: the test's own INFO
-// calls and go-redis's pub/sub health checks.
-func commandsSince(t testing.TB, db *redis.Client, before map[string]int64) map[string]int64 {
+// keysMatching is KEYS pattern over every master.
+func keysMatching(t testing.TB, r redis.UniversalClient, pattern string) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var all []string
+	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
+		keys, err := m.Keys(context.Background(), pattern).Result()
+		mu.Lock()
+		all = append(all, keys...)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// commandsSince is what the deployment has processed since before (from
+// commandCounts), by command, but for what neither xsync nor its waiters
+// send (see noise).
+func commandsSince(t testing.TB, db redis.UniversalClient, before map[string]int64) map[string]int64 {
 	t.Helper()
 	diff := map[string]int64{}
 	for name, n := range commandCounts(t, db) {
-		if name == "info" || name == "ping" {
-			continue
-		}
 		if d := n - before[name]; d != 0 {
 			diff[name] = d
 		}
 	}
+	for name := range noise(diff) {
+		delete(diff, name)
+	}
 	return diff
+}
+
+// noise is the part of diff (commands by name) that is not xsync's: the
+// test's own INFO calls, go-redis's pub/sub health-check PINGs, the
+// replicas' REPLCONF ACKs, the test's cluster client asking for the slots
+// (CLUSTER ...), and the Sentinels' hello messages (PUBLISH every 2s).
+// xsync publishes only from inside its scripts, so a PUBLISH is a
+// Sentinel's when no script ran.
+func noise(diff map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for name, n := range diff {
+		switch {
+		case name == "info" || name == "ping" || name == "replconf" || strings.HasPrefix(name, "cluster|"):
+			out[name] = n
+		case name == "publish" && diff["evalsha"] == 0 && diff["eval"] == 0:
+			out[name] = n
+		}
+	}
+	return out
+}
+
+// noiseCount is the number of commands of noise between two commandCounts.
+func noiseCount(before, after map[string]int64) int64 {
+	diff := map[string]int64{}
+	for name, n := range after {
+		diff[name] = n - before[name]
+	}
+	var sum int64
+	for _, n := range noise(diff) {
+		sum += n
+	}
+	return sum
+}
+
+// killPubSub closes every pub/sub connection of every master, as a network
+// cut would.
+func killPubSub(t testing.TB, r redis.UniversalClient) {
+	t.Helper()
+	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
+		return m.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -23,10 +23,10 @@ var errConnectionClosed = errors.New("xsync: connection closed")
 // the client's subscribers. Reconnections of the pub/sub connection are
 // reported to the subscribers as *messages.Resubscribed.
 type Connection struct {
-	base     *redis.Options
+	target   *redisx.Target
 	log      *zap.Logger
-	internal map[int]*redis.Client
-	user     map[int]*redis.Client
+	internal map[int]redis.UniversalClient
+	user     map[int]redis.UniversalClient
 
 	ps        *redis.PubSub
 	forwarded chan struct{} // closed when the pub/sub forwarder has exited
@@ -52,19 +52,20 @@ type (
 	}
 )
 
-// NewConnection returns the producer of a Connection actor. first is the
-// already-checked internal client of base.DB; the actor owns it from now on.
-func NewConnection(base *redis.Options, first *redis.Client, log *zap.Logger) actor.Producer {
+// NewConnection returns the producer of a Connection actor of the
+// deployment target. first is the already-checked internal client of
+// target.DB(); the actor owns it from now on.
+func NewConnection(target *redisx.Target, first redis.UniversalClient, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
 		c := &Connection{
-			base:     base,
+			target:   target,
 			log:      log,
-			internal: map[int]*redis.Client{},
-			user:     map[int]*redis.Client{},
+			internal: map[int]redis.UniversalClient{},
+			user:     map[int]redis.UniversalClient{},
 			channels: map[string]*channelState{},
 		}
 		if first != nil {
-			c.internal[base.DB] = first
+			c.internal[target.DB()] = first
 		}
 		return c
 	}
@@ -107,14 +108,17 @@ func (c *Connection) getDB(m *messages.GetDB) *messages.GetDBResult {
 	if m.DB < 0 {
 		return &messages.GetDBResult{Err: fmt.Errorf("%w: negative db %d", redisx.ErrConfig, m.DB)}
 	}
-	cache, opts := c.internal, c.base
+	if m.DB != 0 && c.target.Topology() == redisx.Cluster {
+		return &messages.GetDBResult{Err: fmt.Errorf("%w: db %d on Redis Cluster, which has DB 0 only", redisx.ErrConfig, m.DB)}
+	}
+	cache := c.internal
 	if !m.Internal {
-		cache, opts = c.user, redisx.Retrying(c.base)
+		cache = c.user
 	}
 	cl, ok := cache[m.DB]
 	if !ok {
 		// Creating a client does no I/O: it connects on first use.
-		cl = redis.NewClient(redisx.OnDB(opts, m.DB))
+		cl = c.target.Client(m.DB, !m.Internal)
 		cache[m.DB] = cl
 	}
 	return &messages.GetDBResult{Client: cl}
@@ -153,7 +157,7 @@ func (c *Connection) startPubSub(ctx actor.Context) {
 	if c.ps != nil {
 		return
 	}
-	cl := c.getDB(&messages.GetDB{DB: c.base.DB, Internal: true}).Client
+	cl := c.getDB(&messages.GetDB{DB: c.target.DB(), Internal: true}).Client
 	c.ps = cl.Subscribe(context.Background()) // no channel: no I/O yet
 	c.forwarded = make(chan struct{})
 	ch := c.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
@@ -241,7 +245,7 @@ func (c *Connection) shutdown(ctx actor.Context, m *messages.Shutdown) {
 	sender, sys := ctx.Sender(), ctx.ActorSystem()
 	ps, done := c.ps, c.forwarded
 	clients := c.allClients()
-	c.ps, c.internal, c.user = nil, map[int]*redis.Client{}, map[int]*redis.Client{}
+	c.ps, c.internal, c.user = nil, map[int]redis.UniversalClient{}, map[int]redis.UniversalClient{}
 	go func() {
 		err := closeConnections(ps, done, clients)
 		sys.Root.Send(sender, &messages.ShutdownResult{Err: err})
@@ -250,23 +254,29 @@ func (c *Connection) shutdown(ctx actor.Context, m *messages.Shutdown) {
 
 func (c *Connection) closeAll() {
 	_ = closeConnections(c.ps, c.forwarded, c.allClients())
-	c.ps, c.internal, c.user = nil, map[int]*redis.Client{}, map[int]*redis.Client{}
+	c.ps, c.internal, c.user = nil, map[int]redis.UniversalClient{}, map[int]redis.UniversalClient{}
 }
 
-func (c *Connection) allClients() []*redis.Client {
-	var all []*redis.Client
-	for _, cl := range c.internal {
-		all = append(all, cl)
+// dbClient is a client and its DB, for the errors of closing it.
+type dbClient struct {
+	db int
+	cl redis.UniversalClient
+}
+
+func (c *Connection) allClients() []dbClient {
+	var all []dbClient
+	for db, cl := range c.internal {
+		all = append(all, dbClient{db, cl})
 	}
-	for _, cl := range c.user {
-		all = append(all, cl)
+	for db, cl := range c.user {
+		all = append(all, dbClient{db, cl})
 	}
 	return all
 }
 
 // closeConnections closes the pub/sub connection, waits for its forwarder
 // to exit, then closes the clients.
-func closeConnections(ps *redis.PubSub, forwarded chan struct{}, clients []*redis.Client) error {
+func closeConnections(ps *redis.PubSub, forwarded chan struct{}, clients []dbClient) error {
 	var errs []error
 	if ps != nil {
 		if err := ps.Close(); err != nil {
@@ -274,9 +284,9 @@ func closeConnections(ps *redis.PubSub, forwarded chan struct{}, clients []*redi
 		}
 		<-forwarded
 	}
-	for _, cl := range clients {
-		if err := cl.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			errs = append(errs, fmt.Errorf("close db %d: %w", cl.Options().DB, err))
+	for _, c := range clients {
+		if err := c.cl.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close db %d: %w", c.db, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -34,13 +34,13 @@ func newHarness(t *testing.T) *harness {
 	sys := actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
-	base, err := redisx.Config{Addr: testredis.Addr(t)}.Options()
+	target, err := redisx.Config{Addr: testredis.Addr(t)}.Target()
 	if err != nil {
 		t.Fatal(err)
 	}
-	first := redis.NewClient(base)
+	first := target.Client(target.DB(), false)
 	h := &harness{sys: sys, events: make(chan any, 16), raw: redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})}
-	h.conn = sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, zap.NewNop())))
+	h.conn = sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, zap.NewNop())))
 	h.sub = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
 		case *messages.Published, *messages.Resubscribed:
@@ -146,9 +146,9 @@ func TestConnection_CachesOneClientPerDBAndRefusesAfterShutdown(t *testing.T) {
 		t.Fatal("the scripts' client of DB 6 is the callers' one: it must have retries off")
 	}
 	// go-redis reads MaxRetries -1 as "none" and stores it as 0.
-	if a.Client.Options().DB != 6 || in.Client.Options().MaxRetries != 0 || a.Client.Options().MaxRetries == 0 {
-		t.Fatalf("DB %d, MaxRetries internal %d, callers' %d", a.Client.Options().DB,
-			in.Client.Options().MaxRetries, a.Client.Options().MaxRetries)
+	ao, io := a.Client.(*redis.Client).Options(), in.Client.(*redis.Client).Options()
+	if ao.DB != 6 || io.MaxRetries != 0 || ao.MaxRetries == 0 {
+		t.Fatalf("DB %d, MaxRetries internal %d, callers' %d", ao.DB, io.MaxRetries, ao.MaxRetries)
 	}
 	if neg := h.ask(t, &messages.GetDB{DB: -1}).(*messages.GetDBResult); neg.Err == nil {
 		t.Fatal("GetDB{-1}: no error")

@@ -101,8 +101,8 @@ type LockManager struct {
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
-	clients map[int]*redis.Client // script clients by DB
-	qkeys   map[string]string     // lock key -> its turn queue key
+	clients map[int]redis.UniversalClient // script clients by DB
+	qkeys   map[string]string             // lock key -> its turn queue key
 
 	subs      map[int]*lockSub // by DB
 	channels  map[string]int   // channel -> DB
@@ -182,7 +182,7 @@ type heldLease struct {
 	id        uint64
 	token     string
 	db        int
-	client    *redis.Client
+	client    redis.UniversalClient
 	keys      []dbKey
 	lockKeys  []string
 	queueKeys []string
@@ -271,7 +271,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			leases:    map[uint64]*heldLease{},
 			held:      map[dbKey]uint64{},
 			queued:    map[dbKey]bool{},
-			clients:   map[int]*redis.Client{},
+			clients:   map[int]redis.UniversalClient{},
 			qkeys:     map[string]string{},
 			subs:      map[int]*lockSub{},
 			channels:  map[string]int{},
@@ -642,7 +642,7 @@ func (m *LockManager) leave(req *messages.Acquire, idx []int) {
 	m.runLeave(req.Client, req.DB, keys)
 }
 
-func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
+func (m *LockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
 	args := []any{m.id, m.keys.LockChannel(db)}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
@@ -755,7 +755,7 @@ func (m *LockManager) releaseToken(req *messages.Acquire) {
 
 // runRelease runs lock_release. This client queues for its next turn on the
 // keys it has more waiters for.
-func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
+func (m *LockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
 	more := make([]byte, len(keys))
 	for i, k := range keys {
 		more[i] = '0'
@@ -873,7 +873,7 @@ func (m *LockManager) tick() {
 		return
 	}
 	now := time.Now()
-	batches := map[*redis.Client][]*heldLease{}
+	batches := map[redis.UniversalClient][]*heldLease{}
 	for _, l := range m.leases {
 		if !now.Before(l.expiresAt) {
 			// Not renewed in time (no auto-renewal, or Redis unreachable,
@@ -896,7 +896,7 @@ func (m *LockManager) tick() {
 	m.schedule()
 }
 
-func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
+func (m *LockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
 	type item struct {
 		id    uint64
 		keys  []string

@@ -15,7 +15,7 @@ type GetDB struct {
 
 // GetDBResult answers GetDB.
 type GetDBResult struct {
-	Client *redis.Client
+	Client redis.UniversalClient
 	Err    error
 }
 

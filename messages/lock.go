@@ -15,7 +15,7 @@ type Acquire struct {
 	Token string
 	// DB is the Redis DB of the locks; Client is the script client bound to it.
 	DB     int
-	Client *redis.Client
+	Client redis.UniversalClient
 	// Keys are the Redis names of the lock keys, FenceKeys those of their
 	// fencing counters, QueueKeys those of their turn queues, in the same
 	// order.

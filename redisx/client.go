@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +22,28 @@ var ErrConfig = errors.New("redisx: invalid config")
 // DefaultAddr is the address used when neither Addr nor URL is given.
 const DefaultAddr = "127.0.0.1:6379"
 
+// Topology is the kind of Redis deployment a Config describes.
+type Topology int
+
+// The topologies.
+const (
+	Single   Topology = iota // one server (Addr or URL)
+	Sentinel                 // a master found through Sentinels (MasterName, Addrs)
+	Cluster                  // a Redis Cluster (Addrs: seed nodes)
+)
+
+// String names the topology: "single", "sentinel" or "cluster".
+func (t Topology) String() string {
+	switch t {
+	case Sentinel:
+		return "sentinel"
+	case Cluster:
+		return "cluster"
+	default:
+		return "single"
+	}
+}
+
 // Config is what redisx needs to build clients for one Redis deployment.
 type Config struct {
 	Addr     string
@@ -29,12 +52,127 @@ type Config struct {
 	Password string
 	DB       int
 	TLS      *tls.Config
+
+	Addrs            []string
+	MasterName       string
+	SentinelUsername string
+	SentinelPassword string
+	Cluster          bool
+	// Tune has the last word on the go-redis options (see Target.Client
+	// for the two settings xsync's own clients keep).
+	Tune func(*redis.UniversalOptions)
 }
 
-// Options turns c into go-redis options for its default DB. A URL, when
+// Topology is the deployment c describes: Sentinel when MasterName is
+// set, Cluster when Cluster is set or Addrs holds more than one address,
+// else Single. It does not validate c (Target does).
+func (c Config) Topology() Topology {
+	switch {
+	case c.MasterName != "":
+		return Sentinel
+	case c.Cluster || len(c.Addrs) > 1:
+		return Cluster
+	default:
+		return Single
+	}
+}
+
+// Target is a validated Config: the go-redis options of one deployment,
+// from which Client builds a client per DB.
+type Target struct {
+	topo Topology
+	opts redis.UniversalOptions
+}
+
+// Target validates c and returns its deployment. Contradictory settings
+// (Addr and URL, Addr or URL with Addrs, MasterName with Cluster, a DB
+// other than 0 on Cluster, Sentinel credentials without MasterName, an
+// address that is not host:port) are ErrConfig, with a message that says
+// which.
+func (c Config) Target() (*Target, error) {
+	topo := c.Topology()
+	switch {
+	case c.Addr != "" && c.URL != "":
+		return nil, fmt.Errorf("%w: both Addr and URL are set", ErrConfig)
+	case len(c.Addrs) > 0 && c.Addr != "":
+		return nil, fmt.Errorf("%w: both Addr and Addrs are set: Addr is one server, Addrs the Sentinels or the cluster's seed nodes", ErrConfig)
+	case len(c.Addrs) > 0 && c.URL != "":
+		return nil, fmt.Errorf("%w: both URL and Addrs are set: URL is one server, Addrs the Sentinels or the cluster's seed nodes", ErrConfig)
+	case c.MasterName != "" && c.Cluster:
+		return nil, fmt.Errorf("%w: MasterName (Sentinel) and Cluster are set: pick one topology", ErrConfig)
+	case c.MasterName != "" && len(c.Addrs) == 0:
+		return nil, fmt.Errorf("%w: MasterName is set without Addrs: give the Sentinels' addresses in Addrs", ErrConfig)
+	case c.Cluster && len(c.Addrs) == 0:
+		return nil, fmt.Errorf("%w: Cluster is set without Addrs: give one or more seed nodes in Addrs", ErrConfig)
+	case c.MasterName == "" && (c.SentinelUsername != "" || c.SentinelPassword != ""):
+		return nil, fmt.Errorf("%w: SentinelUsername or SentinelPassword without MasterName", ErrConfig)
+	case topo == Cluster && c.DB != 0:
+		return nil, fmt.Errorf("%w: DB %d on Redis Cluster, which has DB 0 only", ErrConfig, c.DB)
+	case c.DB < 0:
+		return nil, fmt.Errorf("%w: negative db %d", ErrConfig, c.DB)
+	}
+	for _, a := range c.Addrs {
+		if !strings.Contains(a, ":") {
+			return nil, fmt.Errorf("%w: Addrs: %q: want host:port", ErrConfig, a)
+		}
+	}
+	t := &Target{topo: topo}
+	o := &t.opts
+	if topo == Single {
+		so, err := c.single()
+		if err != nil {
+			return nil, err
+		}
+		*o = redis.UniversalOptions{
+			Addrs:           []string{so.Addr},
+			ClientName:      so.ClientName,
+			DB:              so.DB,
+			Protocol:        so.Protocol,
+			Username:        so.Username,
+			Password:        so.Password,
+			DialTimeout:     so.DialTimeout,
+			ReadTimeout:     so.ReadTimeout,
+			WriteTimeout:    so.WriteTimeout,
+			PoolFIFO:        so.PoolFIFO,
+			PoolSize:        so.PoolSize,
+			PoolTimeout:     so.PoolTimeout,
+			MinIdleConns:    so.MinIdleConns,
+			MaxIdleConns:    so.MaxIdleConns,
+			MaxActiveConns:  so.MaxActiveConns,
+			ConnMaxIdleTime: so.ConnMaxIdleTime,
+			ConnMaxLifetime: so.ConnMaxLifetime,
+			TLSConfig:       so.TLSConfig,
+		}
+	} else {
+		*o = redis.UniversalOptions{
+			Addrs:            slices.Clone(c.Addrs),
+			DB:               c.DB,
+			Username:         c.Username,
+			Password:         c.Password,
+			MasterName:       c.MasterName,
+			SentinelUsername: c.SentinelUsername,
+			SentinelPassword: c.SentinelPassword,
+			TLSConfig:        c.TLS,
+		}
+	}
+	o.DisableIdentity = true
+	if c.Tune != nil {
+		db, master := o.DB, o.MasterName
+		c.Tune(o)
+		switch {
+		case o.DB != db:
+			return nil, fmt.Errorf("%w: the Redis func changed DB: set Options.DB instead", ErrConfig)
+		case o.MasterName != master:
+			return nil, fmt.Errorf("%w: the Redis func changed MasterName: set Options.MasterName instead", ErrConfig)
+		}
+	}
+	return t, nil
+}
+
+// single is the go-redis options of a single-server Config. A URL, when
 // given, wins over Addr; Username, Password and TLS, when set, win over the
-// URL's. The result has retries switched off: see Retrying.
-func (c Config) Options() (*redis.Options, error) {
+// URL's.
+func (c Config) single() (*redis.Options, error) {
 	var o *redis.Options
 	if c.URL != "" {
 		u, err := url.Parse(c.URL)
@@ -53,6 +191,9 @@ func (c Config) Options() (*redis.Options, error) {
 		}
 	} else {
 		addr := c.Addr
+		if addr == "" && len(c.Addrs) == 1 {
+			addr = c.Addrs[0]
+		}
 		if addr == "" {
 			addr = DefaultAddr
 		}
@@ -73,15 +214,77 @@ func (c Config) Options() (*redis.Options, error) {
 	if c.TLS != nil {
 		o.TLSConfig = c.TLS
 	}
-	// Scripts that take something are not safe to send twice after a
-	// timeout; xsync retries at its own level, with the same token.
-	o.MaxRetries = -1
-	// xsync bounds every call with its context (a lease renewal by the
-	// lease's expiry): go-redis must honour the deadline, not wait for its
-	// own 3s read timeout.
-	o.ContextTimeoutEnabled = true
-	o.DisableIdentity = true
 	return o, nil
+}
+
+// Topology is the kind of deployment t is.
+func (t *Target) Topology() Topology { return t.topo }
+
+// DB is the default DB: Config.DB, or the DB of the URL.
+func (t *Target) DB() int { return t.opts.DB }
+
+// String names the deployment for errors and logs, never with a password:
+// "127.0.0.1:6379", "sentinel master mymaster via a:26379,b:26379",
+// "cluster a:7000,b:7001".
+func (t *Target) String() string {
+	addrs := strings.Join(t.opts.Addrs, ",")
+	switch t.topo {
+	case Sentinel:
+		return "sentinel master " + t.opts.MasterName + " via " + addrs
+	case Cluster:
+		return "cluster " + addrs
+	default:
+		return addrs
+	}
+}
+
+// Client returns a new go-redis client of the deployment bound to DB db
+// (on Cluster, db must be 0). Creating it does no I/O: it connects on
+// first use.
+//
+// A client for xsync's own scripts (retrying false) has go-redis's retries
+// off and honours the context's deadline: scripts that take something are
+// not safe to send twice after a timeout, so xsync retries at its own
+// level, with the same token; and xsync bounds every call with its context
+// (a lease renewal by the lease's expiry), so go-redis must honour the
+// deadline, not wait for its own 3s read timeout. The Cluster client still
+// follows MOVED and ASK redirections (MaxRedirects) and resends a command
+// whose connection broke; the acquire and take scripts are idempotent for
+// the same token, so that a resent one takes nothing twice.
+//
+// A client for callers (retrying true) keeps go-redis's defaults.
+func (t *Target) Client(db int, retrying bool) redis.UniversalClient {
+	o := t.opts
+	o.DB = db
+	if !retrying {
+		o.MaxRetries = -1
+		o.ContextTimeoutEnabled = true
+	}
+	switch t.topo {
+	case Sentinel:
+		return redis.NewFailoverClient(o.Failover())
+	case Cluster:
+		return redis.NewClusterClient(o.Cluster())
+	default:
+		return redis.NewClient(o.Simple())
+	}
+}
+
+// Options turns a single-server c into go-redis options for its default
+// DB, with retries off (see Target.Client). It is ErrConfig for the other
+// topologies.
+func (c Config) Options() (*redis.Options, error) {
+	t, err := c.Target()
+	if err != nil {
+		return nil, err
+	}
+	if t.topo != Single {
+		return nil, fmt.Errorf("%w: %s is not a single server", ErrConfig, t.topo)
+	}
+	o := t.opts
+	o.MaxRetries = -1
+	o.ContextTimeoutEnabled = true
+	return o.Simple(), nil
 }
 
 // Retrying returns a copy of o with go-redis's defaults for retries and
@@ -103,11 +306,11 @@ func OnDB(o *redis.Options, n int) *redis.Options {
 
 // Ping checks that the server answers and accepts the credentials. Its
 // error names the address, never the password.
-func Ping(ctx context.Context, c *redis.Client) error {
+func Ping(ctx context.Context, c redis.UniversalClient, t *Target, db int) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis %s db %d: %w", c.Options().Addr, c.Options().DB, err)
+		return fmt.Errorf("redis %s db %d: %w", t, db, err)
 	}
 	return nil
 }

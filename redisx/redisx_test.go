@@ -130,3 +130,22 @@ func TestRegistry_ReadsLuaFilesByName(t *testing.T) {
 	}()
 	r.Get("notes")
 }
+
+// The slots Redis Cluster itself computes (CLUSTER KEYSLOT) for a few keys,
+// hash tags included.
+func TestSlot_IsRedisClustersSlot(t *testing.T) {
+	cases := map[string]int{
+		"foo":                  12182,
+		"bar":                  5061,
+		"{user1000}.following": 3443,
+		"{user1000}.followers": 3443,
+		"xsync:lock:{orders}":  redisx.Slot("orders"),
+		"a{}b":                 redisx.Slot("a{}b"),
+		"123456789":            12739, // CRC-16/XMODEM check value 0x31C3 % 16384
+	}
+	for key, want := range cases {
+		if got := redisx.Slot(key); got != want {
+			t.Errorf("Slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}

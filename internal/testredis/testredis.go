@@ -1,19 +1,235 @@
-// Package testredis gives xsync's tests the address of the real Redis they
-// run against. `make test` starts a private redis-server and sets
-// REDIS_ADDR; without it the tests fail, they do not skip.
+// Package testredis tells xsync's tests where the real Redis they run
+// against is. `make test` starts a private redis-server and sets
+// REDIS_ADDR; `make test-sentinel` and `make test-cluster` start a Sentinel
+// set or a Redis Cluster (hack/with-redis.sh) and say so in REDIS_TOPOLOGY
+// and the variables below. Without them the tests fail, they do not skip.
 package testredis
 
 import (
+	"context"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
-// Addr is the test server's address; it fails t when REDIS_ADDR is not set.
+// The topologies of REDIS_TOPOLOGY.
+const (
+	Single   = "single"
+	Sentinel = "sentinel"
+	Cluster  = "cluster"
+)
+
+const howTo = "run the tests with `make test` (one server), `make test-sentinel` or `make test-cluster`, which start a private Redis"
+
+// Addr is the address of the single test server; it fails t when
+// REDIS_ADDR is not set (as under a Sentinel or Cluster run: the tests that
+// need one plain server do not run there).
 func Addr(t testing.TB) string {
 	t.Helper()
 	addr := os.Getenv("REDIS_ADDR")
 	if addr == "" {
-		t.Fatal("REDIS_ADDR is not set: run the tests with `make test`, which starts a private redis-server")
+		t.Fatal("REDIS_ADDR is not set: " + howTo)
 	}
 	return addr
+}
+
+// Deployment is the Redis the tests run against.
+type Deployment struct {
+	// Topology is Single, Sentinel or Cluster.
+	Topology string
+	// Addr is the single server's address (Single).
+	Addr string
+	// Addrs are the Sentinels (Sentinel) or every node (Cluster).
+	Addrs []string
+	// MasterName is the Sentinels' name of the master (Sentinel).
+	MasterName string
+	// Dir holds each server's <port>.conf and <port>.pid, for the tests
+	// that kill a server to see a failover; "" when not started by
+	// hack/with-redis.sh.
+	Dir string
+}
+
+// Current is the deployment described by the environment; it fails t when
+// the environment describes none.
+func Current(t testing.TB) Deployment {
+	t.Helper()
+	d := Deployment{Topology: os.Getenv("REDIS_TOPOLOGY"), Dir: os.Getenv("REDIS_TOPOLOGY_DIR")}
+	if d.Topology == "" {
+		d.Topology = Single
+	}
+	split := func(v string) []string {
+		if v == "" {
+			return nil
+		}
+		return strings.Split(v, ",")
+	}
+	switch d.Topology {
+	case Single:
+		d.Addr = Addr(t)
+	case Sentinel:
+		d.Addrs, d.MasterName = split(os.Getenv("REDIS_SENTINEL_ADDRS")), os.Getenv("REDIS_MASTER_NAME")
+		if len(d.Addrs) == 0 || d.MasterName == "" {
+			t.Fatal("REDIS_TOPOLOGY=sentinel without REDIS_SENTINEL_ADDRS and REDIS_MASTER_NAME: " + howTo)
+		}
+	case Cluster:
+		d.Addrs = split(os.Getenv("REDIS_CLUSTER_ADDRS"))
+		if len(d.Addrs) == 0 {
+			t.Fatal("REDIS_TOPOLOGY=cluster without REDIS_CLUSTER_ADDRS: " + howTo)
+		}
+	default:
+		t.Fatalf("REDIS_TOPOLOGY=%q: want single, sentinel or cluster", d.Topology)
+	}
+	return d
+}
+
+// Universal is the go-redis options of a plain client of DB db.
+func (d Deployment) Universal(db int) *redis.UniversalOptions {
+	switch d.Topology {
+	case Sentinel:
+		return &redis.UniversalOptions{Addrs: d.Addrs, MasterName: d.MasterName, DB: db}
+	case Cluster:
+		return &redis.UniversalOptions{Addrs: d.Addrs, IsClusterMode: true}
+	default:
+		return &redis.UniversalOptions{Addrs: []string{d.Addr}, DB: db}
+	}
+}
+
+// Client is a plain go-redis client of DB db (0 on Cluster), closed when t
+// ends: the tests look at what xsync wrote through it.
+func (d Deployment) Client(t testing.TB, db int) redis.UniversalClient {
+	t.Helper()
+	c := d.Open(t, db)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Open is Client for a caller that closes it: a Cluster or Sentinel
+// client runs goroutines until it is closed, which a test that checks for
+// leaks before it ends must not see.
+func (d Deployment) Open(t testing.TB, db int) redis.UniversalClient {
+	t.Helper()
+	if d.Topology == Cluster && db != 0 {
+		t.Fatalf("DB %d on Redis Cluster", db)
+	}
+	return redis.NewUniversalClient(d.Universal(db))
+}
+
+// EachMaster runs fn on a plain client of every master: the one server,
+// the current Sentinel master, or each master of the Cluster.
+func EachMaster(ctx context.Context, c redis.UniversalClient, fn func(*redis.Client) error) error {
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error { return fn(m) })
+	case *redis.Client:
+		return fn(c)
+	default:
+		return fmt.Errorf("testredis: unexpected client %T", c)
+	}
+}
+
+// MasterAddr is the address of the master that serves key now.
+func MasterAddr(ctx context.Context, c redis.UniversalClient, key string) (string, error) {
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		m, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return "", err
+		}
+		return m.Options().Addr, nil
+	case *redis.Client:
+		var addr string
+		// A failover client's Options().Addr is not the master's: ask the
+		// server who it is.
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return "", err
+		}
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "tcp_port:"); ok {
+				addr = "127.0.0.1:" + v
+			}
+		}
+		if addr == "" {
+			return "", fmt.Errorf("testredis: no tcp_port in INFO server")
+		}
+		return addr, nil
+	default:
+		return "", fmt.Errorf("testredis: unexpected client %T", c)
+	}
+}
+
+// Kill kills the server at addr (host:port) with SIGKILL, as a crash
+// would, and returns when it is gone. It needs Dir.
+func (d Deployment) Kill(t testing.TB, addr string) {
+	t.Helper()
+	pid := d.pid(t, addr)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %s (pid %d): %v", addr, pid, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(pid, 0) == nil {
+		// A killed child of another process lingers as a zombie until it
+		// is reaped; /proc says which.
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(st), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s (pid %d) still alive 10s after kill -9", addr, pid)
+		}
+		time.Sleep(10 * time.Millisecond) // ok: polls the process table with a deadline
+	}
+}
+
+// Restart starts the server of addr again from its config file (after
+// Kill): it rejoins as a replica. It returns once the server answers; the
+// server is stopped with the others when the run ends.
+func (d Deployment) Restart(t testing.TB, addr string) {
+	t.Helper()
+	port := d.port(t, addr)
+	conf := filepath.Join(d.Dir, port+".conf")
+	if out, err := exec.Command("redis-server", conf).CombinedOutput(); err != nil {
+		t.Fatalf("restart %s: %v: %s", addr, err, out)
+	}
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted server %s does not answer", addr)
+		}
+		time.Sleep(20 * time.Millisecond) // ok: polls the server with a deadline
+	}
+}
+
+func (d Deployment) port(t testing.TB, addr string) string {
+	t.Helper()
+	if d.Dir == "" {
+		t.Fatal("REDIS_TOPOLOGY_DIR is not set: the servers were not started by hack/with-redis.sh")
+	}
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		t.Fatalf("address %q: want host:port", addr)
+	}
+	return addr[i+1:]
+}
+
+func (d Deployment) pid(t testing.TB, addr string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(d.Dir, d.port(t, addr)+".pid"))
+	if err != nil {
+		t.Fatalf("pid of %s: %v", addr, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("pid of %s: %v", addr, err)
+	}
+	return pid
 }

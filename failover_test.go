@@ -1,0 +1,342 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/internal/testredis"
+)
+
+// What the failover tests put under load: 3 clients (processes), each with
+// lock workers on a few keys (auto-renewed leases) and pool waiters on a
+// few rate-limited containers.
+const (
+	failoverClients     = 3
+	failoverLockWorkers = 3 // per client
+	failoverPoolWorkers = 3 // per client
+	// failoverServeWithin is how long after the promotion every worker
+	// must have been served again.
+	failoverServeWithin = 15 * time.Second
+)
+
+// section is one critical section run under a lock, or one container
+// taken from the pool.
+type section struct {
+	key        string
+	start, end time.Time
+	lost       bool // the lease reported itself lost (Lost, or Release's ErrLockNotHeld)
+}
+
+// failoverLoad runs the load on clients until stop is closed.
+type failoverLoad struct {
+	t       *testing.T
+	prefix  string
+	clients []*xsync.Client
+	logs    *observer.ObservedLogs
+
+	mu       sync.Mutex
+	sections []section
+	takes    []section
+	served   map[string][]time.Time // worker -> times it was served
+	errs     map[string]int
+}
+
+func newFailoverLoad(t *testing.T) *failoverLoad {
+	core, logs := observer.New(zapcore.InfoLevel)
+	l := &failoverLoad{t: t, prefix: testPrefix(t), logs: logs, served: map[string][]time.Time{}, errs: map[string]int{}}
+	for i := 0; i < failoverClients; i++ {
+		l.clients = append(l.clients, newClient(t, withPrefix(l.prefix), func(o *xsync.Options) {
+			o.Logger = zap.New(core).With(zap.Int("client", i))
+		}))
+	}
+	return l
+}
+
+func (l *failoverLoad) servedAt(worker string, at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.served[worker] = append(l.served[worker], at)
+}
+
+func (l *failoverLoad) failed(what string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	msg := err.Error()
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	l.errs[what+": "+msg]++
+}
+
+// run starts the workers; they stop when ctx is done, and run's result
+// waits for them.
+func (l *failoverLoad) run(ctx context.Context) (wait func()) {
+	var wg sync.WaitGroup
+	pool := l.clients[0].Pool("accounts")
+	var cs []xsync.Container
+	for i := 0; i < 4; i++ {
+		cs = append(cs, xsync.Container{ID: fmt.Sprintf("acct-%d", i), Interval: 50 * time.Millisecond})
+	}
+	if err := pool.Put(ctx, cs...); err != nil {
+		l.t.Fatal(err)
+	}
+	// The keys share the pool's slot on Cluster: the failover hits them all.
+	keys := []string{"{accounts}:job-a", "{accounts}:job-b", "{accounts}:job-c"}
+	for ci, c := range l.clients {
+		for w := 0; w < failoverLockWorkers; w++ {
+			worker := fmt.Sprintf("lock-%d-%d", ci, w)
+			key := keys[(ci+w)%len(keys)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					l.lockOnce(ctx, c, worker, key)
+				}
+			}()
+		}
+		p := c.Pool("accounts")
+		for w := 0; w < failoverPoolWorkers; w++ {
+			worker := fmt.Sprintf("pool-%d-%d", ci, w)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					got, err := p.WaitAskOne(ctx)
+					if err != nil {
+						if ctx.Err() == nil {
+							l.failed("pool", err)
+						}
+						continue
+					}
+					now := time.Now()
+					l.servedAt(worker, now)
+					l.mu.Lock()
+					l.takes = append(l.takes, section{key: got.ID, start: now})
+					l.mu.Unlock()
+				}
+			}()
+		}
+	}
+	return wg.Wait
+}
+
+// lockOnce takes key with an auto-renewed lease of 3s (renewed every 1s),
+// holds it for 20ms, and records the section.
+func (l *failoverLoad) lockOnce(ctx context.Context, c *xsync.Client, worker, key string) {
+	lease, err := c.Lock(ctx, []string{key}, xsync.TTL(3*time.Second), xsync.AutoRenew(true))
+	if err != nil {
+		if ctx.Err() == nil {
+			l.failed("lock", err)
+		}
+		return
+	}
+	s := section{key: key, start: time.Now()}
+	l.servedAt(worker, s.start)
+	select {
+	case <-time.After(20 * time.Millisecond): // the work done under the lock
+	case <-lease.Lost():
+	}
+	s.end = time.Now()
+	select {
+	case <-lease.Lost():
+		s.lost = true
+	default:
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := lease.Release(rctx); err != nil {
+		// A lease whose key was lost in the failover learns it here.
+		s.lost = s.lost || errors.Is(err, xsync.ErrLockNotHeld)
+		if !errors.Is(err, xsync.ErrLockNotHeld) {
+			l.failed("release", err)
+		}
+	}
+	l.mu.Lock()
+	l.sections = append(l.sections, s)
+	l.mu.Unlock()
+}
+
+// check asserts the guarantees of a failover promoted at promoted, and
+// logs the recovery times.
+func (l *failoverLoad) check(promoted, end time.Time) {
+	t := l.t
+	l.mu.Lock()
+	defer l.mu.Unlock()
+
+	// Every worker is served again within failoverServeWithin of the
+	// promotion.
+	var recoveries []time.Duration
+	for w, times := range l.served {
+		i := slices.IndexFunc(times, func(at time.Time) bool { return at.After(promoted) })
+		if i < 0 {
+			t.Errorf("worker %s not served after the promotion (%v of load after it)", w, end.Sub(promoted).Round(time.Millisecond))
+			continue
+		}
+		d := times[i].Sub(promoted)
+		recoveries = append(recoveries, d)
+		if d > failoverServeWithin {
+			t.Errorf("worker %s served again %v after the promotion; want within %v", w, d, failoverServeWithin)
+		}
+	}
+	if len(l.served) != failoverClients*(failoverLockWorkers+failoverPoolWorkers) {
+		t.Errorf("%d workers were ever served, want %d", len(l.served), failoverClients*(failoverLockWorkers+failoverPoolWorkers))
+	}
+	slices.Sort(recoveries)
+	if len(recoveries) > 0 {
+		t.Logf("recovery after the promotion: median %v, max %v over %d workers",
+			recoveries[len(recoveries)/2].Round(time.Millisecond), recoveries[len(recoveries)-1].Round(time.Millisecond), len(recoveries))
+	}
+
+	// No two holders of one key at once among the leases not reported lost.
+	byKey := map[string][]section{}
+	lost := 0
+	for _, s := range l.sections {
+		if s.lost {
+			lost++
+			continue
+		}
+		byKey[s.key] = append(byKey[s.key], s)
+	}
+	for key, ss := range byKey {
+		slices.SortFunc(ss, func(a, b section) int { return a.start.Compare(b.start) })
+		for i := 1; i < len(ss); i++ {
+			if ss[i].start.Before(ss[i-1].end) {
+				t.Errorf("key %s held twice at once: [%v, %v] and [%v, %v]", key,
+					ss[i-1].start.Format(time.StampMilli), ss[i-1].end.Format(time.StampMilli),
+					ss[i].start.Format(time.StampMilli), ss[i].end.Format(time.StampMilli))
+			}
+		}
+	}
+	t.Logf("%d critical sections, %d under leases reported lost; %d containers taken", len(l.sections), lost, len(l.takes))
+	if len(l.errs) > 0 {
+		t.Logf("errors returned to the workers: %v", l.errs)
+	}
+
+	// No error loop in the log: warnings while Redis is away, bounded by
+	// the back-offs, and none once every worker is served again.
+	var warns []string
+	quietFrom := promoted.Add(failoverServeWithin)
+	for _, e := range l.logs.All() {
+		if e.Level < zapcore.WarnLevel {
+			continue
+		}
+		warns = append(warns, e.Message)
+		if e.Time.After(quietFrom) {
+			t.Errorf("log line %v after every worker was served again: %q %v", e.Time.Sub(promoted), e.Message, e.ContextMap())
+		}
+	}
+	t.Logf("%d warnings in the log", len(warns))
+	if limit := 60 * failoverClients * 2; len(warns) > limit {
+		t.Errorf("%d warnings in the log (more than %d): an error loop? first ones: %q", len(warns), limit, warns[:10])
+	}
+}
+
+// failover kills -9 the master at addr under load, waits for promoted to
+// report the replica's promotion, keeps the load on for
+// failoverServeWithin more, then checks the guarantees.
+func runFailover(t *testing.T, d testredis.Deployment, victim func(ctx context.Context) string, promoted func(ctx context.Context, old string) bool) {
+	l := newFailoverLoad(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := l.run(ctx)
+	defer func() {
+		cancel()
+		wait()
+	}()
+
+	// Load before the failover: every worker served once.
+	eventually(t, 10*time.Second, "every worker served before the failover", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.served) == failoverClients*(failoverLockWorkers+failoverPoolWorkers)
+	})
+	old := victim(ctx)
+	killed := time.Now()
+	d.Kill(t, old)
+	t.Cleanup(func() { d.Restart(t, old) }) // back as a replica, for the next tests
+	eventually(t, 30*time.Second, "a replica promoted", func() bool { return promoted(ctx, old) })
+	at := time.Now()
+	t.Logf("master %s killed; replica promoted %v later", old, at.Sub(killed).Round(time.Millisecond))
+
+	// The load goes on until every worker had its chance to come back.
+	<-time.After(failoverServeWithin + time.Second) // an observation window
+	cancel()
+	wait()
+	l.check(at, time.Now())
+}
+
+// A Sentinel failover: the master is killed with -9 while 3 clients lock
+// and take; a replica is promoted; every worker is served again within
+// 15s, no key has two holders at once among leases not reported lost, and
+// the log shows no error loop.
+func TestSentinel_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
+	d := requireTopology(t, testredis.Sentinel)
+	sentinel := redis.NewSentinelClient(&redis.Options{Addr: d.Addrs[0]})
+	defer sentinel.Close()
+	master := func(ctx context.Context) string {
+		addr, err := sentinel.GetMasterAddrByName(ctx, d.MasterName).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return addr[0] + ":" + addr[1]
+	}
+	runFailover(t, d, master, func(ctx context.Context, old string) bool { return master(ctx) != old })
+}
+
+// A Cluster failover: the master of the pool's and the locks' slots is
+// killed with -9 under the same load; its replica takes over.
+func TestCluster_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
+	d := requireTopology(t, testredis.Cluster)
+	raw := rawDB(t, 0).(*redis.ClusterClient)
+	// Every node's view: the replica that took over the killed master's
+	// slots answers ROLE master.
+	var replica string
+	victim := func(ctx context.Context) string {
+		// The master of the pool's slot; its replica is the one whose
+		// CLUSTER NODES line names it.
+		m, err := raw.MasterForKey(ctx, "{accounts}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := m.Options().Addr
+		nodes, err := m.ClusterNodes(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		for _, line := range strings.Split(nodes, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 2 && strings.Contains(f[2], "myself") {
+				id = f[0]
+			}
+		}
+		for _, line := range strings.Split(nodes, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 3 && strings.Contains(f[2], "slave") && f[3] == id {
+				replica = strings.Split(f[1], "@")[0]
+			}
+		}
+		if replica == "" {
+			t.Fatalf("no replica of %s in %s", addr, nodes)
+		}
+		return addr
+	}
+	promoted := func(ctx context.Context, old string) bool {
+		r := redis.NewClient(&redis.Options{Addr: replica})
+		defer r.Close()
+		role, err := r.Do(ctx, "ROLE").Slice()
+		return err == nil && len(role) > 0 && role[0] == "master"
+	}
+	runFailover(t, d, victim, promoted)
+}
