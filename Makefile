@@ -10,9 +10,9 @@ DEMO_FLAGS ?=
 
 .PHONY: test test-sentinel test-cluster demo vet fmt bench check-fmt
 
-# The tests that run on Sentinel and on Cluster: locks, pools, the
-# topology tests (failovers included) and the crawler.
-TOPOLOGY_TESTS := TestLock|TestPool|TestSentinel|TestCluster|TestCrawl
+# The tests that run on Sentinel and on Cluster: locks, pools and the
+# topology tests (failovers included).
+TOPOLOGY_TESTS := TestLock|TestPool|TestSentinel|TestCluster|TestOptions
 # Tests that need one plain server: fault_test.go's TCP proxy stands
 # between xsync and one server.
 SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost
@@ -29,15 +29,15 @@ test:
 	@$(MAKE) --no-print-directory check-fmt
 	$(WITH_REDIS) $(GO) test -race -count=1 -p 1 -skip 'TestSentinel|TestCluster' ./...
 
-## test-sentinel: the lock, pool and crawler tests against a master, a
+## test-sentinel: the lock and pool tests against a master, a
 ## replica and three Sentinels, and the Sentinel failover tests.
 test-sentinel:
-	$(WITH_REDIS) sentinel $(GO) test -race -count=1 -p 1 -run '$(TOPOLOGY_TESTS)' -skip '$(SINGLE_ONLY)|TestCluster' . ./examples/crawler
+	$(WITH_REDIS) sentinel $(GO) test -race -count=1 -p 1 -run '$(TOPOLOGY_TESTS)' -skip '$(SINGLE_ONLY)|TestCluster' .
 
 ## test-cluster: the same against a Redis Cluster of three masters with a
 ## replica each, and the Cluster failover tests.
 test-cluster:
-	$(WITH_REDIS) cluster $(GO) test -race -count=1 -p 1 -run '$(TOPOLOGY_TESTS)' -skip '$(NOT_ON_CLUSTER)|TestSentinel' . ./examples/crawler
+	$(WITH_REDIS) cluster $(GO) test -race -count=1 -p 1 -run '$(TOPOLOGY_TESTS)' -skip '$(NOT_ON_CLUSTER)|TestSentinel' .
 
 ## demo: the crawler example against a private Redis.
 demo:

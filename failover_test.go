@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -247,6 +248,8 @@ func (l *failoverLoad) check(promoted, end time.Time) {
 // report the replica's promotion, keeps the load on for
 // failoverServeWithin more, then checks the guarantees.
 func runFailover(t *testing.T, d testredis.Deployment, victim func(ctx context.Context) string, promoted func(ctx context.Context, old string) bool) {
+	// Runs last, once every client is closed.
+	t.Cleanup(func() { waitForGoRedisDialers(t) })
 	l := newFailoverLoad(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := l.run(ctx)
@@ -339,4 +342,14 @@ func TestCluster_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
 		return err == nil && len(role) > 0 && role[0] == "master"
 	}
 	runFailover(t, d, victim, promoted)
+}
+
+// waitForGoRedisDialers waits until go-redis's probes of a dead node are
+// gone: a connection pool that failed to dial starts one, which sleeps 1s
+// between attempts and sees only then that its client was closed.
+func waitForGoRedisDialers(t *testing.T) {
+	eventually(t, 5*time.Second, "go-redis's dial probes ended", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*ConnPool).tryDial")
+	})
 }

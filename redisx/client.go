@@ -264,7 +264,7 @@ func (t *Target) Client(db int, retrying bool) redis.UniversalClient {
 	case Sentinel:
 		return redis.NewFailoverClient(o.Failover())
 	case Cluster:
-		return redis.NewClusterClient(o.Cluster())
+		return newClusterClient(o.Cluster())
 	default:
 		return redis.NewClient(o.Simple())
 	}
