@@ -46,7 +46,9 @@ type config struct {
 	Procs       int
 	Duration    time.Duration
 	PageLimit   int
-	Redis       string
+	Redis       string   // redis:// URL of one server, or
+	Addrs       []string // a Cluster's nodes, or the Sentinels with MasterName
+	MasterName  string
 	Naive       bool
 	JSON        bool
 	SitePages   int
@@ -145,7 +147,7 @@ func (c *coordinator) runCrawl(ctx context.Context) (*summary, error) {
 	c.keys = keysOf(c.prefix)
 
 	// The coordinator's own client: it fills the pool and reads its stats.
-	client, err := xsync.New(xsync.Options{URL: c.cfg.Redis, KeyPrefix: c.prefix})
+	client, err := xsync.New(redisOptions(c.cfg.Redis, c.cfg.Addrs, c.cfg.MasterName, c.prefix))
 	if err != nil {
 		return nil, err
 	}
@@ -354,15 +356,17 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 	f := &fleet{events: make(chan event)}
 	for i := range c.cfg.Procs {
 		spec, _ := json.Marshal(workerSpec{
-			Proc:      i + 1,
-			Workers:   c.cfg.Workers,
-			Redis:     c.cfg.Redis,
-			Prefix:    c.prefix,
-			Pool:      "accounts",
-			CrawlDB:   c.cfg.CrawlDB,
-			Site:      c.siteURL,
-			Naive:     c.cfg.Naive,
-			PageLimit: c.cfg.PageLimit,
+			Proc:       i + 1,
+			Workers:    c.cfg.Workers,
+			Redis:      c.cfg.Redis,
+			Addrs:      c.cfg.Addrs,
+			MasterName: c.cfg.MasterName,
+			Prefix:     c.prefix,
+			Pool:       "accounts",
+			CrawlDB:    c.cfg.CrawlDB,
+			Site:       c.siteURL,
+			Naive:      c.cfg.Naive,
+			PageLimit:  c.cfg.PageLimit,
 		})
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
@@ -598,19 +602,35 @@ func (c *coordinator) cleanup(ctx context.Context) {
 	dbs := []int{c.cfg.CrawlDB}
 	if o, err := redis.ParseURL(c.cfg.Redis); err == nil && o.DB != c.cfg.CrawlDB {
 		dbs = append(dbs, o.DB)
+	} else if len(c.cfg.Addrs) > 0 && c.cfg.CrawlDB != 0 {
+		dbs = append(dbs, 0)
 	}
 	for _, n := range dbs {
 		db, err := c.client.DB(n)
 		if err != nil {
 			continue
 		}
-		iter := db.Scan(ctx, 0, c.prefix+":*", 200).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
+		del := func(ctx context.Context, node *redis.Client) error {
+			iter := node.Scan(ctx, 0, c.prefix+":*", 200).Iterator()
+			for iter.Next(ctx) {
+				_ = node.Del(ctx, iter.Val()).Err()
+			}
+			return nil
 		}
-		if len(keys) > 0 {
-			_ = db.Del(ctx, keys...).Err()
+		switch db := db.(type) {
+		case *redis.ClusterClient: // every master holds some of the keys
+			_ = db.ForEachMaster(ctx, del)
+		case *redis.Client:
+			_ = del(ctx, db)
 		}
 	}
+}
+
+// redisOptions connects to one server (url), a Redis Cluster (addrs) or a
+// master through its Sentinels (addrs and master).
+func redisOptions(url string, addrs []string, master, prefix string) xsync.Options {
+	if len(addrs) == 0 {
+		return xsync.Options{URL: url, KeyPrefix: prefix}
+	}
+	return xsync.Options{Addrs: addrs, MasterName: master, Cluster: master == "", KeyPrefix: prefix}
 }

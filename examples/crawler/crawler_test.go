@@ -26,6 +26,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// redisFlags are the flags that name the test deployment: -redis URL of
+// the one server, or -addrs (and -master-name) of the Cluster or the
+// Sentinels that `make test-cluster` and `make test-sentinel` start.
+func redisFlags(t *testing.T) []string {
+	t.Helper()
+	switch os.Getenv("REDIS_TOPOLOGY") {
+	case "cluster":
+		return []string{"-addrs", os.Getenv("REDIS_CLUSTER_ADDRS")}
+	case "sentinel":
+		return []string{"-addrs", os.Getenv("REDIS_SENTINEL_ADDRS"), "-master-name", os.Getenv("REDIS_MASTER_NAME")}
+	}
+	return []string{"-redis", redisURL(t)}
+}
+
 // redisURL is the test server's URL. The tests need a real Redis: without
 // one they fail, they do not skip. `make test` starts one.
 func redisURL(t *testing.T) string {
@@ -48,7 +62,7 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 	stderr := &lockedBuffer{}
 	// The tests share the machine with other test binaries: the pool gets a
 	// wider margin than the demo's 30ms against their scheduling delays.
-	args = append([]string{"-redis", redisURL(t), "-json", "-margin", "40ms"}, args...)
+	args = append(append(redisFlags(t), "-json", "-margin", "40ms"), args...)
 	code := run(context.Background(), args, &stdout, stderr)
 	t.Logf("crawler %s\nstderr:\n%s\nstdout:\n%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	var s summary

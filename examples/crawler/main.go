@@ -41,6 +41,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 )
 
@@ -77,6 +78,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "stop after this long (0: no limit; with no limit at all the crawl ends with the site)")
 	fs.IntVar(&cfg.PageLimit, "pages", 0, "stop after this many pages (0: no limit)")
 	fs.StringVar(&cfg.Redis, "redis", os.Getenv("REDIS_URL"), "Redis URL, redis://host:port/db (default $REDIS_URL)")
+	var addrs string
+	fs.StringVar(&addrs, "addrs", "", "instead of -redis: a Redis Cluster's nodes, or with -master-name the Sentinels, as host:port,host:port")
+	fs.StringVar(&cfg.MasterName, "master-name", "", "with -addrs: the Sentinels' name of the master")
 	fs.BoolVar(&cfg.Naive, "naive", false, "take random accounts, without the pool's limits, to see the 429s")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as JSON (the progress goes to stderr)")
 	fs.IntVar(&cfg.SitePages, "site-pages", 3000, "pages of the site")
@@ -92,11 +96,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	var problems []string
+	dbSet := false
+	fs.Visit(func(f *flag.Flag) { dbSet = dbSet || f.Name == "db" })
+	if addrs != "" {
+		cfg.Addrs = strings.Split(addrs, ",")
+		cfg.Redis = "" // -addrs wins over $REDIS_URL
+		if cfg.MasterName == "" && !dbSet {
+			cfg.CrawlDB = 0 // a Cluster has DB 0 only
+		}
+	} else if cfg.MasterName != "" {
+		problems = append(problems, "-master-name needs -addrs (the Sentinels)")
+	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
 	}
-	if cfg.Redis == "" {
-		problems = append(problems, "no Redis: give -redis redis://host:port/db or set REDIS_URL (make demo starts a private one)")
+	if cfg.Redis == "" && len(cfg.Addrs) == 0 {
+		problems = append(problems, "no Redis: give -redis redis://host:port/db, set REDIS_URL, or give -addrs (make demo starts a private one)")
 	}
 	if cfg.Accounts < 1 || cfg.Workers < 1 || cfg.Procs < 1 {
 		problems = append(problems, "-accounts, -workers and -procs must be at least 1")

@@ -43,15 +43,17 @@ const workerEnv = "XSYNC_CRAWLER_WORKER"
 
 // workerSpec is what a worker process needs to know.
 type workerSpec struct {
-	Proc      int    `json:"proc"`       // 1..P
-	Workers   int    `json:"workers"`    // goroutines
-	Redis     string `json:"redis"`      // redis:// URL
-	Prefix    string `json:"prefix"`     // xsync KeyPrefix of this run
-	Pool      string `json:"pool"`       // name of the account pool
-	CrawlDB   int    `json:"crawl_db"`   // DB of the frontier and the seen set
-	Site      string `json:"site"`       // http://127.0.0.1:port
-	Naive     bool   `json:"naive"`      // take random accounts, ignore intervals
-	PageLimit int    `json:"page_limit"` // 0: none
+	Proc       int      `json:"proc"`        // 1..P
+	Workers    int      `json:"workers"`     // goroutines
+	Redis      string   `json:"redis"`       // redis:// URL, or
+	Addrs      []string `json:"addrs"`       // a Cluster's nodes, or the Sentinels
+	MasterName string   `json:"master_name"` // with Addrs: Sentinel
+	Prefix     string   `json:"prefix"`      // xsync KeyPrefix of this run
+	Pool       string   `json:"pool"`        // name of the account pool
+	CrawlDB    int      `json:"crawl_db"`    // DB of the frontier and the seen set
+	Site       string   `json:"site"`        // http://127.0.0.1:port
+	Naive      bool     `json:"naive"`       // take random accounts, ignore intervals
+	PageLimit  int      `json:"page_limit"`  // 0: none
 }
 
 // crawlKeys are the Redis keys of one crawl, in the crawl DB.
@@ -121,7 +123,7 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// One labelled client per process; any code of the process could find
 	// it again with xsync.Resolve("crawler").
-	client, err := xsync.Register("crawler", xsync.Options{URL: spec.Redis, KeyPrefix: spec.Prefix})
+	client, err := xsync.Register("crawler", redisOptions(spec.Redis, spec.Addrs, spec.MasterName, spec.Prefix))
 	if err != nil {
 		fmt.Fprintf(stderr, "worker %d: %v\n", spec.Proc, err)
 		return 2
