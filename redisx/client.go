@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -304,11 +303,10 @@ func OnDB(o *redis.Options, n int) *redis.Options {
 	return &c
 }
 
-// Ping checks that the server answers and accepts the credentials. Its
-// error names the address, never the password.
+// Ping checks, within ctx, that the server answers and accepts the
+// credentials and the DB. Its error names the deployment, never the
+// password.
 func Ping(ctx context.Context, c redis.UniversalClient, t *Target, db int) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis %s db %d: %w", t, db, err)
 	}
