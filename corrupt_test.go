@@ -19,10 +19,7 @@ import (
 func snapshot(t testing.TB, db redis.UniversalClient, prefix string) map[string]string {
 	t.Helper()
 	ctx := context.Background()
-	keys, err := db.Keys(ctx, prefix+":*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := keysMatching(t, db, prefix+":*")
 	out := map[string]string{}
 	for _, k := range keys {
 		v, err := db.Dump(ctx, k).Result()

@@ -2,7 +2,6 @@ package xsync_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,34 +44,6 @@ func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 		t.Fatal(err)
 	}
 	return counts
-}
-
-// totalCommands is INFO stats total_commands_processed, summed over every
-// master.
-func totalCommands(t testing.TB, r redis.UniversalClient) int64 {
-	t.Helper()
-	var mu sync.Mutex
-	var total int64
-	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
-		info, err := m.Info(context.Background(), "stats").Result()
-		if err != nil {
-			return err
-		}
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-				n, _ := strconv.ParseInt(v, 10, 64)
-				mu.Lock()
-				total += n
-				mu.Unlock()
-				return nil
-			}
-		}
-		return errors.New("no total_commands_processed in INFO stats")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return total
 }
 
 // keysMatching is KEYS pattern over every master.
@@ -127,19 +98,6 @@ func noise(diff map[string]int64) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// noiseCount is the number of commands of noise between two commandCounts.
-func noiseCount(before, after map[string]int64) int64 {
-	diff := map[string]int64{}
-	for name, n := range after {
-		diff[name] = n - before[name]
-	}
-	var sum int64
-	for _, n := range noise(diff) {
-		sum += n
-	}
-	return sum
 }
 
 // killPubSub closes every pub/sub connection of every master, as a network

@@ -189,8 +189,11 @@ func (d Deployment) Kill(t testing.TB, addr string) {
 }
 
 // Restart starts the server of addr again from its config file (after
-// Kill): it rejoins as a replica. It returns once the server answers; the
-// server is stopped with the others when the run ends.
+// Kill): it rejoins as a replica. It returns once the server is a replica
+// in sync with the new master: until then it may still believe itself the
+// master and accept writes that the resync throws away, which the next
+// tests must not see. The server is stopped with the others when the run
+// ends.
 func (d Deployment) Restart(t testing.TB, addr string) {
 	t.Helper()
 	port := d.port(t, addr)
@@ -200,10 +203,10 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 	}
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	deadline := time.Now().Add(30 * time.Second)
+	for !syncedReplica(c) {
 		if time.Now().After(deadline) {
-			t.Fatalf("restarted server %s does not answer", addr)
+			t.Fatalf("restarted server %s is no replica in sync within 30s", addr)
 		}
 		time.Sleep(20 * time.Millisecond) // ok: polls the server with a deadline
 	}
@@ -232,4 +235,10 @@ func (d Deployment) pid(t testing.TB, addr string) int {
 		t.Fatalf("pid of %s: %v", addr, err)
 	}
 	return pid
+}
+
+// syncedReplica: c's server is a replica whose link to its master is up.
+func syncedReplica(c *redis.Client) bool {
+	info, err := c.Info(context.Background(), "replication").Result()
+	return err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
 }
