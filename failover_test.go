@@ -18,6 +18,7 @@ import (
 
 	"github.com/redisxsync/xsync"
 	"github.com/redisxsync/xsync/internal/testredis"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // What the failover tests put under load: 3 clients (processes), each with
@@ -179,14 +180,24 @@ func (l *failoverLoad) check(promoted, end time.Time) {
 	// Every worker is served again within failoverServeWithin of the
 	// promotion.
 	var recoveries []time.Duration
+	var starved []string
+	defer func() {
+		if len(starved) > 0 {
+			l.explain(starved, promoted)
+		}
+	}()
 	for w, times := range l.served {
 		i := slices.IndexFunc(times, func(at time.Time) bool { return at.After(promoted) })
 		if i < 0 {
 			t.Errorf("worker %s not served after the promotion (%v of load after it)", w, end.Sub(promoted).Round(time.Millisecond))
+			starved = append(starved, w)
 			continue
 		}
 		d := times[i].Sub(promoted)
 		recoveries = append(recoveries, d)
+		if d > 3*time.Second {
+			t.Logf("worker %s served again %v after the promotion", w, d.Round(time.Millisecond))
+		}
 		if d > failoverServeWithin {
 			t.Errorf("worker %s served again %v after the promotion; want within %v", w, d, failoverServeWithin)
 		}
@@ -241,6 +252,29 @@ func (l *failoverLoad) check(promoted, end time.Time) {
 	t.Logf("%d warnings in the log", len(warns))
 	if limit := 60 * failoverClients * 2; len(warns) > limit {
 		t.Errorf("%d warnings in the log (more than %d): an error loop? first ones: %q", len(warns), limit, warns[:10])
+	}
+}
+
+// explain logs the last lines the clients of starved workers logged from
+// just before the promotion, to tell why they were not served.
+func (l *failoverLoad) explain(starved []string, promoted time.Time) {
+	clients := map[int64]bool{}
+	for _, w := range starved {
+		var ci, wi int64
+		var kind string
+		if _, err := fmt.Sscanf(strings.ReplaceAll(w, "-", " "), "%s %d %d", &kind, &ci, &wi); err == nil {
+			clients[ci] = true
+		}
+	}
+	var lines []string
+	for _, e := range l.logs.All() {
+		ci, _ := e.ContextMap()["client"].(int64)
+		if clients[ci] && e.Time.After(promoted.Add(-2*time.Second)) {
+			lines = append(lines, fmt.Sprintf("client %d at %+v: %s %v", ci, e.Time.Sub(promoted).Round(time.Millisecond), e.Message, e.ContextMap()))
+		}
+	}
+	for _, line := range lines[max(0, len(lines)-60):] {
+		l.t.Log(line)
 	}
 }
 
@@ -352,4 +386,66 @@ func waitForGoRedisDialers(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "(*ConnPool).tryDial")
 	})
+}
+
+// A failover can lose a waiting client's place in a key's turn queue (the
+// write had not reached the replica). The client must still be served
+// while two other clients pass the key to each other faster than a turn's
+// grace: it tries within the grace, which queues it again.
+func TestLock_WaiterWhoseTurnQueuePlaceWasLostIsStillServed(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b, c := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	first, err := a.Lock(ctx, []string{"k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b queues first, then c.
+	passing, stop := context.WithCancel(ctx)
+	bFirst := b.LockAsync(passing, []string{"k"})
+	settled(t, b, 1)
+	waiting := c.LockAsync(ctx, []string{"k"})
+	settled(t, c, 1)
+	// What the failover lost: c's place in the turn queue, behind b's.
+	raw, queue := rawDB(t, 0), redisx.Keys{Prefix: prefix}.LockQueue("k")
+	ids, err := raw.ZRange(ctx, queue, 0, -1).Result()
+	if err != nil || len(ids) != 2 {
+		t.Fatalf("turn queue %v, %v; want b and c", ids, err)
+	}
+	if err := raw.ZRem(ctx, queue, ids[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// a and b pass the key to each other, 20ms each, until c has it.
+	pass := func(cl *xsync.Client, next *xsync.Future[*xsync.Lease]) {
+		for passing.Err() == nil {
+			l, err := next.Wait(passing)
+			if err != nil {
+				return
+			}
+			<-time.After(20 * time.Millisecond) // the work under the lock
+			_ = l.Release(ctx)
+			next = cl.LockAsync(passing, []string{"k"})
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); pass(b, bFirst) }()
+	go func() { defer wg.Done(); pass(a, a.LockAsync(passing, []string{"k"})) }()
+	start := time.Now()
+	if err := first.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	lease, err := waiting.Wait(wctx)
+	stop()
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("the client whose queue place was lost: %v after %v, while the others passed the key around", err, time.Since(start).Round(time.Millisecond))
+	}
+	t.Logf("served %v after the first release", time.Since(start).Round(time.Millisecond))
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -171,11 +171,13 @@ type lockWaiter struct {
 	// unsure: an attempt failed without an answer, so it may have taken
 	// keys. The next attempt, with the same token, finds them; a waiter
 	// removed before it is granted releases its token.
-	unsure  bool
-	gen     uint64
-	timer   *time.Timer
-	skip    string // the client whose turn the timer ends, or ""
-	backoff time.Duration
+	unsure bool
+	gen    uint64
+	timer  *time.Timer
+	skip   string // the client whose turn the timer ends, or ""
+	// turnTimer: the timer waits out another client's turn (lockTurnGrace).
+	turnTimer bool
+	backoff   time.Duration
 }
 
 type heldLease struct {
@@ -315,7 +317,7 @@ func (m *LockManager) Receive(ctx actor.Context) {
 	case *waiterTimer:
 		if w := m.waiters[msg.token]; w != nil && w.gen == msg.gen && !w.inflight {
 			skip := w.skip
-			w.timer, w.skip = nil, ""
+			w.timer, w.skip, w.turnTimer = nil, "", false
 			if m.closedErr == nil && m.eligible(w) {
 				m.attempt(w, skip)
 			}
@@ -499,7 +501,7 @@ func (m *LockManager) stopTimer(w *lockWaiter) {
 		w.timer.Stop()
 		w.timer = nil
 	}
-	w.skip = ""
+	w.skip, w.turnTimer = "", false
 }
 
 func (m *LockManager) onAttempt(d *attemptDone) {
@@ -560,7 +562,7 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 		case d.wait == turnWait:
 			// Free, but another client's turn: skip it if it does not come.
 			m.startWaiterTimer(w, lockTurnGrace)
-			w.skip = d.reservedBy
+			w.skip, w.turnTimer = d.reservedBy, true
 		case d.wait == noExpiry:
 			m.startWaiterTimer(w, lockNoExpiryRetry)
 		default:
@@ -1110,8 +1112,19 @@ func (m *LockManager) onTurns(db int, turns []turn) {
 			continue
 		}
 		if m.closedErr == nil && m.eligible(w) {
+			if w.timer != nil && w.turnTimer {
+				// The turn moved on since the timer was set: nobody is to be
+				// skipped, but the deadline stays. Were it reset by every
+				// turn, a client whose place in the queue was lost (a
+				// failover) would never try, and never queue again, while
+				// the others pass the key among themselves.
+				if w.skip != next {
+					w.skip = ""
+				}
+				continue
+			}
 			m.startWaiterTimer(w, lockTurnGrace)
-			w.skip = next
+			w.skip, w.turnTimer = next, true
 		}
 	}
 }
