@@ -8,7 +8,7 @@ WITH_REDIS := ./hack/with-redis.sh
 # Flags of the crawler demo; CI runs a short one.
 DEMO_FLAGS ?=
 
-.PHONY: test test-sentinel test-cluster demo demo-cluster vet fmt bench check-fmt
+.PHONY: test test-sentinel test-cluster demo demo-cluster bench bench-cluster vet fmt check-fmt
 
 # The tests that run on Sentinel and on Cluster: locks, pools, the
 # topology tests (failovers included) and the crawler.
@@ -52,6 +52,11 @@ demo-cluster:
 ## bench: the benchmarks, 6 runs each (benchstat wants 6 for its intervals).
 bench:
 	$(WITH_REDIS) $(GO) test -run '^$$' -bench . -benchmem -count 6 .
+
+## bench-cluster: the lock and pool benchmarks on a Redis Cluster, and
+## those whose keys are spread over the slots (BenchmarkSpread_).
+bench-cluster:
+	$(WITH_REDIS) cluster $(GO) test -run '^$$' -bench 'Spread|Lock_Uncontended|PoolThroughput' -benchmem -count 6 .
 
 check-fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
