@@ -1,0 +1,555 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// Limits of a limiter actor.
+const (
+	// limiterMaxBatch bounds the waiters one limiter_allow call tries.
+	limiterMaxBatch = 128
+	// limiterCallTimeout bounds one script call.
+	limiterCallTimeout = 10 * time.Second
+	// A call that failed is tried again after a backoff between these.
+	limiterRetryMin = 50 * time.Millisecond
+	limiterRetryMax = 2 * time.Second
+)
+
+var (
+	limiterAllowScript  = Scripts.Get("limiter_allow")
+	limiterRefundScript = Scripts.Get("limiter_refund")
+)
+
+// LimiterClient is what a limiter actor needs of Redis: scripts, and DEL
+// for a reset.
+type LimiterClient interface {
+	redis.Scripter
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+}
+
+// LimiterErrors are the errors a Limiter actor answers with: the facade's
+// sentinels, so that callers match them with errors.Is.
+type LimiterErrors struct {
+	NotAvailable error // a withdrawn wait
+	Corrupt      error // a key that holds another type
+	Closed       error // requests after a Stop without Shutdown
+}
+
+// LimiterConfig configures a Limiter actor.
+type LimiterConfig struct {
+	Name   string
+	Keys   redisx.Keys
+	Client LimiterClient // the DB's client for scripts (go-redis retries off)
+	// Rate events per Period, Burst at once: valid (the facade checks).
+	Rate   int
+	Period time.Duration
+	Burst  int
+	Log    *zap.Logger
+	Errors LimiterErrors
+}
+
+// Limiter is the actor of one rate limiter of one client (GCRA, see
+// limiter_allow.lua). A one-shot request (Allow) is one script call, sent at
+// once. Waiting requests queue per key, in arrival order, and only the head
+// of a queue is ever waited for:
+//
+//   - A key whose queue was idle is tried at once: one limiter_allow call
+//     serves, in order, as many waiters of the key as the limit allows now
+//     (up to limiterMaxBatch), and returns the RetryAfter of the first it
+//     refuses.
+//   - The actor then sets one timer for that key, at RetryAfter after the
+//     answer arrived, and sends nothing for the key until it fires. Waiters
+//     that arrive meanwhile queue behind: they could not be served before
+//     the head anyway. So waiting costs no Redis command until RetryAfter.
+//   - A withdrawn waiter that nothing was allowed to is dropped; events
+//     allowed to one withdrawn while its call was under way are given back
+//     (limiter_refund). A withdrawn head lets the next one try at once.
+//
+// Allow does not queue: it competes with this client's waiters as a call
+// from another process would.
+type Limiter struct {
+	cfg    LimiterConfig
+	log    *zap.Logger
+	period string // cfg.Period in seconds, as limiter_allow reads it
+
+	queues map[string]*limitQueue
+	byID   map[uint64]*limitWaiter
+
+	backoff    time.Duration
+	pending    int // goroutines running a Redis call
+	closedErr  error
+	shutdownTo *actor.PID
+	finished   bool
+}
+
+// limitQueue holds the waiters of one key.
+type limitQueue struct {
+	key        string
+	waiters    []*limitWaiter // arrival order; withdrawn ones only while in flight
+	attempting bool
+	timer      *time.Timer
+	timerGen   uint64
+}
+
+type limitWaiter struct {
+	id       uint64
+	key      string
+	n        int
+	sender   *actor.PID
+	inFlight bool
+	done     bool // answered
+}
+
+// Messages the Limiter sends itself.
+type (
+	limitBatchDone struct {
+		q     *limitQueue
+		batch []*limitWaiter
+		outs  []LimitDecision
+		err   error
+	}
+	limitTick struct {
+		q   *limitQueue
+		gen uint64
+	}
+	limitOpDone struct {
+		to     *actor.PID // nil: nobody waits for the answer
+		answer any
+		wake   string // a key whose waiters may be served sooner now
+	}
+)
+
+// LimitDecision is limiter_allow's answer for one request.
+type LimitDecision struct {
+	Allowed    int
+	Remaining  int
+	RetryAfter time.Duration // -1 when allowed
+	ResetAfter time.Duration
+}
+
+// NewLimiter returns the producer of a Limiter actor.
+func NewLimiter(cfg LimiterConfig) actor.Producer {
+	if cfg.Log == nil {
+		cfg.Log = zap.NewNop()
+	}
+	return func() actor.Actor {
+		return &Limiter{
+			cfg:    cfg,
+			log:    cfg.Log,
+			period: strconv.FormatFloat(cfg.Period.Seconds(), 'f', -1, 64),
+			queues: map[string]*limitQueue{},
+			byID:   map[uint64]*limitWaiter{},
+		}
+	}
+}
+
+// Receive implements actor.Actor.
+func (l *Limiter) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.LimitAllow:
+		l.onAllow(ctx, m)
+	case *messages.LimitWithdraw:
+		l.onWithdraw(ctx, m)
+	case *messages.LimitRefund:
+		l.refund(ctx, m.Key, m.N)
+	case *messages.LimitReset:
+		l.onReset(ctx, m)
+	case *messages.LimitStats:
+		l.onStats(ctx)
+	case *limitTick:
+		if q := m.q; q.timer != nil && q.timerGen == m.gen {
+			q.timer = nil
+			l.attempt(ctx, q)
+		}
+	case *limitBatchDone:
+		l.onBatchDone(ctx, m)
+	case *limitOpDone:
+		l.pending--
+		if m.to != nil {
+			ctx.Send(m.to, m.answer)
+		}
+		if m.wake != "" {
+			l.wake(ctx, m.wake)
+		}
+		l.maybeFinish(ctx)
+	case *messages.Shutdown:
+		l.onShutdown(ctx, m)
+	case *actor.Stopping:
+		if l.closedErr == nil {
+			l.failAll(ctx, l.cfg.Errors.Closed)
+		}
+	}
+}
+
+func (l *Limiter) onAllow(ctx actor.Context, m *messages.LimitAllow) {
+	if l.closedErr != nil {
+		ctx.Respond(&messages.LimitAllowResult{Err: l.closedErr})
+		return
+	}
+	if m.N <= 0 || m.Key == "" || (m.Wait && m.N > l.cfg.Burst) {
+		ctx.Respond(&messages.LimitAllowResult{Err: fmt.Errorf("xsync: limiter %q: bad request (key %q, n=%d)", l.cfg.Name, m.Key, m.N)})
+		return
+	}
+	if !m.Wait {
+		to, key, n := ctx.Sender(), m.Key, m.N
+		l.goCall(ctx, func(c context.Context) any {
+			outs, err := l.runAllow(c, key, []int{n})
+			if err != nil {
+				return &limitOpDone{to: to, answer: &messages.LimitAllowResult{Err: l.wrap("allow", err)}}
+			}
+			d := outs[0]
+			return &limitOpDone{to: to, answer: &messages.LimitAllowResult{
+				Allowed: d.Allowed, Remaining: d.Remaining, RetryAfter: d.RetryAfter, ResetAfter: d.ResetAfter,
+			}}
+		})
+		return
+	}
+	if _, dup := l.byID[m.ID]; dup {
+		ctx.Respond(&messages.LimitAllowResult{Err: fmt.Errorf("xsync: limiter %q: request %d sent twice", l.cfg.Name, m.ID)})
+		return
+	}
+	q := l.queues[m.Key]
+	if q == nil {
+		q = &limitQueue{key: m.Key}
+		l.queues[m.Key] = q
+	}
+	w := &limitWaiter{id: m.ID, key: m.Key, n: m.N, sender: ctx.Sender()}
+	q.waiters = append(q.waiters, w)
+	l.byID[w.id] = w
+	// With a timer set, the head waits for its time: the newcomer cannot go
+	// before it, so it costs nothing now.
+	if q.timer == nil {
+		l.attempt(ctx, q)
+	}
+}
+
+// attempt starts a limiter_allow call for the first waiters of q, unless
+// one is under way.
+func (l *Limiter) attempt(ctx actor.Context, q *limitQueue) {
+	if l.closedErr != nil || q.attempting {
+		return
+	}
+	if len(q.waiters) == 0 {
+		l.forget(q)
+		return
+	}
+	batch := q.waiters[:min(len(q.waiters), limiterMaxBatch)]
+	batch = append([]*limitWaiter(nil), batch...)
+	costs := make([]int, len(batch))
+	for i, w := range batch {
+		w.inFlight = true
+		costs[i] = w.n
+	}
+	q.attempting = true
+	l.goCall(ctx, func(c context.Context) any {
+		outs, err := l.runAllow(c, q.key, costs)
+		return &limitBatchDone{q: q, batch: batch, outs: outs, err: err}
+	})
+}
+
+func (l *Limiter) onBatchDone(ctx actor.Context, m *limitBatchDone) {
+	l.pending--
+	q := m.q
+	q.attempting = false
+	for _, w := range m.batch {
+		w.inFlight = false
+	}
+	refund := 0
+	if m.err != nil {
+		l.log.Warn("limiter call failed", zap.String("key", q.key), zap.Error(m.err))
+		if isWrongType(m.err) {
+			for _, w := range m.batch {
+				if !w.done {
+					l.answer(ctx, w, &messages.LimitAllowResult{Err: l.wrap("wait", m.err)})
+				}
+			}
+		} else {
+			l.backoff = min(max(2*l.backoff, limiterRetryMin), limiterRetryMax)
+			l.setTimer(ctx, q, l.backoff)
+		}
+	} else {
+		l.backoff = 0
+		for i, d := range m.outs {
+			w := m.batch[i]
+			if d.Allowed == 0 {
+				if !w.done {
+					// Start counting once the answer is here: the timer
+					// never fires before the server would allow it.
+					l.setTimer(ctx, q, d.RetryAfter)
+				}
+				break
+			}
+			if w.done {
+				refund += w.n
+				continue
+			}
+			l.answer(ctx, w, &messages.LimitAllowResult{
+				Allowed: d.Allowed, Remaining: d.Remaining, RetryAfter: d.RetryAfter, ResetAfter: d.ResetAfter,
+			})
+		}
+	}
+	l.prune(q)
+	if refund > 0 {
+		l.refund(ctx, q.key, refund)
+	}
+	if q.timer == nil {
+		// Every waiter of the batch was served (more may be queued), or
+		// the refused one was withdrawn meanwhile.
+		l.attempt(ctx, q)
+	}
+	l.maybeFinish(ctx)
+}
+
+func (l *Limiter) onWithdraw(ctx actor.Context, m *messages.LimitWithdraw) {
+	w := l.byID[m.ID]
+	if w == nil {
+		return // answered already
+	}
+	l.answer(ctx, w, &messages.LimitAllowResult{Err: fmt.Errorf("%w: limiter %q: key %q: withdrawn", l.cfg.Errors.NotAvailable, l.cfg.Name, w.key)})
+	q := l.queues[w.key]
+	if q == nil || w.inFlight {
+		return // its batch's answer deals with it
+	}
+	head := len(q.waiters) > 0 && q.waiters[0] == w
+	l.prune(q)
+	if head && q.timer != nil {
+		// The timer was the head's: the next one may need less.
+		l.stopTimer(q)
+		l.attempt(ctx, q)
+	} else if len(q.waiters) == 0 && !q.attempting {
+		l.stopTimer(q)
+		l.forget(q)
+	}
+}
+
+// wake tries the waiters of key at once, when they wait for a timer:
+// events came back (a refund, a reset).
+func (l *Limiter) wake(ctx actor.Context, key string) {
+	if q := l.queues[key]; q != nil && q.timer != nil {
+		l.stopTimer(q)
+		l.attempt(ctx, q)
+	}
+}
+
+func (l *Limiter) refund(ctx actor.Context, key string, n int) {
+	if l.finished || n <= 0 || key == "" {
+		if l.finished {
+			l.log.Warn("limiter refund after shutdown: dropped", zap.String("key", key), zap.Int("n", n))
+		}
+		return
+	}
+	l.goCall(ctx, func(c context.Context) any {
+		err := limiterRefundScript.Run(c, l.cfg.Client, []string{l.cfg.Keys.Limiter(l.cfg.Name, key)},
+			l.cfg.Rate, l.period, n).Err()
+		if err != nil {
+			l.log.Warn("limiter refund failed", zap.String("key", key), zap.Int("n", n), zap.Error(err))
+			return &limitOpDone{}
+		}
+		return &limitOpDone{wake: key}
+	})
+}
+
+func (l *Limiter) onReset(ctx actor.Context, m *messages.LimitReset) {
+	if l.closedErr != nil {
+		ctx.Respond(&messages.LimitResetResult{Err: l.closedErr})
+		return
+	}
+	to, key := ctx.Sender(), m.Key
+	l.goCall(ctx, func(c context.Context) any {
+		if err := l.cfg.Client.Del(c, l.cfg.Keys.Limiter(l.cfg.Name, key)).Err(); err != nil {
+			return &limitOpDone{to: to, answer: &messages.LimitResetResult{Err: l.wrap("reset", err)}}
+		}
+		return &limitOpDone{to: to, answer: &messages.LimitResetResult{}, wake: key}
+	})
+}
+
+func (l *Limiter) onStats(ctx actor.Context) {
+	r := &messages.LimitStatsResult{Waiting: len(l.byID), Busy: l.pending}
+	for _, q := range l.queues {
+		if q.timer != nil {
+			r.Timers++
+		}
+	}
+	ctx.Respond(r)
+}
+
+func (l *Limiter) answer(ctx actor.Context, w *limitWaiter, res *messages.LimitAllowResult) {
+	w.done = true
+	delete(l.byID, w.id)
+	if w.sender != nil {
+		ctx.Send(w.sender, res)
+	}
+}
+
+// prune drops q's answered waiters that no call is trying.
+func (l *Limiter) prune(q *limitQueue) {
+	ws := q.waiters[:0]
+	for _, w := range q.waiters {
+		if !w.done || w.inFlight {
+			ws = append(ws, w)
+		}
+	}
+	clear(q.waiters[len(ws):])
+	q.waiters = ws
+}
+
+// forget drops an idle queue, so that keys used once cost nothing.
+func (l *Limiter) forget(q *limitQueue) {
+	if len(q.waiters) == 0 && !q.attempting && q.timer == nil && l.queues[q.key] == q {
+		delete(l.queues, q.key)
+	}
+}
+
+func (l *Limiter) setTimer(ctx actor.Context, q *limitQueue, after time.Duration) {
+	l.stopTimer(q)
+	if l.closedErr != nil {
+		return
+	}
+	q.timerGen++
+	gen, self, root := q.timerGen, ctx.Self(), ctx.ActorSystem().Root
+	q.timer = time.AfterFunc(max(after, 0), func() { root.Send(self, &limitTick{q: q, gen: gen}) })
+}
+
+func (l *Limiter) stopTimer(q *limitQueue) {
+	if q.timer != nil {
+		q.timer.Stop()
+		q.timer = nil
+		q.timerGen++
+	}
+}
+
+// goCall runs call in a goroutine and sends its result to the actor.
+func (l *Limiter) goCall(ctx actor.Context, call func(context.Context) any) {
+	l.pending++
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), limiterCallTimeout)
+		msg := call(c)
+		cancel()
+		root.Send(self, msg)
+	}()
+}
+
+// runAllow runs limiter_allow for costs on key. It reads l's configuration
+// only, so that goroutines may call it.
+func (l *Limiter) runAllow(ctx context.Context, key string, costs []int) ([]LimitDecision, error) {
+	return RunLimiterAllow(ctx, l.cfg.Client, l.cfg.Keys.Limiter(l.cfg.Name, key),
+		l.cfg.Burst, l.cfg.Rate, l.period, costs)
+}
+
+// RunLimiterAllow runs limiter_allow on the Redis key redisKey for requests
+// of costs, in order, and returns the decisions: one per request served,
+// then one for the first refused. period is in seconds. Benchmarks call it
+// directly.
+func RunLimiterAllow(ctx context.Context, cl redis.Scripter, redisKey string, burst, rate int, period string, costs []int) ([]LimitDecision, error) {
+	args := make([]any, 0, 3+len(costs))
+	args = append(args, burst, rate, period)
+	for _, c := range costs {
+		args = append(args, c)
+	}
+	res, err := limiterAllowScript.Run(ctx, cl, []string{redisKey}, args...).Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(res) == 0 || len(res) > len(costs) {
+		return nil, fmt.Errorf("limiter_allow: %d replies for %d requests", len(res), len(costs))
+	}
+	outs := make([]LimitDecision, len(res))
+	for i, r := range res {
+		a, ok := r.([]any)
+		if !ok || len(a) != 4 {
+			return nil, fmt.Errorf("limiter_allow: reply %d is %v", i, r)
+		}
+		allowed, ok1 := a[0].(int64)
+		remaining, ok2 := a[1].(int64)
+		retry, err1 := seconds(a[2])
+		reset, err2 := seconds(a[3])
+		if !ok1 || !ok2 || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("limiter_allow: reply %d is %v", i, a)
+		}
+		outs[i] = LimitDecision{Allowed: int(allowed), Remaining: int(remaining), RetryAfter: retry, ResetAfter: reset}
+	}
+	return outs, nil
+}
+
+// seconds reads a duration that a script wrote as seconds in a string, the
+// way redis_rate reads it: -1 stays -1.
+func seconds(v any) (time.Duration, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("%T, not a string", v)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	if f == -1 {
+		return -1, nil
+	}
+	return time.Duration(f * float64(time.Second)), nil
+}
+
+func isWrongType(err error) bool { return strings.HasPrefix(err.Error(), "WRONGTYPE") }
+
+func (l *Limiter) wrap(op string, err error) error {
+	if isWrongType(err) {
+		return fmt.Errorf("%w: limiter %q: %s: a key holds another type: %v", l.cfg.Errors.Corrupt, l.cfg.Name, op, err)
+	}
+	return fmt.Errorf("xsync: limiter %q: %s: %w", l.cfg.Name, op, err)
+}
+
+// failAll answers every waiter with err and stops the timers.
+func (l *Limiter) failAll(ctx actor.Context, err error) {
+	for _, q := range l.queues {
+		l.stopTimer(q)
+		for _, w := range q.waiters {
+			if !w.done {
+				l.answer(ctx, w, &messages.LimitAllowResult{Err: err})
+			}
+		}
+		l.prune(q)
+		l.forget(q)
+	}
+}
+
+func (l *Limiter) onShutdown(ctx actor.Context, m *messages.Shutdown) {
+	if l.closedErr != nil {
+		ctx.Respond(&messages.ShutdownResult{})
+		return
+	}
+	l.closedErr = m.Err
+	if l.closedErr == nil {
+		l.closedErr = l.cfg.Errors.Closed
+	}
+	if l.closedErr == nil {
+		l.closedErr = errors.New("xsync: limiter closed")
+	}
+	// Waiters in flight are answered now; events allowed to them are
+	// given back when their call answers, before Shutdown is.
+	l.failAll(ctx, l.closedErr)
+	l.shutdownTo = ctx.Sender()
+	l.maybeFinish(ctx)
+}
+
+// maybeFinish answers Shutdown once no Redis call is under way.
+func (l *Limiter) maybeFinish(ctx actor.Context) {
+	if l.closedErr == nil || l.finished || l.pending > 0 {
+		return
+	}
+	l.finished = true
+	if l.shutdownTo != nil {
+		ctx.Send(l.shutdownTo, &messages.ShutdownResult{})
+	}
+}

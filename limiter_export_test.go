@@ -1,0 +1,28 @@
+package xsync
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redisxsync/xsync/messages"
+)
+
+// LimiterStats reports what a limiter's actor holds, for tests: waiting
+// requests, keys waiting for a timer, Redis calls under way.
+func LimiterStats(ctx context.Context, l *Limiter) (waiting, timers, busy int, err error) {
+	pid, err := l.actor()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	r, err := request(ctx, l.c.sys, pid, &messages.LimitStats{}, nil, func(m any) (*messages.LimitStatsResult, error) {
+		r, ok := m.(*messages.LimitStatsResult)
+		if !ok {
+			return nil, fmt.Errorf("unexpected answer %T", m)
+		}
+		return r, nil
+	}, nil).Wait(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return r.Waiting, r.Timers, r.Busy, nil
+}
