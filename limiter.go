@@ -58,6 +58,7 @@ type LimitResult struct {
 	// Allowed is the number of events allowed by this call: 0 or n.
 	Allowed int
 	// Remaining is the number of events that could still be allowed now.
+	// (redis_rate's is sometimes one less: the rounding of a double.)
 	Remaining int
 	// RetryAfter is when a refused request would be allowed (if nothing
 	// else is allowed meanwhile); -1 when the request was allowed.

@@ -75,8 +75,14 @@ func TestLimiter_DecidesAsRedisRate(t *testing.T) {
 			if _, err := oracle.Allow(ctx, prefix+":warm-up", theirs); err != nil {
 				t.Fatal(err)
 			}
+			// Both keys count from their first request: the results of a
+			// pair differ by no more than the two pairs' spans (ours' end
+			// less the oracle's start), a millisecond or so when nothing
+			// slows the test down.
+			var firstSpan time.Duration
 			for i, n := range tc.costs {
 				// The oracle goes first: its key is never the more used.
+				start := time.Now()
 				want, err := oracle.AllowN(ctx, prefix+":"+tc.limit.String(), theirs, n)
 				if err != nil {
 					t.Fatal(err)
@@ -85,15 +91,25 @@ func TestLimiter_DecidesAsRedisRate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				what := fmt.Sprintf("request %d (n=%d): xsync %+v, redis_rate %+v", i, n, got, *want)
-				if got.Allowed != want.Allowed || got.Remaining != want.Remaining {
+				span := time.Since(start)
+				if i == 0 {
+					firstSpan = span
+				}
+				tolerance := firstSpan + span + time.Millisecond
+				what := fmt.Sprintf("request %d (n=%d): xsync %+v, redis_rate %+v (within %v)", i, n, got, *want, tolerance)
+				if got.Allowed != want.Allowed {
 					t.Fatalf("%s: decisions differ", what)
 				}
-				if (got.RetryAfter < 0) != (want.RetryAfter < 0) || !near(got.RetryAfter, want.RetryAfter, 5*time.Millisecond) {
+				// redis_rate's Remaining is sometimes one short: it
+				// truncates 0.9999999 events (a rounding of the clock's
+				// double) to 0.
+				if got.Remaining != want.Remaining && got.Remaining != want.Remaining+1 {
+					t.Fatalf("%s: Remaining differs", what)
+				}
+				if (got.RetryAfter < 0) != (want.RetryAfter < 0) || !near(got.RetryAfter, want.RetryAfter, tolerance) {
 					t.Fatalf("%s: RetryAfter differs", what)
 				}
-				// ResetAfter counts from each key's first request too.
-				if !near(got.ResetAfter, want.ResetAfter, 10*time.Millisecond) {
+				if !near(got.ResetAfter, want.ResetAfter, tolerance) {
 					t.Fatalf("%s: ResetAfter differs", what)
 				}
 				t.Logf("%s", what)

@@ -14,7 +14,7 @@
 --   then the first refused one, if any. ri is
 --   {allowed, remaining, retry_after, reset_after}: allowed is the cost when
 --   served, 0 when refused; remaining is how many events could still be
---   allowed now (an integer); retry_after and reset_after are seconds as
+--   allowed now (an integer; redis_rate's is sometimes one less, see below); retry_after and reset_after are seconds as
 --   strings ("-1" for the retry_after of a served request).
 local key = KEYS[1]
 local burst = tonumber(ARGV[1])
@@ -54,7 +54,10 @@ for i = 4, #ARGV do
   end
   tat = next_tat
   new_tat = next_tat
-  out[#out + 1] = {cost, remaining, tostring(-1), tostring(next_tat - now)}
+  -- redis_rate truncates remaining as it is, and the rounding of now (a
+  -- double: about 6e-8s at this size) often makes it one short (4.9999999
+  -- is 4); a microsecond of slack counts the events that are there
+  out[#out + 1] = {cost, math.floor((diff + 0.000001) / emission_interval), tostring(-1), tostring(next_tat - now)}
 end
 
 if new_tat ~= nil then
