@@ -53,7 +53,7 @@ type Client struct {
 	pools   map[string]*Pool
 	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
 	limiters   map[string]*Limiter
-	semaphores map[string]*actor.PID
+	semaphores map[string]*semaphoreActor
 }
 
 // New connects to the Redis deployment of opts and returns a client that is

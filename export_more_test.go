@@ -26,3 +26,23 @@ func LimiterStats(ctx context.Context, l *Limiter) (waiting, timers, busy int, e
 	}
 	return r.Waiting, r.Timers, r.Busy, nil
 }
+
+// SemaphoreStats reports what the actor behind s holds: pending requests,
+// leases, Redis calls under way.
+func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy int, err error) {
+	pid, err := s.actor()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	r, err := request(ctx, s.c.sys, pid, &messages.LockStats{}, nil, func(m any) (*messages.LockStatsResult, error) {
+		r, ok := m.(*messages.LockStatsResult)
+		if !ok {
+			return nil, fmt.Errorf("unexpected answer %T", m)
+		}
+		return r, nil
+	}, nil).Wait(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return r.Waiters, r.Leases, r.Busy, nil
+}
