@@ -1,7 +1,9 @@
 // Package xsync gives Go programs Redis-backed coordination: labelled Redis
-// clients, distributed locks with leases and fencing tokens, and pools of
+// clients, distributed locks with leases and fencing tokens, pools of
 // rate-limited containers (crawler accounts, cookies, proxies) that many
-// processes on many machines share without using one faster than allowed.
+// processes on many machines share without using one faster than allowed,
+// rate limiters per key (Limiter, GCRA) and counting semaphores
+// (Semaphore).
 //
 // # Clients
 //
@@ -20,10 +22,10 @@
 //
 // Each client owns a small set of actors (protoactor-go): a connection
 // actor holding the go-redis clients per DB and the one pub/sub connection
-// of the client, a lock manager, and one actor per pool. Calls validate
-// their input, send a message to an actor and wait on a Future; every
-// blocking call X(ctx, ...) has an XAsync form that returns the Future
-// instead. Actors never wait on Redis inside their mailbox, and nothing
+// of the client, a lock manager, and one actor per pool, per limiter and
+// per semaphore. Calls validate their input, send a message to an actor and
+// wait on a Future; every blocking call X(ctx, ...) has an XAsync form that
+// returns the Future instead. Actors never wait on Redis inside their mailbox, and nothing
 // waits by polling: waiters are woken by Redis pub/sub and by timers.
 //
 // Client.Close (or CloseAll) is the end of a client's life: it releases the

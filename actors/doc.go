@@ -5,6 +5,10 @@
 //     pub/sub connection that everything of the client shares.
 //   - LockManager, one per client: lock waiters, wake-ups and lease renewal.
 //   - Pool, one per pool name per client: container waiters and wake-ups.
+//   - Limiter, one per limiter name per client: rate-limit waiters, FIFO
+//     per key, and one timer per key.
+//   - Semaphore, one per semaphore name per client: permit waiters and the
+//     leases of the permits.
 //
 // An actor never blocks its mailbox on Redis: it starts the call in a
 // goroutine and receives the result as a message (or through ReenterAfter).
