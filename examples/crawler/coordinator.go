@@ -373,9 +373,10 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 			Naive:     c.cfg.Naive,
 			PageLimit: c.cfg.PageLimit,
 			HostEvery: c.hostEvery(),
-			// Turns are HostEvery apart, and a page may go up to
-			// HostBurst-2 turns late: the site's burst holds them.
-			AccountWait: time.Duration(max(c.cfg.HostBurst-2, 0)) * c.hostEvery(),
+			// Turns are HostEvery apart, 2 at once, and a page may go up
+			// to HostBurst-3 turns late: the site's burst holds them, with
+			// one page to spare for the jitter of delivery.
+			AccountWait: time.Duration(max(c.cfg.HostBurst-3, 0)) * c.hostEvery(),
 		})
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))

@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.Tolerance, "tolerance", 5*time.Millisecond, "the site lets a request come this much before the account's interval has passed")
 	fs.DurationVar(&cfg.Margin, "margin", 30*time.Millisecond, "added to the site's interval in the pool")
 	fs.Float64Var(&cfg.HostRate, "host-rate", 20, "the site's per-host limit in pages per second (0: none); the workers keep it with an xsync Limiter")
-	fs.IntVar(&cfg.HostBurst, "host-burst", 5, "pages the site lets a host send at once; at least 3, which the workers need to absorb their delays")
+	fs.IntVar(&cfg.HostBurst, "host-burst", 5, "pages the site lets a host send at once; at least 4, which the workers need to absorb their delays")
 	fs.DurationVar(&cfg.HostMargin, "host-margin", 2*time.Millisecond, "added to the time between two pages per host in the workers' limiter")
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
@@ -115,8 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.CookieTTL < time.Millisecond {
 		problems = append(problems, "-cookie-ttl must be at least 1ms")
 	}
-	if cfg.HostRate < 0 || (cfg.HostRate > 0 && cfg.HostBurst < 3) || cfg.HostMargin < 0 {
-		problems = append(problems, "-host-rate may not be negative, -host-burst must be at least 3, -host-margin not negative")
+	if cfg.HostRate < 0 || (cfg.HostRate > 0 && cfg.HostBurst < 4) || cfg.HostMargin < 0 {
+		problems = append(problems, "-host-rate may not be negative, -host-burst must be at least 4, -host-margin not negative")
 	}
 	if cfg.Duration < 0 || cfg.PageLimit < 0 || cfg.LoginDelay < 0 || cfg.Tolerance < 0 || cfg.Margin < 0 || cfg.CrawlDB < 0 {
 		problems = append(problems, "durations, -pages and -db may not be negative")

@@ -164,9 +164,10 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "worker %d: site %q: %v\n", spec.Proc, spec.Site, err)
 			return 2
 		}
-		// One page per HostEvery, none at once: the site's burst is left
-		// to absorb the delays between a turn and its page.
-		p.polite = client.Limiter("politeness", xsync.Limit{Rate: 1, Period: spec.HostEvery, Burst: 1})
+		// One page per HostEvery, 2 at once: a turn taken late is not
+		// lost. The rest of the site's burst absorbs the delays between a
+		// turn and its page.
+		p.polite = client.Limiter("politeness", xsync.Limit{Rate: 1, Period: spec.HostEvery, Burst: 2})
 		p.host = u.Host
 	}
 
