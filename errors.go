@@ -10,7 +10,9 @@ var (
 	// ErrUnknownLabel is returned by Resolve for a label never registered.
 	ErrUnknownLabel = errors.New("xsync: unknown label")
 	// ErrInvalidOptions is returned by Register and New for options that
-	// cannot work: a bad URL, a negative DB, Addr and URL that disagree.
+	// cannot work: a bad URL, a negative DB or ConnectTimeout, both Addr
+	// and URL set (even when they agree), a DB the server does not have;
+	// and by calls given an option that cannot work (a negative OnDB).
 	ErrInvalidOptions = errors.New("xsync: invalid options")
 	// ErrClosed is returned by every call on a closed client, and by the
 	// futures and waiters that a Close ended.
@@ -38,6 +40,12 @@ var (
 	// no ID, a negative TTL or Interval, a payload over 1 MiB.
 	ErrInvalidContainer = errors.New("xsync: invalid container")
 	// ErrCorrupt is returned for data in Redis that xsync did not write in
-	// the shape it expects; the error names the key or id.
+	// the shape it expects; the error names the key or id. The call that
+	// met it changed nothing.
 	ErrCorrupt = errors.New("xsync: corrupt data")
+	// ErrUnavailable is returned when Redis could not be reached, refused
+	// the credentials, or did not answer in time. It wraps the cause:
+	// errors.As(err, new(*net.OpError)) still works. A write that failed so
+	// may or may not have been applied.
+	ErrUnavailable = errors.New("xsync: redis unavailable")
 )

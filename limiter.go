@@ -2,7 +2,6 @@ package xsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -181,7 +180,7 @@ func (l *Limiter) actor() (*actor.PID, error) {
 		Period: l.limit.Period,
 		Burst:  l.limit.Burst,
 		Log:    l.c.log.Named("limiter").With(zap.String("limiter", l.name), zap.Int("db", l.db)),
-		Errors: actors.LimiterErrors{NotAvailable: ErrNotAvailable, Corrupt: ErrCorrupt, Closed: ErrClosed},
+		Errors: actors.LimiterErrors{NotAvailable: ErrNotAvailable, Corrupt: ErrCorrupt, Closed: ErrClosed, Unavailable: ErrUnavailable},
 	})))
 	if err != nil {
 		return nil, err
@@ -238,7 +237,7 @@ func (l *Limiter) WaitNAsync(ctx context.Context, key string, n int) *Future[Lim
 			ErrInvalidQuantity, l.name, n, l.limit.Burst))
 	}
 	if err := ctx.Err(); err != nil {
-		return failedFuture[LimitResult](errors.Join(ErrNotAvailable, err))
+		return failedFuture[LimitResult](joinErr(ErrNotAvailable, err))
 	}
 	return l.send(ctx, key, n, true, ErrNotAvailable)
 }

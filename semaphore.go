@@ -2,7 +2,6 @@ package xsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -130,7 +129,8 @@ func (s *Semaphore) actor() (*actor.PID, error) {
 // Acquire takes n permits, all or none, and waits until it has them or ctx
 // is done; then the error matches both ErrNotObtained and ctx.Err(), and
 // nothing is left behind (permits granted at that moment are released).
-// n < 1 or over the semaphore's permits is ErrInvalidQuantity. See
+// n < 1 or over the semaphore's permits is ErrInvalidQuantity. A waiter
+// whose call fails on Redis tries again after a short backoff. See
 // Semaphore for the order in which waiters are served.
 func (s *Semaphore) Acquire(ctx context.Context, n int) (*Lease, error) {
 	return s.AcquireAsync(ctx, n).Wait(ctx)
@@ -158,7 +158,7 @@ func (s *Semaphore) acquire(ctx context.Context, n int, try bool) *Future[*Lease
 		return failedFuture[*Lease](fmt.Errorf("%w: semaphore %q: %d of %d permits", ErrInvalidQuantity, s.name, n, s.permits))
 	}
 	if err := ctx.Err(); err != nil {
-		return failedFuture[*Lease](errors.Join(ErrNotObtained, err))
+		return failedFuture[*Lease](joinErr(ErrNotObtained, err))
 	}
 	pid, err := s.actor()
 	if err != nil {
@@ -173,11 +173,11 @@ func (s *Semaphore) acquire(ctx context.Context, n int, try bool) *Future[*Lease
 			case !ok:
 				return nil, fmt.Errorf("xsync: semaphore %q: unexpected answer %T", s.name, m)
 			case r.Err != nil:
-				return nil, opErr("semaphore", r.Err)
+				return nil, opErr("acquire", r.Err)
 			case r.NotObtained || r.Lease == nil:
 				return nil, ErrNotObtained
 			}
-			return &Lease{sys: sys, mgr: pid, id: r.Lease.ID, keys: []string{s.name}, token: token, lost: r.Lease.Lost}, nil
+			return &Lease{c: s.c, sys: sys, mgr: pid, id: r.Lease.ID, keys: []string{s.name}, token: token, lost: r.Lease.Lost}, nil
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
 			f.withdraw = func() { sys.Root.Send(pid, &messages.Withdraw{Token: token}) }
@@ -190,7 +190,8 @@ func (s *Semaphore) acquire(ctx context.Context, n int, try bool) *Future[*Lease
 }
 
 // Available returns the number of permits nobody holds now, across every
-// client. Requests may be waiting for more than that.
+// client. Requests may be waiting for more than that. A Redis failure is
+// ErrUnavailable.
 func (s *Semaphore) Available(ctx context.Context) (int, error) {
 	pid, err := s.actor()
 	if err != nil {
@@ -201,6 +202,9 @@ func (s *Semaphore) Available(ctx context.Context) (int, error) {
 		if !ok {
 			return 0, fmt.Errorf("xsync: semaphore %q: unexpected answer %T", s.name, m)
 		}
-		return r.Available, r.Err
+		if r.Err != nil {
+			return 0, opErr("available", r.Err)
+		}
+		return r.Available, nil
 	}, nil).Wait(ctx)
 }

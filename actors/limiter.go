@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -45,6 +44,7 @@ type LimiterErrors struct {
 	NotAvailable error // a withdrawn wait
 	Corrupt      error // a key that holds another type
 	Closed       error // requests after a Stop without Shutdown
+	Unavailable  error // Redis failed to answer
 }
 
 // LimiterConfig configures a Limiter actor.
@@ -269,7 +269,7 @@ func (l *Limiter) onBatchDone(ctx actor.Context, m *limitBatchDone) {
 	refund := 0
 	if m.err != nil {
 		l.log.Warn("limiter call failed", zap.String("key", q.key), zap.Error(m.err))
-		if isWrongType(m.err) {
+		if isCorrupt(m.err) {
 			for _, w := range m.batch {
 				if !w.done {
 					l.answer(ctx, w, &messages.LimitAllowResult{Err: l.wrap("wait", m.err)})
@@ -501,13 +501,11 @@ func seconds(v any) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-func isWrongType(err error) bool { return strings.HasPrefix(err.Error(), "WRONGTYPE") }
-
 func (l *Limiter) wrap(op string, err error) error {
-	if isWrongType(err) {
-		return fmt.Errorf("%w: limiter %q: %s: a key holds another type: %v", l.cfg.Errors.Corrupt, l.cfg.Name, op, err)
+	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
+		return fmt.Errorf("%w: limiter %q: %s: %s", l.cfg.Errors.Corrupt, l.cfg.Name, op, detail)
 	}
-	return fmt.Errorf("xsync: limiter %q: %s: %w", l.cfg.Name, op, err)
+	return fmt.Errorf("%w: limiter %q: %s: %w", l.cfg.Errors.Unavailable, l.cfg.Name, op, err)
 }
 
 // failAll answers every waiter with err and stops the timers.

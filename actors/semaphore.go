@@ -353,7 +353,7 @@ func (s *Semaphore) onDone(ctx actor.Context, m *semDone) {
 	if m.err != nil {
 		s.log.Warn("semaphore acquire failed", zap.Error(m.err))
 		s.backoff = min(max(2*s.backoff, semRetryMin), semRetryMax)
-		err := fmt.Errorf("xsync: semaphore %q: acquire: %w", s.cfg.Name, m.err)
+		err := fmt.Errorf("semaphore %q: %w", s.cfg.Name, m.err)
 		for _, w := range m.batch {
 			// Whether the call ran is unknown: the token may hold permits.
 			w.queued = true
@@ -460,7 +460,7 @@ func (s *Semaphore) onSubscribed(ctx actor.Context, m *messages.SubscribeResult)
 		return
 	}
 	if m.Err != nil {
-		err := fmt.Errorf("xsync: semaphore %q: subscribe: %w", s.cfg.Name, m.Err)
+		err := fmt.Errorf("semaphore %q: subscribe: %w", s.cfg.Name, m.Err)
 		s.log.Warn("semaphore subscribe failed", zap.Error(m.Err))
 		for _, w := range s.queue {
 			if !w.done {
@@ -533,7 +533,7 @@ func (s *Semaphore) onRenewed(ctx actor.Context, m *semRenewed) {
 	case m.err != nil:
 		s.log.Warn("semaphore lease refresh failed", zap.Error(m.err))
 		if m.to != nil {
-			ctx.Send(m.to, &messages.RefreshResult{Err: fmt.Errorf("xsync: semaphore %q: refresh: %w", s.cfg.Name, m.err)})
+			ctx.Send(m.to, &messages.RefreshResult{Err: fmt.Errorf("semaphore %q: %w", s.cfg.Name, m.err)})
 		}
 		if l.timer == nil && s.closedErr == nil {
 			// Try again soon, until the lease runs out.
@@ -604,7 +604,7 @@ func (s *Semaphore) release(ctx actor.Context, to *actor.PID, tokens ...string) 
 		live, err := semReleaseScript.Run(c, cl, keys, args...).Int64()
 		if err != nil {
 			log.Warn("semaphore release failed", zap.Error(err))
-			return &semOpDone{to: to, answer: &messages.ReleaseResult{Err: fmt.Errorf("xsync: semaphore %q: release: %w", name, err)}}
+			return &semOpDone{to: to, answer: &messages.ReleaseResult{Err: fmt.Errorf("semaphore %q: %w", name, err)}}
 		}
 		return &semOpDone{to: to, answer: &messages.ReleaseResult{NotHeld: live == 0}}
 	})
@@ -629,7 +629,7 @@ func (s *Semaphore) onAvailable(ctx actor.Context) {
 			err = fmt.Errorf("sem_available: %d replies", len(r))
 		}
 		if err != nil {
-			return &semOpDone{to: to, answer: &messages.SemAvailableResult{Err: fmt.Errorf("xsync: semaphore %q: available: %w", name, err)}}
+			return &semOpDone{to: to, answer: &messages.SemAvailableResult{Err: fmt.Errorf("semaphore %q: %w", name, err)}}
 		}
 		return &semOpDone{to: to, answer: &messages.SemAvailableResult{Available: int(r[0]), Queued: int(r[1])}}
 	})
