@@ -27,8 +27,10 @@ import (
 // Acquire takes n permits or none, and waiters are served in the order they
 // asked, across every client: the queue is in Redis, and a request is
 // granted only at its head, so a big request is never overtaken by small
-// ones. A client that died while at the head of the queue holds the others
-// up for 100ms at most. Waiting costs no Redis command while nothing
+// ones. Once enough permits are free for the head, it has 100ms to take
+// them: a client that died at the head holds the others up that long at
+// most, and a client too slow to answer in that time (a machine stalled
+// that long) queues again at the back. Waiting costs no Redis command while nothing
 // changes: waiters are woken by a release on any client (pub/sub), or by a
 // timer at the earliest lease expiry.
 type Semaphore struct {
