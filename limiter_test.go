@@ -331,7 +331,7 @@ func TestLimiter_WaitersOfAKeyAreServedInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c := newClient(t)
-	l := c.Limiter("api", xsync.Limit{Rate: 40, Period: time.Second, Burst: 4})
+	l := c.Limiter("api", xsync.Limit{Rate: 8, Period: time.Second, Burst: 4})
 	if r, err := l.AllowN(ctx, "k", 4); err != nil || r.Allowed != 4 {
 		t.Fatalf("AllowN(4) = %+v, %v", r, err)
 	}
@@ -340,9 +340,14 @@ func TestLimiter_WaitersOfAKeyAreServedInOrder(t *testing.T) {
 	for range 4 {
 		small = append(small, l.WaitNAsync(ctx, "k", 1))
 	}
-	// Another key does not wait behind them.
-	if r, err := l.Allow(ctx, "other"); err != nil || r.Allowed != 1 {
-		t.Fatalf("Allow of another key = %+v, %v", r, err)
+	// Another key's waiters do not wait behind them.
+	if err := l.WaitN(ctx, "other", 4); err != nil {
+		t.Fatalf("WaitN of another key: %v", err)
+	}
+	for i, f := range append([]*xsync.Future[xsync.LimitResult]{big}, small...) {
+		if isDone(f) {
+			t.Fatalf("waiter %d of k served as soon as another key's", i)
+		}
 	}
 	all := append([]*xsync.Future[xsync.LimitResult]{big}, small...)
 	for i, f := range all {

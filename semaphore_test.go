@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redisxsync/xsync"
 )
 
@@ -488,4 +490,60 @@ func TestSemaphore_ChildProcess(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// A lease whose permits were taken from it (here deleted behind xsync's
+// back) is known lost at its next renewal.
+func TestSemaphore_LeaseLostWhenItsPermitsAreGone(t *testing.T) {
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	s := newClient(t, withPrefix(prefix)).Semaphore("jobs", 2, xsync.TTL(150*time.Millisecond), xsync.AutoRenew(true))
+	lease, err := s.Acquire(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rawDB(t, 0).ZRem(ctx, prefix+":sem:{jobs}:holders", lease.Token()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the renewal did not find the permits gone")
+	}
+	if err := lease.Refresh(ctx, time.Second); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Refresh of a lost lease: err = %v, want ErrLockNotHeld", err)
+	}
+}
+
+// A client that died at the head of the queue (its entry is left in
+// Redis) holds the others up for the head's turn only, 100ms: a waiter
+// behind it is served when that turn ends, woken by its timer.
+func TestSemaphore_DeadHeadOfTheQueueLosesItsTurn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	prefix := testPrefix(t)
+	db := rawDB(t, 0)
+	// What a dead client leaves: a request for 2 permits, queued first.
+	if err := db.ZAdd(ctx, prefix+":sem:{jobs}:queue", redis.Z{Score: 1, Member: "dead"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.HSet(ctx, prefix+":sem:{jobs}:wanted", "dead", 2).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.HSet(ctx, prefix+":sem:{jobs}:meta", "seq", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := newClient(t, withPrefix(prefix)).Semaphore("jobs", 2)
+	start := time.Now()
+	lease, err := s.Acquire(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < 90*time.Millisecond {
+		t.Fatalf("served after %v, within the dead head's turn", waited)
+	}
+	if n, _ := db.ZCard(ctx, prefix+":sem:{jobs}:queue").Result(); n != 0 {
+		t.Fatalf("%d entries left in the queue; the dead head's must be gone", n)
+	}
+	_ = lease.Release(ctx)
 }
