@@ -337,6 +337,14 @@ func TestSemaphore_CancelledAcquireLeavesNothing(t *testing.T) {
 	}
 	// Cancelled at once, while its call is under way or after.
 	for range 20 {
+		// A try whose context ends while it is under way.
+		tctx, tcancel := context.WithCancel(ctx)
+		go tcancel()
+		if lease, err := s.TryAcquire(tctx, 1+rand.IntN(2)); err == nil {
+			_ = lease.Release(ctx) // it won the race: it is the caller's
+		}
+		tcancel()
+
 		f := s.AcquireAsync(ctx, 1+rand.IntN(2))
 		f.Cancel()
 		if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {

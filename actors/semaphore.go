@@ -373,7 +373,9 @@ func (s *Semaphore) onDone(ctx actor.Context, m *semDone) {
 			o := m.outs[i]
 			if o[0] == 1 {
 				if w.done {
-					s.leave(ctx, w) // withdrawn meanwhile: give the permits back
+					// Withdrawn meanwhile (a try too): give the permits back.
+					w.queued = true
+					s.leave(ctx, w)
 					continue
 				}
 				w.queued = false
