@@ -1,0 +1,129 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/redisxsync/xsync/messages"
+)
+
+// goCall runs call in a goroutine and sends its result to the actor.
+func (p *Pool) goCall(ctx actor.Context, call func(context.Context) any) {
+	p.pending++
+	self, root := ctx.Self(), ctx.ActorSystem().Root
+	go func() {
+		c, cancel := context.WithTimeout(context.Background(), poolCallTimeout)
+		msg := call(c)
+		cancel()
+		root.Send(self, msg)
+	}()
+}
+
+// serve answers the request at hand with the result of call, run in a
+// goroutine. fail makes the answer for an error, the closed client's too.
+// call may read p's configuration, nothing else of p.
+func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(context.Context) (R, error)) {
+	if p.closedErr != nil {
+		ctx.Respond(fail(p.closedErr))
+		return
+	}
+	to := ctx.Sender()
+	p.goCall(ctx, func(c context.Context) any {
+		r, err := call(c)
+		if err != nil {
+			return &opDone{to: to, answer: fail(err)}
+		}
+		return &opDone{to: to, answer: r}
+	})
+}
+
+func (p *Pool) wrap(op string, err error) error {
+	if strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		return fmt.Errorf("%w: pool %q: %s: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, op, err)
+	}
+	return fmt.Errorf("xsync: pool %q: %s: %w", p.cfg.Name, op, err)
+}
+
+func (p *Pool) notFound(id string) error {
+	return fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, id)
+}
+
+func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {
+	cl, keys := p.cfg.Client, p.keys
+	serve(p, ctx, func(err error) *messages.PoolPutResult { return &messages.PoolPutResult{Err: err} },
+		func(c context.Context) (*messages.PoolPutResult, error) {
+			switch id, err := runPut(c, cl, keys, m.Containers); {
+			case err != nil:
+				return nil, p.wrap("put", err)
+			case id != "":
+				return nil, p.corrupt(id)
+			}
+			return &messages.PoolPutResult{}, nil
+		})
+}
+
+func (p *Pool) onGet(ctx actor.Context, m *messages.PoolGet) {
+	cl, keys := p.cfg.Client, p.keys
+	serve(p, ctx, func(err error) *messages.PoolGetResult { return &messages.PoolGetResult{Err: err} },
+		func(c context.Context) (*messages.PoolGetResult, error) {
+			r, err := runGet(c, cl, keys, m.ID)
+			switch {
+			case err != nil:
+				return nil, p.wrap("get", err)
+			case r.corrupt:
+				return nil, p.corrupt(m.ID)
+			case !r.found:
+				return nil, p.notFound(m.ID)
+			}
+			return &messages.PoolGetResult{Container: r.c}, nil
+		})
+}
+
+func (p *Pool) onRemove(ctx actor.Context, m *messages.PoolRemove) {
+	cl, keys := p.cfg.Client, p.keys
+	serve(p, ctx, func(err error) *messages.PoolRemoveResult { return &messages.PoolRemoveResult{Err: err} },
+		func(c context.Context) (*messages.PoolRemoveResult, error) {
+			n, err := runRemove(c, cl, keys, m.IDs)
+			if err != nil {
+				return nil, p.wrap("remove", err)
+			}
+			return &messages.PoolRemoveResult{Removed: n}, nil
+		})
+}
+
+func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
+	cl, keys := p.cfg.Client, p.keys
+	serve(p, ctx, func(err error) *messages.PoolCooldownResult { return &messages.PoolCooldownResult{Err: err} },
+		func(c context.Context) (*messages.PoolCooldownResult, error) {
+			at, err := runCooldown(c, cl, keys, m.ID, m.D)
+			switch {
+			case err != nil:
+				return nil, p.wrap("cooldown", err)
+			case at < 0:
+				return nil, p.notFound(m.ID)
+			}
+			return &messages.PoolCooldownResult{NextAvailable: time.UnixMicro(at)}, nil
+		})
+}
+
+func (p *Pool) onStats(ctx actor.Context) {
+	cl, keys, waiting := p.cfg.Client, p.keys, 0
+	for _, w := range p.queue {
+		if w.wait && !w.done {
+			waiting++
+		}
+	}
+	serve(p, ctx, func(err error) *messages.PoolStatsResult { return &messages.PoolStatsResult{Err: err} },
+		func(c context.Context) (*messages.PoolStatsResult, error) {
+			s, err := runStats(c, cl, keys)
+			if err != nil {
+				return nil, p.wrap("stats", err)
+			}
+			s.Waiting = waiting
+			return &s, nil
+		})
+}
