@@ -81,7 +81,7 @@ func renewPeriod(ttl time.Duration) time.Duration {
 func (m *LockManager) dropLease(l *heldLease) {
 	delete(m.leases, l.id)
 	for _, r := range l.refreshes {
-		m.sys.Root.Send(r.sender, m.notHeld())
+		m.root.Send(r.sender, m.notHeld())
 	}
 	l.refreshes = nil
 	for _, k := range l.keys {
@@ -132,8 +132,7 @@ func (m *LockManager) releaseToken(req *messages.Acquire) {
 }
 
 func (m *LockManager) onRelease(d *releaseDone) {
-	m.busy--
-	defer m.maybeShutDown()
+	defer m.callDone()
 	res := &messages.ReleaseResult{}
 	switch {
 	case d.err != nil:
@@ -147,7 +146,7 @@ func (m *LockManager) onRelease(d *releaseDone) {
 		m.wakeKeys(d.keys)
 	}
 	if d.sender != nil {
-		m.sys.Root.Send(d.sender, res)
+		m.root.Send(d.sender, res)
 	}
 }
 
@@ -170,8 +169,7 @@ func (m *LockManager) notHeld() *messages.RefreshResult {
 }
 
 func (m *LockManager) onRefresh(d *refreshDone) {
-	m.busy--
-	defer m.maybeShutDown()
+	defer m.callDone()
 	var res *messages.RefreshResult
 	l := m.leases[d.id]
 	switch {
@@ -194,7 +192,7 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 		l.ttl = d.ttl
 		l.setExpiry(d.sentAt)
 	}
-	m.sys.Root.Send(d.sender, res)
+	m.root.Send(d.sender, res)
 	if l != nil && m.leases[l.id] == l {
 		m.nextRefresh(l)
 	}
@@ -232,8 +230,7 @@ func (m *LockManager) tick() {
 }
 
 func (m *LockManager) onRenew(d *renewDone) {
-	m.busy--
-	defer m.maybeShutDown()
+	defer m.callDone()
 	now := time.Now()
 	for _, r := range d.results {
 		l := m.leases[r.id]
@@ -290,8 +287,7 @@ func (m *LockManager) schedule() {
 	m.timerAt = next
 	d := time.Until(next)
 	if m.timer == nil {
-		self, sys := m.self, m.sys
-		m.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &leaseTick{}) })
+		m.timer = m.sendAfter(d, &leaseTick{})
 		return
 	}
 	m.timer.Reset(d)

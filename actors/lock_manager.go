@@ -64,12 +64,11 @@ const (
 // Redis calls run in goroutines that send their result back to the actor:
 // the mailbox never waits for Redis.
 type LockManager struct {
+	worker
 	id   string // this client's id in the turn queues
 	keys redisx.Keys
 	conn *actor.PID
 	log  *zap.Logger
-	self *actor.PID
-	sys  *actor.ActorSystem
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
@@ -92,10 +91,6 @@ type LockManager struct {
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
-
-	busy      int // Redis calls under way
-	closedErr error
-	shutdown  *actor.PID // who asked for Shutdown, answered when busy is 0
 }
 
 // dbKey is a lock key (its Redis name) on one DB.
@@ -183,7 +178,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 func (m *LockManager) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
-		m.self, m.sys = ctx.Self(), ctx.ActorSystem()
+		m.started(ctx)
 	case *messages.Acquire:
 		m.acquire(ctx, msg)
 	case *messages.Withdraw:
@@ -220,8 +215,7 @@ func (m *LockManager) Receive(ctx actor.Context) {
 			}
 		}
 	case *leaveDone:
-		m.busy--
-		m.maybeShutDown()
+		m.callDone()
 	case *releaseDone:
 		m.onRelease(msg)
 	case *refreshDone:
@@ -241,15 +235,9 @@ func (m *LockManager) Receive(ctx actor.Context) {
 }
 
 func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
-	if m.closedErr != nil {
-		ctx.Respond(&messages.ShutdownResult{})
+	if !m.beginShutdown(ctx, s, errors.New("xsync: lock manager shut down")) {
 		return
 	}
-	m.closedErr = s.Err
-	if m.closedErr == nil {
-		m.closedErr = errors.New("xsync: lock manager shut down")
-	}
-	m.shutdown = ctx.Sender()
 	for _, w := range m.waiters {
 		m.removeWaiter(w)
 		w.respond(m, &messages.AcquireResult{Err: m.closedErr})
@@ -279,16 +267,7 @@ func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})
 	}
 	m.channels = map[string]int{}
-	m.maybeShutDown()
-}
-
-// maybeShutDown answers Shutdown once no Redis call is under way.
-func (m *LockManager) maybeShutDown() {
-	if m.shutdown == nil || m.busy > 0 {
-		return
-	}
-	m.sys.Root.Send(m.shutdown, &messages.ShutdownResult{})
-	m.shutdown = nil
+	m.maybeFinish()
 }
 
 func (m *LockManager) stopTimers() {

@@ -37,9 +37,7 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 		queue = "0"
 	}
 	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds()}
-	m.goRedis(func() any {
-		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
-		defer cancel()
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
 		if err != nil {
@@ -65,9 +63,7 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 
 func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
 	args := []any{m.id, m.keys.LockChannel(db)}
-	m.goRedis(func() any {
-		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
-		defer cancel()
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
 	})
@@ -86,9 +82,7 @@ func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []
 	}
 	all := append(slices.Clone(lockKeys), queueKeys...)
 	args := []any{token, m.keys.LockChannel(db), m.id, string(more)}
-	m.goRedis(func() any {
-		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
-		defer cancel()
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		n, err := releaseScript.Run(ctx, cl, all, args...).Int()
 		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
 	})
@@ -106,9 +100,7 @@ func (m *LockManager) nextRefresh(l *heldLease) {
 	cl, keys, token, id := l.client, l.lockKeys, l.token, l.id
 	// An answer after the expiry comes too late: the lease is lost then.
 	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
-	m.goRedis(func() any {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
+	m.goRedis(deadline, func(ctx context.Context) any {
 		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
 		n, err := refreshScript.Run(ctx, cl, keys, token, ttlMillis(r.ttl)).Int()
 		d.ok, d.err = n == 1, err
@@ -133,9 +125,7 @@ func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
 		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
 		deadline = minTime(deadline, l.expiresAt)
 	}
-	m.goRedis(func() any {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		defer cancel()
+	m.goRedis(deadline, func(ctx context.Context) any {
 		sentAt := time.Now()
 		pipe := cl.Pipeline()
 		cmds := make([]*redis.Cmd, len(items))
@@ -155,12 +145,4 @@ func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
 		}
 		return &renewDone{results: res}
 	})
-}
-
-// goRedis runs call, a Redis call, in a goroutine and sends its result to
-// the actor.
-func (m *LockManager) goRedis(call func() any) {
-	m.busy++
-	self, sys := m.self, m.sys
-	go func() { sys.Root.Send(self, call()) }()
 }

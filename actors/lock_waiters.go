@@ -150,8 +150,7 @@ func (m *LockManager) stopTimer(w *lockWaiter) {
 }
 
 func (m *LockManager) onAttempt(d *attemptDone) {
-	m.busy--
-	defer m.maybeShutDown()
+	defer m.callDone()
 	w := m.waiters[d.token]
 	if w == nil || w.gen != d.gen {
 		// Withdrawn (or failed by Shutdown) while the attempt was under way:
@@ -213,13 +212,12 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 
 func (m *LockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
 	m.stopTimer(w)
-	token, gen, self, sys := w.req.Token, w.gen, m.self, m.sys
-	w.timer = time.AfterFunc(d, func() { sys.Root.Send(self, &waiterTimer{token: token, gen: gen}) })
+	w.timer = m.sendAfter(d, &waiterTimer{token: w.req.Token, gen: w.gen})
 }
 
 func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
 	if w.sender != nil {
-		m.sys.Root.Send(w.sender, res)
+		m.root.Send(w.sender, res)
 	}
 }
 

@@ -78,6 +78,7 @@ type PoolConfig struct {
 // lost (the request is dropped before a new call finds it). A withdrawn
 // request that held others back has them tried again at once.
 type Pool struct {
+	worker
 	cfg  PoolConfig
 	keys poolKeys
 	log  *zap.Logger
@@ -97,11 +98,6 @@ type Pool struct {
 	timerAt  time.Time
 	timerGen uint64
 	backoff  time.Duration
-
-	pending    int // goroutines running a script call
-	closedErr  error
-	shutdownTo *actor.PID
-	finished   bool // Shutdown answered
 }
 
 type poolWaiter struct {
@@ -163,6 +159,8 @@ func NewPool(cfg PoolConfig) actor.Producer {
 // Receive implements actor.Actor.
 func (p *Pool) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		p.started(ctx)
 	case *messages.PoolTake:
 		p.onTake(ctx, m)
 	case *messages.PoolWithdraw:
@@ -195,11 +193,10 @@ func (p *Pool) Receive(ctx actor.Context) {
 	case *takeDone:
 		p.onTakeDone(ctx, m)
 	case *opDone:
-		p.pending--
 		if m.to != nil {
 			ctx.Send(m.to, m.answer)
 		}
-		p.maybeFinish(ctx)
+		p.callDone()
 	case *messages.Shutdown:
 		p.onShutdown(ctx, m)
 	case *actor.Stopping:
@@ -216,13 +213,8 @@ func (p *Pool) Receive(ctx actor.Context) {
 }
 
 func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
-	if p.closedErr != nil {
-		ctx.Respond(&messages.ShutdownResult{})
+	if !p.beginShutdown(ctx, m, p.cfg.Errors.Closed) {
 		return
-	}
-	p.closedErr = m.Err
-	if p.closedErr == nil {
-		p.closedErr = p.cfg.Errors.Closed
 	}
 	p.stopTimer()
 	var handBack []string
@@ -240,20 +232,8 @@ func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 		p.handBack(ctx, handBack) // before maybeFinish: Shutdown waits for it
 	}
 	if p.subscribed || p.subscribing {
-		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel, Subscriber: ctx.Self()})
+		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel, Subscriber: p.self})
 		p.subscribed = false
 	}
-	p.shutdownTo = ctx.Sender()
-	p.maybeFinish(ctx)
-}
-
-// maybeFinish answers Shutdown once no script call is under way.
-func (p *Pool) maybeFinish(ctx actor.Context) {
-	if p.closedErr == nil || p.finished || p.pending > 0 {
-		return
-	}
-	p.finished = true
-	if p.shutdownTo != nil {
-		ctx.Send(p.shutdownTo, &messages.ShutdownResult{})
-	}
+	p.maybeFinish()
 }

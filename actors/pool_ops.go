@@ -11,18 +11,6 @@ import (
 	"github.com/redisxsync/xsync/messages"
 )
 
-// goCall runs call in a goroutine and sends its result to the actor.
-func (p *Pool) goCall(ctx actor.Context, call func(context.Context) any) {
-	p.pending++
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), poolCallTimeout)
-		msg := call(c)
-		cancel()
-		root.Send(self, msg)
-	}()
-}
-
 // serve answers the request at hand with the result of call, run in a
 // goroutine. fail makes the answer for an error, the closed client's too.
 // call may read p's configuration, nothing else of p.
@@ -32,7 +20,7 @@ func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(cont
 		return
 	}
 	to := ctx.Sender()
-	p.goCall(ctx, func(c context.Context) any {
+	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) any {
 		r, err := call(c)
 		if err != nil {
 			return &opDone{to: to, answer: fail(err)}

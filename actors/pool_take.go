@@ -96,7 +96,7 @@ func (p *Pool) attempt(ctx actor.Context) {
 		// a failed try can be missed.
 		if !p.subscribing {
 			p.subscribing = true
-			ctx.Request(p.cfg.Conn, &messages.Subscribe{Channel: p.keys.channel, Subscriber: ctx.Self()})
+			ctx.Request(p.cfg.Conn, &messages.Subscribe{Channel: p.keys.channel, Subscriber: p.self})
 		}
 		return
 	}
@@ -130,7 +130,7 @@ func (p *Pool) attempt(ctx actor.Context) {
 	}
 	p.attempting = true
 	cl, keys := p.cfg.Client, p.keys
-	p.goCall(ctx, func(c context.Context) any {
+	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) any {
 		start := time.Now()
 		now, outs, err := runTake(c, cl, keys, allowance, reqs)
 		return &takeDone{batch: batch, start: start, now: now, outs: outs, err: err}
@@ -173,7 +173,7 @@ func (p *Pool) skip(ctx actor.Context, ws []*poolWaiter) {
 }
 
 func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
-	p.pending--
+	p.busy--
 	p.attempting = false
 	for _, w := range m.batch {
 		w.inFlight = false
@@ -224,7 +224,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack)
 	}
-	p.maybeFinish(ctx)
+	p.maybeFinish()
 	p.attempt(ctx)
 }
 
@@ -296,7 +296,7 @@ func (p *Pool) handBack(ctx actor.Context, tokens []string) {
 		return
 	}
 	cl, keys, log := p.cfg.Client, p.keys, p.log
-	p.goCall(ctx, func(c context.Context) any {
+	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) any {
 		n, err := runHandBack(c, cl, keys, tokens)
 		if err != nil {
 			log.Warn("pool hand-back failed", zap.Strings("tokens", tokens), zap.Error(err))
@@ -345,8 +345,7 @@ func (p *Pool) setTimer(ctx actor.Context, at time.Time) {
 		p.timer.Stop()
 	}
 	p.timerGen++
-	gen, self, root := p.timerGen, ctx.Self(), ctx.ActorSystem().Root
-	p.timer = time.AfterFunc(time.Until(at), func() { root.Send(self, &poolTick{gen: gen}) })
+	p.timer = p.sendAfter(time.Until(at), &poolTick{gen: p.timerGen})
 	p.timerAt = at
 }
 
