@@ -75,7 +75,7 @@ type LockManager struct {
 	// orphans are the waiters withdrawn during their attempt: what the
 	// attempt took is released when it answers.
 	orphans map[string]*lockWaiter
-	queues  map[dbKey]*waitQueue
+	queues  map[dbKey]*waitQueue[*lockWaiter]
 	leases  map[uint64]*heldLease
 	held    map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
@@ -161,7 +161,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			log:       log,
 			waiters:   map[string]*lockWaiter{},
 			orphans:   map[string]*lockWaiter{},
-			queues:    map[dbKey]*waitQueue{},
+			queues:    map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:    map[uint64]*heldLease{},
 			held:      map[dbKey]uint64{},
 			queued:    map[dbKey]bool{},

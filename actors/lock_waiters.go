@@ -29,6 +29,8 @@ type lockWaiter struct {
 	backoff time.Duration
 }
 
+func (w *lockWaiter) gone() bool { return w.removed }
+
 func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	if m.closedErr != nil {
 		ctx.Respond(&messages.AcquireResult{Err: m.closedErr})
@@ -64,10 +66,10 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	for _, k := range w.keys {
 		q := m.queues[k]
 		if q == nil {
-			q = &waitQueue{}
+			q = &waitQueue[*lockWaiter]{}
 			m.queues[k] = q
 		}
-		q.ws = append(q.ws, w)
+		q.push(w)
 	}
 	if m.subscribe(ctx, req.DB) {
 		m.consider(w)
@@ -240,7 +242,7 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 		if q.head() == w {
 			heads = append(heads, k.key)
 		}
-		if q.remove(w) {
+		if q.leave() {
 			delete(m.queues, k)
 			if m.queued[k] {
 				delete(m.queued, k)

@@ -83,12 +83,8 @@ type Pool struct {
 	keys poolKeys
 	log  *zap.Logger
 
-	queue   []*poolWaiter // arrival order; answered ones until pruned
+	queue   waitQueue[*poolWaiter] // arrival order; answered ones until compacted
 	byToken map[string]*poolWaiter
-	// answered counts the answered waiters still in queue. A withdrawal
-	// leaves its waiter there: dropping each at once made n cancellations
-	// cost O(n²).
-	answered int
 
 	subscribing, subscribed bool
 	attempting              bool // a take call is under way
@@ -119,6 +115,8 @@ type poolWaiter struct {
 	// token; a request dropped before then hands the token back.
 	unsure bool
 }
+
+func (w *poolWaiter) gone() bool { return w.done }
 
 // Messages the Pool sends itself.
 type (
@@ -202,12 +200,12 @@ func (p *Pool) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		p.stopTimer()
 		if p.closedErr == nil {
-			for _, w := range p.queue {
+			for _, w := range p.queue.ws {
 				if !w.done {
 					p.answer(ctx, w, &messages.PoolTakeResult{Err: p.cfg.Errors.Closed})
 				}
 			}
-			p.queue, p.answered = nil, 0
+			p.queue = waitQueue[*poolWaiter]{}
 		}
 	}
 }
@@ -218,7 +216,7 @@ func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 	}
 	p.stopTimer()
 	var handBack []string
-	for _, w := range p.queue {
+	for _, w := range p.queue.ws {
 		if !w.done {
 			// One in flight stays in its batch: a grant is handed back.
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: p.closedErr})
@@ -227,7 +225,7 @@ func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 			}
 		}
 	}
-	p.queue, p.answered = nil, 0
+	p.queue = waitQueue[*poolWaiter]{}
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack) // before maybeFinish: Shutdown waits for it
 	}

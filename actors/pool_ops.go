@@ -100,7 +100,7 @@ func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
 
 func (p *Pool) onStats(ctx actor.Context) {
 	cl, keys, waiting := p.cfg.Client, p.keys, 0
-	for _, w := range p.queue {
+	for _, w := range p.queue.ws {
 		if w.wait && !w.done {
 			waiting++
 		}

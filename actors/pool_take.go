@@ -30,7 +30,7 @@ func (p *Pool) onTake(ctx actor.Context, m *messages.PoolTake) {
 	}
 	// Untried: the next call tries it, with the waiters ahead of it only if
 	// something changed since they were tried.
-	p.queue = append(p.queue, w)
+	p.queue.push(w)
 	p.byToken[w.token] = w
 	p.attempt(ctx)
 }
@@ -50,9 +50,7 @@ func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
 	if !w.inFlight && w.unsure {
 		p.handBack(ctx, []string{w.token})
 	}
-	if p.answered*2 > len(p.queue) {
-		p.prune()
-	}
+	p.queue.trim()
 	if heldBack {
 		// The requests it held back were skipped, not tried: try them
 		// again now, or they would wait for the next change.
@@ -71,7 +69,7 @@ func (w *poolWaiter) holdsBack() bool {
 
 // wake tries the waiters again: something changed.
 func (p *Pool) wake(ctx actor.Context) {
-	if len(p.queue) == 0 {
+	if len(p.queue.ws) == 0 {
 		return
 	}
 	p.dirty = true
@@ -85,10 +83,10 @@ func (p *Pool) attempt(ctx actor.Context) {
 	if p.closedErr != nil || p.attempting {
 		return
 	}
-	if p.answered > 0 {
-		p.prune() // no answered request goes into a batch
+	if p.queue.gone > 0 {
+		p.queue.compact() // no answered request goes into a batch
 	}
-	if len(p.queue) == 0 {
+	if len(p.queue.ws) == 0 {
 		return
 	}
 	if !p.subscribed {
@@ -100,29 +98,29 @@ func (p *Pool) attempt(ctx actor.Context) {
 		}
 		return
 	}
-	first := slices.IndexFunc(p.queue, func(w *poolWaiter) bool { return !w.tried })
+	first := slices.IndexFunc(p.queue.ws, func(w *poolWaiter) bool { return !w.tried })
 	if !p.dirty {
 		if first < 0 {
 			return // everyone tried since the last change
 		}
 		// An older waiter whose time has come (its timer is about to
 		// fire) goes before the new ones: a new round.
-		p.dirty = p.due(p.queue[:first])
+		p.dirty = p.due(p.queue.ws[:first])
 	}
 	if p.dirty {
 		p.dirty = false
-		for _, w := range p.queue {
+		for _, w := range p.queue.ws {
 			w.tried = false
 		}
 		first = 0
 	}
-	allowance := p.allowance(p.queue[:first])
+	allowance := p.allowance(p.queue.ws[:first])
 	if allowance == 0 {
 		// A waiter ahead holds the rest back: the call would skip them.
-		p.skip(ctx, p.queue[first:])
+		p.skip(ctx, p.queue.ws[first:])
 		return
 	}
-	batch := slices.Clone(p.queue[first:min(len(p.queue), first+poolMaxBatch)])
+	batch := slices.Clone(p.queue.ws[first:min(len(p.queue.ws), first+poolMaxBatch)])
 	reqs := make([]takeRequest, len(batch))
 	for i, w := range batch {
 		w.inFlight, w.tried = true, true
@@ -169,7 +167,7 @@ func (p *Pool) skip(ctx actor.Context, ws []*poolWaiter) {
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
 		}
 	}
-	p.prune()
+	p.queue.compact()
 }
 
 func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
@@ -220,7 +218,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 		p.spendBudgets()
 		p.resetTimer(ctx)
 	}
-	p.prune()
+	p.queue.compact()
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack)
 	}
@@ -232,8 +230,8 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 // served one for each request behind it that the last call served.
 func (p *Pool) spendBudgets() {
 	servedBehind := 0
-	for i := len(p.queue) - 1; i >= 0; i-- {
-		w := p.queue[i]
+	for i := len(p.queue.ws) - 1; i >= 0; i-- {
+		w := p.queue.ws[i]
 		if w.granted {
 			w.granted = false
 			servedBehind++
@@ -249,7 +247,7 @@ func (p *Pool) spendBudgets() {
 // or stops it when there is none (the waiters wait for a Put).
 func (p *Pool) resetTimer(ctx actor.Context) {
 	var at time.Time
-	for _, w := range p.queue {
+	for _, w := range p.queue.ws {
 		if !w.done && w.wait && w.short && (at.IsZero() || w.deadline.Before(at)) {
 			at = w.deadline
 		}
@@ -309,24 +307,11 @@ func (p *Pool) handBack(ctx actor.Context, tokens []string) {
 
 func (p *Pool) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeResult) {
 	w.done = true
-	p.answered++
+	p.queue.left()
 	delete(p.byToken, w.token)
 	if w.sender != nil {
 		ctx.Send(w.sender, res)
 	}
-}
-
-// prune drops the answered requests from the queue.
-func (p *Pool) prune() {
-	q := p.queue[:0]
-	for _, w := range p.queue {
-		if !w.done {
-			q = append(q, w)
-		}
-	}
-	clear(p.queue[len(q):])
-	p.queue = q
-	p.answered = 0
 }
 
 func (p *Pool) notAvailable(w *poolWaiter) error {
@@ -367,12 +352,12 @@ func (p *Pool) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 		// the next one subscribes again.
 		err := fmt.Errorf("xsync: pool %q: subscribe: %w", p.cfg.Name, m.Err)
 		p.log.Warn("pool subscribe failed", zap.Error(m.Err))
-		for _, w := range p.queue {
+		for _, w := range p.queue.ws {
 			if !w.done {
 				p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
 			}
 		}
-		p.prune()
+		p.queue.compact()
 		return
 	}
 	p.subscribed = true
