@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -74,7 +75,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	first := redis.NewClient(base)
 	if err := redisx.Ping(context.Background(), first); err != nil {
 		_ = first.Close()
-		return nil, fmt.Errorf("xsync: connect: %w", err)
+		return nil, xerr.Redis("connect", err)
 	}
 
 	c := &Client{

@@ -141,8 +141,8 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			case !ok:
 				return nil, fmt.Errorf("xsync: lock: unexpected answer %T", msg)
 			case r.Err != nil:
-				return nil, opErr("lock", r.Err)
-			case r.NotObtained || r.Lease == nil:
+				return nil, r.Err
+			case r.Lease == nil:
 				return nil, ErrNotObtained
 			}
 			l := &Lease{sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
@@ -266,33 +266,14 @@ func (l *Lease) Release(ctx context.Context) error {
 // call asks the lock manager to refresh or release the lease.
 func (l *Lease) call(ctx context.Context, op string, msg any) error {
 	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
-		var err error
-		var notHeld bool
 		switch r := answer.(type) {
 		case *messages.RefreshResult:
-			err, notHeld = r.Err, r.NotHeld
+			return struct{}{}, r.Err
 		case *messages.ReleaseResult:
-			err, notHeld = r.Err, r.NotHeld
-		default:
-			return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
+			return struct{}{}, r.Err
 		}
-		switch {
-		case err != nil:
-			return struct{}{}, opErr(op, err)
-		case notHeld:
-			return struct{}{}, ErrLockNotHeld
-		}
-		return struct{}{}, nil
+		return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
 	}, nil)
 	_, err := f.Wait(ctx)
 	return err
-}
-
-// opErr wraps an error of the lock manager: ErrClosed as it is, anything
-// else (a Redis error) with the operation's name.
-func opErr(op string, err error) error {
-	if errors.Is(err, ErrClosed) {
-		return ErrClosed
-	}
-	return fmt.Errorf("xsync: %s: %w", op, err)
 }

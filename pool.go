@@ -193,12 +193,6 @@ func (p *Pool) actor() (*actor.PID, error) {
 		Client: cl,
 		Conn:   p.c.conn,
 		Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
-		Errors: actors.PoolErrors{
-			NotAvailable: ErrNotAvailable,
-			NotFound:     ErrNotFound,
-			Corrupt:      ErrCorrupt,
-			Closed:       ErrClosed,
-		},
 	})))
 	if err != nil {
 		return nil, err

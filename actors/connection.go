@@ -9,13 +9,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
 
 // errConnectionClosed answers requests that reach a connection actor after
 // its Shutdown when the Shutdown carried no error of its own.
-var errConnectionClosed = errors.New("xsync: connection closed")
+var errConnectionClosed = xerr.ErrClosed
 
 // Connection is the actor that owns the Redis connections of one client:
 // a go-redis client per DB (created on first use, then cached), for xsync's

@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -111,7 +112,7 @@ func (m *LockManager) release(ctx actor.Context, id uint64) {
 			if m.closedErr != nil {
 				ctx.Respond(&messages.ReleaseResult{Err: m.closedErr})
 			} else {
-				ctx.Respond(&messages.ReleaseResult{NotHeld: true})
+				ctx.Respond(&messages.ReleaseResult{Err: xerr.ErrLockNotHeld})
 			}
 		}
 		return
@@ -136,11 +137,11 @@ func (m *LockManager) onRelease(d *releaseDone) {
 	res := &messages.ReleaseResult{}
 	switch {
 	case d.err != nil:
-		res.Err = d.err
+		res.Err = xerr.Redis("release", d.err)
 	case d.freed < len(d.keys):
-		res.NotHeld = true
+		res.Err = xerr.ErrLockNotHeld
 	}
-	if res.Err != nil || res.NotHeld {
+	if res.Err != nil {
 		// Some keys were not published as freed: whatever holds them now,
 		// this client's waiters must look for themselves.
 		m.wakeKeys(d.keys)
@@ -165,7 +166,7 @@ func (m *LockManager) notHeld() *messages.RefreshResult {
 	if m.closedErr != nil {
 		return &messages.RefreshResult{Err: m.closedErr}
 	}
-	return &messages.RefreshResult{NotHeld: true}
+	return &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
 }
 
 func (m *LockManager) onRefresh(d *refreshDone) {
@@ -178,13 +179,13 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 		res = m.notHeld()
 	case d.err != nil && !time.Now().Before(l.expiresAt):
 		// It ended at the expiry (its deadline) without an answer.
-		res = &messages.RefreshResult{NotHeld: true}
+		res = &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
 		m.lose(l, true)
 	case d.err != nil:
-		res = &messages.RefreshResult{Err: d.err}
+		res = &messages.RefreshResult{Err: xerr.Redis("refresh", d.err)}
 		l.refreshing, l.unsure = false, true
 	case !d.ok:
-		res = &messages.RefreshResult{NotHeld: true}
+		res = &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
 		m.lose(l, true)
 	default:
 		res = &messages.RefreshResult{}

@@ -1,13 +1,13 @@
 package actors
 
 import (
-	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -235,7 +235,7 @@ func (m *LockManager) Receive(ctx actor.Context) {
 }
 
 func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
-	if !m.beginShutdown(ctx, s, errors.New("xsync: lock manager shut down")) {
+	if !m.beginShutdown(ctx, s, xerr.ErrClosed) {
 		return
 	}
 	for _, w := range m.waiters {

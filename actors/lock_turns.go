@@ -1,13 +1,13 @@
 package actors
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -48,7 +48,7 @@ func (m *LockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResul
 		for _, w := range m.waiters {
 			if w.req.DB == db && !w.req.Try {
 				m.removeWaiter(w)
-				w.respond(m, &messages.AcquireResult{Err: fmt.Errorf("subscribe: %w", r.Err)})
+				w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock: subscribe", r.Err)})
 			}
 		}
 	} else {

@@ -1,12 +1,13 @@
 package actors
 
 import (
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -37,7 +38,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 		return
 	}
 	if _, dup := m.waiters[req.Token]; dup {
-		ctx.Respond(&messages.AcquireResult{Err: errors.New("token in use")})
+		ctx.Respond(&messages.AcquireResult{Err: fmt.Errorf("xsync: lock: token %q in use", req.Token)})
 		return
 	}
 	m.clients[req.DB] = req.Client
@@ -54,7 +55,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 		// lease of this client has is not obtained, without asking Redis.
 		for _, k := range w.keys {
 			if m.queues[k] != nil || m.held[k] != 0 {
-				ctx.Respond(&messages.AcquireResult{NotObtained: true})
+				ctx.Respond(&messages.AcquireResult{Err: xerr.ErrNotObtained})
 				return
 			}
 		}
@@ -183,10 +184,10 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	case w.req.Try && d.err != nil:
 		m.removeWaiter(w)
 		m.releaseToken(w.req) // the call may have taken the keys
-		w.respond(m, &messages.AcquireResult{Err: d.err})
+		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
 	case w.req.Try:
 		m.removeWaiter(w)
-		w.respond(m, &messages.AcquireResult{NotObtained: true})
+		w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
 	case d.err != nil:
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
 		w.unsure = true
@@ -295,5 +296,5 @@ func (m *LockManager) withdraw(token string) {
 		return // granted already: the future hands the lease back
 	}
 	m.removeWaiter(w)
-	w.respond(m, &messages.AcquireResult{NotObtained: true})
+	w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -26,15 +27,6 @@ const (
 // PoolConfig.MaxBypass is not set: see Pool.
 const DefaultMaxBypass = 16
 
-// PoolErrors are the errors a Pool actor answers with. The facade gives its
-// sentinels, so that callers match the answers with errors.Is.
-type PoolErrors struct {
-	NotAvailable error // a take that cannot be served
-	NotFound     error // Get or Cooldown of an id the pool does not hold
-	Corrupt      error // a record that does not decode, a key of another type
-	Closed       error // requests after a Stop without Shutdown
-}
-
 // PoolConfig configures a Pool actor.
 type PoolConfig struct {
 	Name   string
@@ -43,7 +35,6 @@ type PoolConfig struct {
 	Client redis.Scripter // DB's client for scripts (go-redis retries off)
 	Conn   *actor.PID     // the connection actor, for pub/sub
 	Log    *zap.Logger
-	Errors PoolErrors
 	// MaxBypass is how many later requests may be served before a waiting
 	// request that cannot be served yet, before it holds them back. 0 means
 	// DefaultMaxBypass; negative means strict FIFO (no bypass at all).
@@ -202,7 +193,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 		if p.closedErr == nil {
 			for _, w := range p.queue.ws {
 				if !w.done {
-					p.answer(ctx, w, &messages.PoolTakeResult{Err: p.cfg.Errors.Closed})
+					p.answer(ctx, w, &messages.PoolTakeResult{Err: xerr.ErrClosed})
 				}
 			}
 			p.queue = waitQueue[*poolWaiter]{}
@@ -211,7 +202,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 }
 
 func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
-	if !p.beginShutdown(ctx, m, p.cfg.Errors.Closed) {
+	if !p.beginShutdown(ctx, m, xerr.ErrClosed) {
 		return
 	}
 	p.stopTimer()

@@ -3,11 +3,11 @@ package actors
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -29,15 +29,13 @@ func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(cont
 	})
 }
 
+// wrap classifies err, the failure of the Redis call of op.
 func (p *Pool) wrap(op string, err error) error {
-	if strings.HasPrefix(err.Error(), "WRONGTYPE") {
-		return fmt.Errorf("%w: pool %q: %s: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, op, err)
-	}
-	return fmt.Errorf("xsync: pool %q: %s: %w", p.cfg.Name, op, err)
+	return xerr.Redis(fmt.Sprintf("pool %q: %s", p.cfg.Name, op), err)
 }
 
 func (p *Pool) notFound(id string) error {
-	return fmt.Errorf("%w: pool %q: container %q", p.cfg.Errors.NotFound, p.cfg.Name, id)
+	return fmt.Errorf("%w: pool %q: container %q", xerr.ErrNotFound, p.cfg.Name, id)
 }
 
 func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {

@@ -2,14 +2,15 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -44,7 +45,7 @@ func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
 	// batch's allowance reached 0 on it.
 	heldBack := w.holdsBack() && w.budget == 0
 	timed := w.wait && w.short && p.timer != nil && w.deadline.Equal(p.timerAt)
-	p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: withdrawn", p.cfg.Errors.NotAvailable, p.cfg.Name)})
+	p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: withdrawn", xerr.ErrNotAvailable, p.cfg.Name)})
 	// A request in flight stays in its batch: if it is served, the result
 	// is handed back.
 	if !w.inFlight && w.unsure {
@@ -194,7 +195,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 					// A resent request whose grant lost containers to a
 					// Remove meanwhile: never hand out fewer than asked.
 					handBack = append(handBack, w.token)
-					p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: granted containers were removed", p.cfg.Errors.NotAvailable, p.cfg.Name)})
+					p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: granted containers were removed", xerr.ErrNotAvailable, p.cfg.Name)})
 				default:
 					p.answer(ctx, w, &messages.PoolTakeResult{Containers: o.containers})
 				}
@@ -264,11 +265,8 @@ func (p *Pool) resetTimer(ctx actor.Context) {
 // tokens: a grant the lost answer held is found by its record. One-shot
 // requests fail; whatever they may have been granted is handed back.
 func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
-	wrongType := strings.HasPrefix(m.err.Error(), "WRONGTYPE")
-	err := fmt.Errorf("xsync: pool %q: take: %w", p.cfg.Name, m.err)
-	if wrongType {
-		err = fmt.Errorf("%w: pool %q: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, m.err)
-	}
+	err := p.wrap("take", m.err)
+	wrongType := errors.Is(err, xerr.ErrCorrupt)
 	p.log.Warn("pool take failed", zap.Error(m.err))
 	p.backoff = min(max(2*p.backoff, poolRetryMin), poolRetryMax)
 	for _, w := range m.batch {
@@ -315,11 +313,11 @@ func (p *Pool) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeRe
 }
 
 func (p *Pool) notAvailable(w *poolWaiter) error {
-	return fmt.Errorf("%w: pool %q: %d container(s)", p.cfg.Errors.NotAvailable, p.cfg.Name, w.n)
+	return fmt.Errorf("%w: pool %q: %d container(s)", xerr.ErrNotAvailable, p.cfg.Name, w.n)
 }
 
 func (p *Pool) corrupt(id string) error {
-	return fmt.Errorf("%w: pool %q: container %q: record does not decode", p.cfg.Errors.Corrupt, p.cfg.Name, id)
+	return fmt.Errorf("%w: pool %q: container %q: record does not decode", xerr.ErrCorrupt, p.cfg.Name, id)
 }
 
 func (p *Pool) setTimer(ctx actor.Context, at time.Time) {
@@ -350,7 +348,7 @@ func (p *Pool) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 	if m.Err != nil {
 		// Waiting without the channel could miss a Put: fail the requests;
 		// the next one subscribes again.
-		err := fmt.Errorf("xsync: pool %q: subscribe: %w", p.cfg.Name, m.Err)
+		err := p.wrap("subscribe", m.Err)
 		p.log.Warn("pool subscribe failed", zap.Error(m.Err))
 		for _, w := range p.queue.ws {
 			if !w.done {

@@ -29,12 +29,12 @@ type Acquire struct {
 	Try bool
 }
 
-// AcquireResult answers Acquire: a Lease, or NotObtained (a try that found a
-// key taken, or a withdrawn request), or Err.
+// AcquireResult answers Acquire: a Lease, or Err. Err matches
+// xsync.ErrNotObtained for a try that found a key taken and for a withdrawn
+// request.
 type AcquireResult struct {
-	Lease       *LeaseGrant
-	NotObtained bool
-	Err         error
+	Lease *LeaseGrant
+	Err   error
 }
 
 // LeaseGrant describes a granted lease.
@@ -62,11 +62,11 @@ type ReleaseLease struct {
 	ID uint64
 }
 
-// ReleaseResult answers ReleaseLease. NotHeld means the lease was lost
-// (expired, deleted or taken over) before the release, in whole or in part.
+// ReleaseResult answers ReleaseLease. Err matches xsync.ErrLockNotHeld
+// when the lease was lost (expired, deleted or taken over) before the
+// release, in whole or in part.
 type ReleaseResult struct {
-	NotHeld bool
-	Err     error
+	Err error
 }
 
 // RefreshLease asks the lock manager to extend a lease to TTL from now. The
@@ -76,10 +76,10 @@ type RefreshLease struct {
 	TTL time.Duration
 }
 
-// RefreshResult answers RefreshLease. NotHeld means the lease is lost.
+// RefreshResult answers RefreshLease. Err matches xsync.ErrLockNotHeld
+// when the lease is lost.
 type RefreshResult struct {
-	NotHeld bool
-	Err     error
+	Err error
 }
 
 // LockStats asks the lock manager what it holds, for diagnostics and tests.
