@@ -15,8 +15,8 @@ func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err e
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	f := request(ctx, c.sys, mgr, &messages.LockStats{}, nil, func(msg any) (*messages.LockStatsResult, error) {
-		r, ok := msg.(*messages.LockStatsResult)
+	f := request(ctx, c.sys, mgr, &messages.ReadLockStats{}, nil, func(msg any) (*messages.ReadLockStatsResult, error) {
+		r, ok := msg.(*messages.ReadLockStatsResult)
 		if !ok {
 			return nil, fmt.Errorf("unexpected answer %T", msg)
 		}

@@ -153,7 +153,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			return l, nil
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
-			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.Withdraw{Token: req.Token}) }
+			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.WithdrawAcquire{Token: req.Token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
 					c.sys.Root.Send(mgr, &messages.ReleaseLease{ID: l.id})
@@ -267,9 +267,9 @@ func (l *Lease) Release(ctx context.Context) error {
 func (l *Lease) call(ctx context.Context, op string, msg any) error {
 	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
 		switch r := answer.(type) {
-		case *messages.RefreshResult:
+		case *messages.RefreshLeaseResult:
 			return struct{}{}, r.Err
-		case *messages.ReleaseResult:
+		case *messages.ReleaseLeaseResult:
 			return struct{}{}, r.Err
 		}
 		return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)

@@ -308,7 +308,7 @@ func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
-	return call(ctx, p, &messages.PoolStats{}, func(r *messages.PoolStatsResult) (PoolStats, error) {
+	return call(ctx, p, &messages.PoolReadStats{}, func(r *messages.PoolReadStatsResult) (PoolStats, error) {
 		return PoolStats{
 			At:          r.At,
 			Total:       r.Total,
@@ -373,7 +373,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bo
 	}
 	return request(ctx, sys, pid, msg, ErrNotAvailable, convert, func(f *Future[T], _ *actor.PID) {
 		// Both run in the caller's goroutine or a future's: a Send never blocks.
-		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdraw{Token: token}) }
+		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdrawTake{Token: token}) }
 		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
 	})
 }

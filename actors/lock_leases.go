@@ -110,9 +110,9 @@ func (m *LockManager) release(ctx actor.Context, id uint64) {
 	if l == nil {
 		if ctx.Sender() != nil {
 			if m.closedErr != nil {
-				ctx.Respond(&messages.ReleaseResult{Err: m.closedErr})
+				ctx.Respond(&messages.ReleaseLeaseResult{Err: m.closedErr})
 			} else {
-				ctx.Respond(&messages.ReleaseResult{Err: xerr.ErrLockNotHeld})
+				ctx.Respond(&messages.ReleaseLeaseResult{Err: xerr.ErrLockNotHeld})
 			}
 		}
 		return
@@ -134,7 +134,7 @@ func (m *LockManager) releaseToken(req *messages.Acquire) {
 
 func (m *LockManager) onRelease(d *releaseDone) {
 	defer m.callDone()
-	res := &messages.ReleaseResult{}
+	res := &messages.ReleaseLeaseResult{}
 	switch {
 	case d.err != nil:
 		res.Err = xerr.Redis("release", d.err)
@@ -162,16 +162,16 @@ func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
 }
 
 // notHeld answers a Refresh of a lease this client no longer holds.
-func (m *LockManager) notHeld() *messages.RefreshResult {
+func (m *LockManager) notHeld() *messages.RefreshLeaseResult {
 	if m.closedErr != nil {
-		return &messages.RefreshResult{Err: m.closedErr}
+		return &messages.RefreshLeaseResult{Err: m.closedErr}
 	}
-	return &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
+	return &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
 }
 
 func (m *LockManager) onRefresh(d *refreshDone) {
 	defer m.callDone()
-	var res *messages.RefreshResult
+	var res *messages.RefreshLeaseResult
 	l := m.leases[d.id]
 	switch {
 	case l == nil:
@@ -179,16 +179,16 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 		res = m.notHeld()
 	case d.err != nil && !time.Now().Before(l.expiresAt):
 		// It ended at the expiry (its deadline) without an answer.
-		res = &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
+		res = &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
 		m.lose(l, true)
 	case d.err != nil:
-		res = &messages.RefreshResult{Err: xerr.Redis("refresh", d.err)}
+		res = &messages.RefreshLeaseResult{Err: xerr.Redis("refresh", d.err)}
 		l.refreshing, l.unsure = false, true
 	case !d.ok:
-		res = &messages.RefreshResult{Err: xerr.ErrLockNotHeld}
+		res = &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
 		m.lose(l, true)
 	default:
-		res = &messages.RefreshResult{}
+		res = &messages.RefreshLeaseResult{}
 		l.refreshing, l.unsure = false, false
 		l.ttl = d.ttl
 		l.setExpiry(d.sentAt)

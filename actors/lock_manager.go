@@ -181,18 +181,18 @@ func (m *LockManager) Receive(ctx actor.Context) {
 		m.started(ctx)
 	case *messages.Acquire:
 		m.acquire(ctx, msg)
-	case *messages.Withdraw:
+	case *messages.WithdrawAcquire:
 		m.withdraw(msg.Token)
 	case *messages.ReleaseLease:
 		m.release(ctx, msg.ID)
 	case *messages.RefreshLease:
 		m.refresh(ctx, msg)
-	case *messages.LockStats:
+	case *messages.ReadLockStats:
 		busy := m.busy + len(m.subQueue)
 		if m.subFlight >= 0 {
 			busy++
 		}
-		ctx.Respond(&messages.LockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
+		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
 	case *messages.SubscribeResult:
 		m.onSubscribed(ctx, msg)
 	case *messages.Published:

@@ -152,7 +152,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 		p.started(ctx)
 	case *messages.PoolTake:
 		p.onTake(ctx, m)
-	case *messages.PoolWithdraw:
+	case *messages.PoolWithdrawTake:
 		p.onWithdraw(ctx, m)
 	case *messages.PoolHandBack:
 		p.handBack(ctx, []string{m.Token})
@@ -164,7 +164,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 		p.onRemove(ctx, m)
 	case *messages.PoolCooldown:
 		p.onCooldown(ctx, m)
-	case *messages.PoolStats:
+	case *messages.PoolReadStats:
 		p.onStats(ctx)
 	case *messages.SubscribeResult:
 		p.onSubscribed(ctx, m)

@@ -103,8 +103,8 @@ func (p *Pool) onStats(ctx actor.Context) {
 			waiting++
 		}
 	}
-	serve(p, ctx, func(err error) *messages.PoolStatsResult { return &messages.PoolStatsResult{Err: err} },
-		func(c context.Context) (*messages.PoolStatsResult, error) {
+	serve(p, ctx, func(err error) *messages.PoolReadStatsResult { return &messages.PoolReadStatsResult{Err: err} },
+		func(c context.Context) (*messages.PoolReadStatsResult, error) {
 			s, err := runStats(c, cl, keys)
 			if err != nil {
 				return nil, p.wrap("stats", err)

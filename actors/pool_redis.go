@@ -307,15 +307,15 @@ func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, 
 	return res[1], nil
 }
 
-func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolStatsResult, error) {
+func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolReadStatsResult, error) {
 	res, err := Scripts.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
 	if err != nil {
-		return messages.PoolStatsResult{}, err
+		return messages.PoolReadStatsResult{}, err
 	}
 	if len(res) != 5 {
-		return messages.PoolStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
+		return messages.PoolReadStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
 	}
-	s := messages.PoolStatsResult{
+	s := messages.PoolReadStatsResult{
 		At:      time.UnixMicro(res[0]),
 		Total:   int(res[1]),
 		Ready:   int(res[2]),

@@ -36,7 +36,7 @@ func (p *Pool) onTake(ctx actor.Context, m *messages.PoolTake) {
 	p.attempt(ctx)
 }
 
-func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdraw) {
+func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdrawTake) {
 	w := p.byToken[m.Token]
 	if w == nil {
 		return // answered already
