@@ -71,7 +71,6 @@ func newClient(label string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
-	routeGoRedisLogs(opts.Logger)
 	first := redis.NewClient(base)
 	if err := redisx.Ping(context.Background(), first); err != nil {
 		_ = first.Close()

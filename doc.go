@@ -40,5 +40,8 @@
 // # Logging
 //
 // xsync prints nothing. Its log lines, and those of the actor system it
-// starts, go to Options.Logger (a no-op logger by default).
+// starts, go to Options.Logger (a no-op logger by default). go-redis logs
+// through a process-wide logger of its own, which xsync leaves alone:
+// RouteGoRedisLogs sends those lines to a zap logger too, when the program
+// asks.
 package xsync
