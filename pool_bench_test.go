@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -79,10 +78,10 @@ func concurrently(b *testing.B, g int, op func(i int) error) {
 // "bench" straight with EVALSHA, a new token each time: what one take costs
 // Redis, without the pool actor.
 func rawTake(raw *redis.Client, keys redisx.Keys) func(int) error {
-	take := actors.Scripts.Get("pool_take")
+	take := xsync.Scripts.Get("pool_take")
 	var tokens atomic.Int64
 	return func(int) error {
-		k, args := actors.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
+		k, args := xsync.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
 		return take.Run(context.Background(), raw, k, args...).Err()
 	}
 }
@@ -224,8 +223,8 @@ func BenchmarkPoolMemory(b *testing.B) {
 				data = m
 			}
 		}
-		k, args := actors.PoolTakeArgs(keys, "bench", "mem", 1, false)
-		if err := actors.Scripts.Get("pool_take").Run(ctx, raw, k, args...).Err(); err != nil {
+		k, args := xsync.PoolTakeArgs(keys, "bench", "mem", 1, false)
+		if err := xsync.Scripts.Get("pool_take").Run(ctx, raw, k, args...).Err(); err != nil {
 			b.Fatal(err)
 		}
 		grant, err := raw.MemoryUsage(ctx, keys.Pool("bench", "grant:mem"), 0).Result()

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -1087,8 +1086,8 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	db := rawDB(t, 0)
 	keys := redisx.Keys{Prefix: prefix}
 	take := func(token string) []any {
-		k, args := actors.PoolTakeArgs(keys, "accounts", token, 2, false)
-		res, err := actors.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
+		k, args := xsync.PoolTakeArgs(keys, "accounts", token, 2, false)
+		res, err := xsync.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1107,7 +1106,7 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	}
 
 	hand := func(token string) int64 {
-		n, err := actors.Scripts.Get("pool_handback").Run(ctx, db,
+		n, err := xsync.Scripts.Get("pool_handback").Run(ctx, db,
 			[]string{keys.Pool("accounts", "ready"), keys.Pool("accounts", "meta"), keys.Pool("accounts", "grant:"+token)},
 			keys.PoolChannel(0), "accounts").Int64()
 		if err != nil {

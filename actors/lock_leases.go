@@ -42,7 +42,7 @@ type pendingRefresh struct {
 	sender *actor.PID
 }
 
-func (m *LockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
+func (m *lockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
 	m.seq++
 	l := &heldLease{
 		id:        m.seq,
@@ -79,7 +79,7 @@ func renewPeriod(ttl time.Duration) time.Duration {
 
 // dropLease forgets l: its keys are no longer held by this client. The
 // Refreshes that wait are answered.
-func (m *LockManager) dropLease(l *heldLease) {
+func (m *lockManager) dropLease(l *heldLease) {
 	delete(m.leases, l.id)
 	for _, r := range l.refreshes {
 		m.root.Send(r.sender, m.notHeld())
@@ -94,7 +94,7 @@ func (m *LockManager) dropLease(l *heldLease) {
 
 // lose marks l lost: Lost is closed, the keys it may still hold are
 // released, and the waiters of its keys are woken once that is done.
-func (m *LockManager) lose(l *heldLease, release bool) {
+func (m *lockManager) lose(l *heldLease, release bool) {
 	m.log.Info("lease lost", zap.Strings("keys", l.lockKeys))
 	m.dropLease(l)
 	close(l.lost)
@@ -105,7 +105,7 @@ func (m *LockManager) lose(l *heldLease, release bool) {
 	}
 }
 
-func (m *LockManager) release(ctx actor.Context, id uint64) {
+func (m *lockManager) release(ctx actor.Context, id uint64) {
 	l := m.leases[id]
 	if l == nil {
 		if ctx.Sender() != nil {
@@ -124,7 +124,7 @@ func (m *LockManager) release(ctx actor.Context, id uint64) {
 	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, ctx.Sender())
 }
 
-func (m *LockManager) releaseToken(req *messages.Acquire) {
+func (m *lockManager) releaseToken(req *messages.Acquire) {
 	keys := make([]dbKey, len(req.Keys))
 	for i, k := range req.Keys {
 		keys[i] = dbKey{req.DB, k}
@@ -132,7 +132,7 @@ func (m *LockManager) releaseToken(req *messages.Acquire) {
 	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, req.QueueKeys, nil)
 }
 
-func (m *LockManager) onRelease(d *releaseDone) {
+func (m *lockManager) onRelease(d *releaseDone) {
 	defer m.callDone()
 	res := &messages.ReleaseLeaseResult{}
 	switch {
@@ -151,7 +151,7 @@ func (m *LockManager) onRelease(d *releaseDone) {
 	}
 }
 
-func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
+func (m *lockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
 	l := m.leases[r.ID]
 	if l == nil {
 		ctx.Respond(m.notHeld())
@@ -162,14 +162,14 @@ func (m *LockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
 }
 
 // notHeld answers a Refresh of a lease this client no longer holds.
-func (m *LockManager) notHeld() *messages.RefreshLeaseResult {
+func (m *lockManager) notHeld() *messages.RefreshLeaseResult {
 	if m.closedErr != nil {
 		return &messages.RefreshLeaseResult{Err: m.closedErr}
 	}
 	return &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
 }
 
-func (m *LockManager) onRefresh(d *refreshDone) {
+func (m *lockManager) onRefresh(d *refreshDone) {
 	defer m.callDone()
 	var res *messages.RefreshLeaseResult
 	l := m.leases[d.id]
@@ -202,7 +202,7 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 
 // tick renews the leases that are due (and those due soon, so that they
 // share the pipeline), and drops the leases that ran out.
-func (m *LockManager) tick() {
+func (m *lockManager) tick() {
 	if m.closedErr != nil {
 		return
 	}
@@ -230,7 +230,7 @@ func (m *LockManager) tick() {
 	m.schedule()
 }
 
-func (m *LockManager) onRenew(d *renewDone) {
+func (m *lockManager) onRenew(d *renewDone) {
 	defer m.callDone()
 	now := time.Now()
 	for _, r := range d.results {
@@ -261,7 +261,7 @@ func (m *LockManager) onRenew(d *renewDone) {
 }
 
 // schedule sets the lease timer to the earliest renewal or expiry.
-func (m *LockManager) schedule() {
+func (m *lockManager) schedule() {
 	if m.closedErr != nil {
 		return
 	}

@@ -35,7 +35,7 @@ const (
 	lockTurnGrace = 100 * time.Millisecond
 )
 
-// LockManager is the actor that owns the locks of one client: the waiters,
+// lockManager is the actor that owns the locks of one client: the waiters,
 // FIFO per key, and the leases the client holds.
 //
 // Waiting costs no Redis command while nothing changes. The manager
@@ -63,7 +63,7 @@ const (
 //
 // Redis calls run in goroutines that send their result back to the actor:
 // the mailbox never waits for Redis.
-type LockManager struct {
+type lockManager struct {
 	worker
 	id   string // this client's id in the turn queues
 	keys redisx.Keys
@@ -154,7 +154,7 @@ type (
 // serves the pub/sub subscriptions.
 func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
-		return &LockManager{
+		return &lockManager{
 			id:        id,
 			keys:      keys,
 			conn:      conn,
@@ -175,7 +175,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 }
 
 // Receive implements actor.Actor.
-func (m *LockManager) Receive(ctx actor.Context) {
+func (m *lockManager) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		m.started(ctx)
@@ -234,7 +234,7 @@ func (m *LockManager) Receive(ctx actor.Context) {
 	}
 }
 
-func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
+func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	if !m.beginShutdown(ctx, s, xerr.ErrClosed) {
 		return
 	}
@@ -270,7 +270,7 @@ func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	m.maybeFinish()
 }
 
-func (m *LockManager) stopTimers() {
+func (m *lockManager) stopTimers() {
 	if m.timer != nil {
 		m.timer.Stop()
 	}

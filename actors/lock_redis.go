@@ -18,14 +18,14 @@ const (
 )
 
 var (
-	acquireScript = Scripts.Get("lock_acquire")
-	releaseScript = Scripts.Get("lock_release")
-	refreshScript = Scripts.Get("lock_refresh")
-	leaveScript   = Scripts.Get("lock_leave")
+	acquireScript = registry.Get("lock_acquire")
+	releaseScript = registry.Get("lock_release")
+	refreshScript = registry.Get("lock_refresh")
+	leaveScript   = registry.Get("lock_leave")
 )
 
 // attempt runs lock_acquire for w. skip names a client whose turn is over.
-func (m *LockManager) attempt(w *lockWaiter, skip string) {
+func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	w.gen++
 	w.inflight, w.dirty = true, false
 	m.stopTimer(w)
@@ -61,7 +61,7 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 	})
 }
 
-func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
+func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
 	args := []any{m.id, m.keys.LockChannel(db)}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
@@ -71,7 +71,7 @@ func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
 
 // runRelease runs lock_release. This client queues for its next turn on the
 // keys it has more waiters for.
-func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
+func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
 	more := make([]byte, len(keys))
 	for i, k := range keys {
 		more[i] = '0'
@@ -90,7 +90,7 @@ func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []
 
 // nextRefresh runs the first waiting Refresh of l, unless a renewal or a
 // Refresh of l is under way.
-func (m *LockManager) nextRefresh(l *heldLease) {
+func (m *lockManager) nextRefresh(l *heldLease) {
 	if l.renewing || l.refreshing || len(l.refreshes) == 0 {
 		return
 	}
@@ -108,7 +108,7 @@ func (m *LockManager) nextRefresh(l *heldLease) {
 	})
 }
 
-func (m *LockManager) renew(cl *redis.Client, ls []*heldLease) {
+func (m *lockManager) renew(cl *redis.Client, ls []*heldLease) {
 	type item struct {
 		id    uint64
 		keys  []string

@@ -13,7 +13,7 @@ import (
 
 // subscribe makes sure DB db's release channel is subscribed, and reports
 // whether it is already confirmed.
-func (m *LockManager) subscribe(ctx actor.Context, db int) bool {
+func (m *lockManager) subscribe(ctx actor.Context, db int) bool {
 	if sub := m.subs[db]; sub != nil {
 		return sub.ready
 	}
@@ -26,7 +26,7 @@ func (m *LockManager) subscribe(ctx actor.Context, db int) bool {
 
 // nextSubscribe sends the next Subscribe: one at a time, so that each
 // SubscribeResult is known to answer the one in flight.
-func (m *LockManager) nextSubscribe(ctx actor.Context) {
+func (m *lockManager) nextSubscribe(ctx actor.Context) {
 	if m.subFlight >= 0 || len(m.subQueue) == 0 {
 		return
 	}
@@ -34,7 +34,7 @@ func (m *LockManager) nextSubscribe(ctx actor.Context) {
 	ctx.Request(m.conn, &messages.Subscribe{Channel: m.keys.LockChannel(m.subFlight), Subscriber: m.self})
 }
 
-func (m *LockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResult) {
+func (m *lockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResult) {
 	db := m.subFlight
 	m.subFlight = -1
 	if db < 0 || m.closedErr != nil {
@@ -90,7 +90,7 @@ func decodeTurns(p string) []turn {
 // onTurns handles a published release: the head waiter of a key whose turn
 // is this client's (or anybody's) tries; the head waiter of a key whose turn
 // is another client's waits lockTurnGrace for that client to take it.
-func (m *LockManager) onTurns(db int, turns []turn) {
+func (m *lockManager) onTurns(db int, turns []turn) {
 	var mine []string
 	others := map[*lockWaiter]string{}
 	for _, t := range turns {

@@ -32,7 +32,7 @@ type lockWaiter struct {
 
 func (w *lockWaiter) gone() bool { return w.removed }
 
-func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
+func (m *lockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	if m.closedErr != nil {
 		ctx.Respond(&messages.AcquireResult{Err: m.closedErr})
 		return
@@ -79,7 +79,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 
 // consider starts an attempt for w if it may try now, or marks it dirty if
 // an attempt is under way.
-func (m *LockManager) consider(w *lockWaiter) {
+func (m *lockManager) consider(w *lockWaiter) {
 	if m.closedErr != nil {
 		return
 	}
@@ -95,7 +95,7 @@ func (m *LockManager) consider(w *lockWaiter) {
 
 // eligible: w's DB is subscribed, w is at the head of the queue of each of
 // its keys, and no lease of this client holds one of them.
-func (m *LockManager) eligible(w *lockWaiter) bool {
+func (m *lockManager) eligible(w *lockWaiter) bool {
 	if sub := m.subs[w.req.DB]; sub == nil || !sub.ready {
 		return false
 	}
@@ -108,7 +108,7 @@ func (m *LockManager) eligible(w *lockWaiter) bool {
 }
 
 // wake considers the head waiters of keys of DB db, each once.
-func (m *LockManager) wake(db int, keys []string) {
+func (m *lockManager) wake(db int, keys []string) {
 	var heads []*lockWaiter
 	seen := map[*lockWaiter]bool{}
 	for _, k := range keys {
@@ -122,7 +122,7 @@ func (m *LockManager) wake(db int, keys []string) {
 	}
 }
 
-func (m *LockManager) wakeKeys(keys []dbKey) {
+func (m *lockManager) wakeKeys(keys []dbKey) {
 	if len(keys) == 0 {
 		return
 	}
@@ -134,7 +134,7 @@ func (m *LockManager) wakeKeys(keys []dbKey) {
 }
 
 // wakeAll considers every head waiter of DB db.
-func (m *LockManager) wakeAll(db int) {
+func (m *lockManager) wakeAll(db int) {
 	var keys []string
 	for k := range m.queues {
 		if k.db == db {
@@ -144,7 +144,7 @@ func (m *LockManager) wakeAll(db int) {
 	m.wake(db, keys)
 }
 
-func (m *LockManager) stopTimer(w *lockWaiter) {
+func (m *lockManager) stopTimer(w *lockWaiter) {
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
@@ -152,7 +152,7 @@ func (m *LockManager) stopTimer(w *lockWaiter) {
 	w.skip = ""
 }
 
-func (m *LockManager) onAttempt(d *attemptDone) {
+func (m *lockManager) onAttempt(d *attemptDone) {
 	defer m.callDone()
 	w := m.waiters[d.token]
 	if w == nil || w.gen != d.gen {
@@ -213,12 +213,12 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	}
 }
 
-func (m *LockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
+func (m *lockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
 	m.stopTimer(w)
 	w.timer = m.sendAfter(d, &waiterTimer{token: w.req.Token, gen: w.gen})
 }
 
-func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
+func (w *lockWaiter) respond(m *lockManager, res *messages.AcquireResult) {
 	if w.sender != nil {
 		m.root.Send(w.sender, res)
 	}
@@ -226,7 +226,7 @@ func (w *lockWaiter) respond(m *LockManager, res *messages.AcquireResult) {
 
 // removeWaiter takes w out of the map and the queues, and wakes the waiters
 // that are now at the head of one of its queues.
-func (m *LockManager) removeWaiter(w *lockWaiter) {
+func (m *lockManager) removeWaiter(w *lockWaiter) {
 	w.removed = true
 	delete(m.waiters, w.req.Token)
 	m.stopTimer(w)
@@ -263,7 +263,7 @@ func (m *LockManager) removeWaiter(w *lockWaiter) {
 
 // leaveUnwanted takes this client out of the turn queues of the keys of req
 // that no waiter of it wants.
-func (m *LockManager) leaveUnwanted(req *messages.Acquire) {
+func (m *lockManager) leaveUnwanted(req *messages.Acquire) {
 	var idx []int
 	for i, k := range req.Keys {
 		if m.queues[dbKey{req.DB, k}] == nil {
@@ -276,7 +276,7 @@ func (m *LockManager) leaveUnwanted(req *messages.Acquire) {
 
 // leave runs lock_leave for the keys of req at idx: no waiter of this client
 // wants them any more, and a turn it had goes to the next client.
-func (m *LockManager) leave(req *messages.Acquire, idx []int) {
+func (m *lockManager) leave(req *messages.Acquire, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
@@ -290,7 +290,7 @@ func (m *LockManager) leave(req *messages.Acquire, idx []int) {
 	m.runLeave(req.Client, req.DB, keys)
 }
 
-func (m *LockManager) withdraw(token string) {
+func (m *lockManager) withdraw(token string) {
 	w := m.waiters[token]
 	if w == nil {
 		return // granted already: the future hands the lease back

@@ -41,7 +41,7 @@ type PoolConfig struct {
 	MaxBypass int
 }
 
-// Pool is the actor of one pool of one client. It serves the pool's
+// poolActor is the actor of one pool of one client. It serves the pool's
 // requests: takes (Ask and AcquireRandom, waiting or not), Put, Get, Remove,
 // Cooldown and Stats. The script calls run in goroutines; their results come
 // back as messages, so the mailbox never waits on Redis.
@@ -68,7 +68,7 @@ type PoolConfig struct {
 // UsageCount), never lost, and so is a grant whose answer a failed call
 // lost (the request is dropped before a new call finds it). A withdrawn
 // request that held others back has them tried again at once.
-type Pool struct {
+type poolActor struct {
 	worker
 	cfg  PoolConfig
 	keys poolKeys
@@ -136,7 +136,7 @@ func NewPool(cfg PoolConfig) actor.Producer {
 		cfg.Log = zap.NewNop()
 	}
 	return func() actor.Actor {
-		return &Pool{
+		return &poolActor{
 			cfg:     cfg,
 			keys:    newPoolKeys(cfg.Keys, cfg.Name, cfg.DB),
 			log:     cfg.Log,
@@ -146,7 +146,7 @@ func NewPool(cfg PoolConfig) actor.Producer {
 }
 
 // Receive implements actor.Actor.
-func (p *Pool) Receive(ctx actor.Context) {
+func (p *poolActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		p.started(ctx)
@@ -201,7 +201,7 @@ func (p *Pool) Receive(ctx actor.Context) {
 	}
 }
 
-func (p *Pool) onShutdown(ctx actor.Context, m *messages.Shutdown) {
+func (p *poolActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 	if !p.beginShutdown(ctx, m, xerr.ErrClosed) {
 		return
 	}

@@ -14,7 +14,7 @@ import (
 // serve answers the request at hand with the result of call, run in a
 // goroutine. fail makes the answer for an error, the closed client's too.
 // call may read p's configuration, nothing else of p.
-func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(context.Context) (R, error)) {
+func serve[R any](p *poolActor, ctx actor.Context, fail func(error) R, call func(context.Context) (R, error)) {
 	if p.closedErr != nil {
 		ctx.Respond(fail(p.closedErr))
 		return
@@ -30,15 +30,15 @@ func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(cont
 }
 
 // wrap classifies err, the failure of the Redis call of op.
-func (p *Pool) wrap(op string, err error) error {
+func (p *poolActor) wrap(op string, err error) error {
 	return xerr.Redis(fmt.Sprintf("pool %q: %s", p.cfg.Name, op), err)
 }
 
-func (p *Pool) notFound(id string) error {
+func (p *poolActor) notFound(id string) error {
 	return fmt.Errorf("%w: pool %q: container %q", xerr.ErrNotFound, p.cfg.Name, id)
 }
 
-func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {
+func (p *poolActor) onPut(ctx actor.Context, m *messages.PoolPut) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolPutResult { return &messages.PoolPutResult{Err: err} },
 		func(c context.Context) (*messages.PoolPutResult, error) {
@@ -52,7 +52,7 @@ func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {
 		})
 }
 
-func (p *Pool) onGet(ctx actor.Context, m *messages.PoolGet) {
+func (p *poolActor) onGet(ctx actor.Context, m *messages.PoolGet) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolGetResult { return &messages.PoolGetResult{Err: err} },
 		func(c context.Context) (*messages.PoolGetResult, error) {
@@ -69,7 +69,7 @@ func (p *Pool) onGet(ctx actor.Context, m *messages.PoolGet) {
 		})
 }
 
-func (p *Pool) onRemove(ctx actor.Context, m *messages.PoolRemove) {
+func (p *poolActor) onRemove(ctx actor.Context, m *messages.PoolRemove) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolRemoveResult { return &messages.PoolRemoveResult{Err: err} },
 		func(c context.Context) (*messages.PoolRemoveResult, error) {
@@ -81,7 +81,7 @@ func (p *Pool) onRemove(ctx actor.Context, m *messages.PoolRemove) {
 		})
 }
 
-func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
+func (p *poolActor) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolCooldownResult { return &messages.PoolCooldownResult{Err: err} },
 		func(c context.Context) (*messages.PoolCooldownResult, error) {
@@ -96,7 +96,7 @@ func (p *Pool) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
 		})
 }
 
-func (p *Pool) onStats(ctx actor.Context) {
+func (p *poolActor) onStats(ctx actor.Context) {
 	cl, keys, waiting := p.cfg.Client, p.keys, 0
 	for _, w := range p.queue.ws {
 		if w.wait && !w.done {

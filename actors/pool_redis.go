@@ -70,14 +70,6 @@ type takeOutcome struct {
 	corruptID  string
 }
 
-// PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
-// n containers of pool name (random: any live ones) under token, the way the
-// pool actor sends it. Benchmarks use it to call the script directly.
-func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
-	k := newPoolKeys(keys, name, 0)
-	return takeArgs(k, -1, []takeRequest{{token: token, n: n, random: random, budget: -1}})
-}
-
 // takeArgs builds a pool_take call; allowance is how many bypasses the
 // requests waiting ahead of the batch still allow (-1: no limit).
 func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
@@ -100,7 +92,7 @@ func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 // one outcome per request.
 func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, allowance int, reqs []takeRequest) (int64, []takeOutcome, error) {
 	keys, args := takeArgs(k, allowance, reqs)
-	res, err := Scripts.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
+	res, err := registry.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -211,7 +203,7 @@ func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []st
 	for _, t := range tokens {
 		keys = append(keys, k.grant(t))
 	}
-	return Scripts.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name).Int64()
+	return registry.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name).Int64()
 }
 
 // durMs turns a duration into whole milliseconds, rounding up: a positive
@@ -243,7 +235,7 @@ func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Co
 	for _, c := range cs {
 		args = append(args, c.Data)
 	}
-	res, err := Scripts.Get("pool_put").Run(ctx, cl, k.base, args...).Slice()
+	res, err := registry.Get("pool_put").Run(ctx, cl, k.base, args...).Slice()
 	if err != nil {
 		return "", err
 	}
@@ -261,7 +253,7 @@ type getResult struct {
 }
 
 func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (getResult, error) {
-	res, err := Scripts.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
+	res, err := registry.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
 	if err != nil {
 		return getResult{}, err
 	}
@@ -290,14 +282,14 @@ func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string)
 	for i, id := range ids {
 		args[i] = id
 	}
-	n, err := Scripts.Get("pool_remove").Run(ctx, cl, k.base, args...).Int64()
+	n, err := registry.Get("pool_remove").Run(ctx, cl, k.base, args...).Int64()
 	return int(n), err
 }
 
 // runCooldown returns the new next-available time (µs), or -1 when the id
 // is not found.
 func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, d time.Duration) (int64, error) {
-	res, err := Scripts.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
+	res, err := registry.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -308,7 +300,7 @@ func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, 
 }
 
 func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolReadStatsResult, error) {
-	res, err := Scripts.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
+	res, err := registry.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
 	if err != nil {
 		return messages.PoolReadStatsResult{}, err
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/redisxsync/xsync/messages"
 )
 
-func (p *Pool) onTake(ctx actor.Context, m *messages.PoolTake) {
+func (p *poolActor) onTake(ctx actor.Context, m *messages.PoolTake) {
 	if p.closedErr != nil {
 		ctx.Respond(&messages.PoolTakeResult{Err: p.closedErr})
 		return
@@ -36,7 +36,7 @@ func (p *Pool) onTake(ctx actor.Context, m *messages.PoolTake) {
 	p.attempt(ctx)
 }
 
-func (p *Pool) onWithdraw(ctx actor.Context, m *messages.PoolWithdrawTake) {
+func (p *poolActor) onWithdraw(ctx actor.Context, m *messages.PoolWithdrawTake) {
 	w := p.byToken[m.Token]
 	if w == nil {
 		return // answered already
@@ -69,7 +69,7 @@ func (w *poolWaiter) holdsBack() bool {
 }
 
 // wake tries the waiters again: something changed.
-func (p *Pool) wake(ctx actor.Context) {
+func (p *poolActor) wake(ctx actor.Context) {
 	if len(p.queue.ws) == 0 {
 		return
 	}
@@ -80,7 +80,7 @@ func (p *Pool) wake(ctx actor.Context) {
 // attempt starts a take call, when none is under way, for the first
 // untried requests of the queue. After a change every request is untried
 // again: a new round.
-func (p *Pool) attempt(ctx actor.Context) {
+func (p *poolActor) attempt(ctx actor.Context) {
 	if p.closedErr != nil || p.attempting {
 		return
 	}
@@ -137,7 +137,7 @@ func (p *Pool) attempt(ctx actor.Context) {
 }
 
 // due reports whether one of ws is waiting for a time that has come.
-func (p *Pool) due(ws []*poolWaiter) bool {
+func (p *poolActor) due(ws []*poolWaiter) bool {
 	now := time.Now()
 	for _, w := range ws {
 		if !w.done && w.wait && w.short && !w.deadline.After(now) {
@@ -149,7 +149,7 @@ func (p *Pool) due(ws []*poolWaiter) bool {
 
 // allowance is how many more requests behind ahead may be served before one
 // of the waiters of ahead that could be served: -1 when none holds back.
-func (p *Pool) allowance(ahead []*poolWaiter) int {
+func (p *poolActor) allowance(ahead []*poolWaiter) int {
 	a := -1
 	for _, w := range ahead {
 		if w.holdsBack() && (a < 0 || w.budget < a) {
@@ -161,7 +161,7 @@ func (p *Pool) allowance(ahead []*poolWaiter) int {
 
 // skip marks requests as tried without a call: a waiter ahead of them holds
 // them back. One-shot requests fail.
-func (p *Pool) skip(ctx actor.Context, ws []*poolWaiter) {
+func (p *poolActor) skip(ctx actor.Context, ws []*poolWaiter) {
 	for _, w := range ws {
 		w.tried, w.short = true, false
 		if !w.wait && !w.done {
@@ -171,7 +171,7 @@ func (p *Pool) skip(ctx actor.Context, ws []*poolWaiter) {
 	p.queue.compact()
 }
 
-func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
+func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 	p.busy--
 	p.attempting = false
 	for _, w := range m.batch {
@@ -229,7 +229,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 
 // spendBudgets takes from the bypass budget of every waiter that could be
 // served one for each request behind it that the last call served.
-func (p *Pool) spendBudgets() {
+func (p *poolActor) spendBudgets() {
 	servedBehind := 0
 	for i := len(p.queue.ws) - 1; i >= 0; i-- {
 		w := p.queue.ws[i]
@@ -246,7 +246,7 @@ func (p *Pool) spendBudgets() {
 
 // resetTimer sets the timer for the earliest time a waiter could be served,
 // or stops it when there is none (the waiters wait for a Put).
-func (p *Pool) resetTimer(ctx actor.Context) {
+func (p *poolActor) resetTimer(ctx actor.Context) {
 	var at time.Time
 	for _, w := range p.queue.ws {
 		if !w.done && w.wait && w.short && (at.IsZero() || w.deadline.Before(at)) {
@@ -264,7 +264,7 @@ func (p *Pool) resetTimer(ctx actor.Context) {
 // Waiters stay queued and are tried again after a backoff, with the same
 // tokens: a grant the lost answer held is found by its record. One-shot
 // requests fail; whatever they may have been granted is handed back.
-func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
+func (p *poolActor) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
 	err := p.wrap("take", m.err)
 	wrongType := errors.Is(err, xerr.ErrCorrupt)
 	p.log.Warn("pool take failed", zap.Error(m.err))
@@ -286,7 +286,7 @@ func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
 }
 
 // handBack makes the grants of tokens ready again.
-func (p *Pool) handBack(ctx actor.Context, tokens []string) {
+func (p *poolActor) handBack(ctx actor.Context, tokens []string) {
 	if p.finished {
 		p.log.Warn("pool hand-back after shutdown: dropped", zap.Strings("tokens", tokens))
 		return
@@ -303,7 +303,7 @@ func (p *Pool) handBack(ctx actor.Context, tokens []string) {
 	})
 }
 
-func (p *Pool) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeResult) {
+func (p *poolActor) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeResult) {
 	w.done = true
 	p.queue.left()
 	delete(p.byToken, w.token)
@@ -312,15 +312,15 @@ func (p *Pool) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolTakeRe
 	}
 }
 
-func (p *Pool) notAvailable(w *poolWaiter) error {
+func (p *poolActor) notAvailable(w *poolWaiter) error {
 	return fmt.Errorf("%w: pool %q: %d container(s)", xerr.ErrNotAvailable, p.cfg.Name, w.n)
 }
 
-func (p *Pool) corrupt(id string) error {
+func (p *poolActor) corrupt(id string) error {
 	return fmt.Errorf("%w: pool %q: container %q: record does not decode", xerr.ErrCorrupt, p.cfg.Name, id)
 }
 
-func (p *Pool) setTimer(ctx actor.Context, at time.Time) {
+func (p *poolActor) setTimer(ctx actor.Context, at time.Time) {
 	if p.timer != nil {
 		if p.timerAt.Equal(at) {
 			return
@@ -332,7 +332,7 @@ func (p *Pool) setTimer(ctx actor.Context, at time.Time) {
 	p.timerAt = at
 }
 
-func (p *Pool) stopTimer() {
+func (p *poolActor) stopTimer() {
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
@@ -340,7 +340,7 @@ func (p *Pool) stopTimer() {
 	}
 }
 
-func (p *Pool) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
+func (p *poolActor) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 	p.subscribing = false
 	if p.closedErr != nil {
 		return
