@@ -30,13 +30,8 @@ const releaseTimeout = 5 * time.Second
 // "orders" and "{orders}" are therefore the same lock. No key, an empty key
 // or the same key twice is ErrInvalidKey; a TTL under 1ms ErrInvalidTTL.
 //
-// Waiting costs no Redis command while nothing changes: the waiter is tried
-// again when a release of one of its keys is published, or when the lease
-// that blocks it expires. Clients take turns: a client that waits for a key
-// queues in the key's turn queue in Redis, and a release hands the key to
-// the client whose turn it is; the waiters of one client get a key in the
-// order they asked for it. A client that died in its turn delays the key by
-// 100ms at most. When ctx ends first, the error matches both
+// Waiting costs no Redis command, and clients take turns (see the package
+// doc, section Locks). When ctx ends first, the error matches both
 // ErrNotObtained and ctx.Err(), and nothing is left behind: a lease granted
 // at that moment is released.
 //

@@ -26,7 +26,7 @@ const maxDelay = 100 * 365 * 24 * time.Hour
 
 // PoolBypassLimit is how many later requests of one client may be served
 // before a waiting request that cannot be served yet, before it holds them
-// back: see Pool.
+// back: the bypass rule of the package doc, section Pools.
 const PoolBypassLimit = actors.DefaultMaxBypass
 
 // Container is one rate-limited resource of a pool: an account, a cookie
@@ -85,40 +85,8 @@ type PoolStats struct {
 // same Redis DB under the same KeyPrefix: accounts, cookies or proxies that
 // many workers on many machines use, each no faster than its Interval
 // allows. Get one from Client.Pool; it is safe for use by many goroutines.
-//
-// The Redis server's clock decides everything (readiness, expiry, CreatedAt,
-// NextAvailable), so clients on machines with skewed clocks agree to the
-// millisecond. Every operation is one Lua script, atomic, and costs
-// O(log N) per container it touches, whatever the pool's size.
-//
-// Taking (Ask and kin) is all-or-nothing: n ready containers, those with the
-// earliest NextAvailable (so use rotates), each with NextAvailable moved to
-// now+Interval and UsageCount+1, or nothing. AcquireRandom and kin take n
-// live containers at random, ready or not: UsageCount+1, NextAvailable
-// unchanged.
-//
-// Waiting (WaitAsk and kin) costs no Redis command while nothing changes:
-// a failed try tells the client's pool actor the earliest time it could
-// succeed, the actor sets one timer for it, and a Put, Cooldown or hand-back
-// on any client wakes it through pub/sub. One script call tries many waiters
-// at once. Waiters of one client are served in arrival order, with this
-// bypass rule: a waiter that cannot be served yet (it asks for 5, 3 are
-// ready) lets later waiters be served before it, at most PoolBypassLimit
-// times; then it holds them back until it is served. A waiter for more
-// containers than the pool holds never holds others back. Between clients
-// (processes) there is no queue: whoever asks first when containers are
-// ready gets them.
-//
-// A wait that is cancelled (its context, or Future.Cancel) is withdrawn; if
-// containers were granted meanwhile, they are handed back: made ready again
-// with their NextAvailable and UsageCount restored. Never lost, with one
-// exception: a grant whose Future is cancelled after the client's Close
-// began cannot be handed back; it counts as used and is ready again after
-// its Interval.
-//
-// Every take leaves a small grant record in Redis for 30 seconds (about 150
-// bytes), by which a take whose answer was lost can be resent without being
-// served twice, and a grant handed back.
+// How takes, waiting, the bypass rule and cancellation work: see the
+// package doc, section Pools.
 type Pool struct {
 	c    *Client
 	name string

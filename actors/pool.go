@@ -24,7 +24,7 @@ const (
 )
 
 // DefaultMaxBypass is the bypass budget of a waiting request when
-// PoolConfig.MaxBypass is not set: see Pool.
+// PoolConfig.MaxBypass is not set.
 const DefaultMaxBypass = 16
 
 // PoolConfig configures a Pool actor.
@@ -56,12 +56,9 @@ type PoolConfig struct {
 // actor keeps one timer, for the earliest of those times. The actor
 // subscribes to the pool channel of its DB before its first try.
 //
-// Fairness: a waiting request that cannot be served yet (say it asks for 5
-// and 3 are ready) does not stop the requests behind it, which may be
-// served before it, but only MaxBypass times: then it holds back every
-// request behind it until it is served, so that the containers it needs
-// accumulate. A request for more containers than the pool holds never holds
-// others back (it waits for a Put), and a one-shot request never does.
+// Fairness is package xsync's bypass rule, with MaxBypass as its limit:
+// each waiting request carries a budget of bypasses (-1 for one that never
+// holds others back: a one-shot request), which pool_take spends.
 //
 // Cancellation: a withdrawn request is dropped; a grant that raced the
 // withdrawal is handed back (pool_handback restores NextAvailable and
