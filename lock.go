@@ -48,14 +48,14 @@ func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*
 // waiters of its own client), or when a free key is another client's turn
 // (reserved for it for 100ms at most: a dead client's turn ends then too).
 func (c *Client) TryLock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
-	return c.lockAsync(ctx, keys, true, opts).Wait(ctx)
+	return c.lockAsync(ctx, keys, tryOnce, opts).Wait(ctx)
 }
 
 // LockAsync is Lock without the wait: the future completes with the lease.
 // Cancelling the future, or the end of ctx, withdraws the request; a lease
 // granted but not yet received by Wait is then released.
 func (c *Client) LockAsync(ctx context.Context, keys []string, opts ...LockOption) *Future[*Lease] {
-	return c.lockAsync(ctx, keys, false, opts)
+	return c.lockAsync(ctx, keys, waitInLine, opts)
 }
 
 // WithLock takes the locks on keys as Lock does, runs fn, and releases the
@@ -98,7 +98,15 @@ func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx contex
 	return fn(fnCtx)
 }
 
-func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []LockOption) *Future[*Lease] {
+// lockMode says whether a lock request waits in line or makes one attempt.
+type lockMode bool
+
+const (
+	waitInLine lockMode = false
+	tryOnce    lockMode = true
+)
+
+func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, opts []LockOption) *Future[*Lease] {
 	if err := checkKeys(keys); err != nil {
 		return failedFuture[*Lease](err)
 	}
@@ -123,7 +131,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		QueueKeys: make([]string, len(keys)),
 		TTL:       s.ttl,
 		AutoRenew: s.autoRenew,
-		Try:       try,
+		Try:       mode == tryOnce,
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)

@@ -314,7 +314,18 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 
 // take sends a take request to the pool's actor; pick turns the containers
 // into the future's value.
-func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bool, pick func([]Container) T) *Future[T] {
+// takeMode says what a take asks for: ready containers or random live
+// ones, at once or waiting.
+type takeMode struct{ random, wait bool }
+
+var (
+	askReady   = takeMode{}
+	waitReady  = takeMode{wait: true}
+	askRandom  = takeMode{random: true}
+	waitRandom = takeMode{random: true, wait: true}
+)
+
+func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, pick func([]Container) T) *Future[T] {
 	if n <= 0 {
 		return failedFuture[T](fmt.Errorf("%w: pool %q: %s(%d)", ErrInvalidQuantity, p.name, op, n))
 	}
@@ -323,7 +334,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bo
 		return failedFuture[T](err)
 	}
 	token, sys := p.nextToken(), p.c.sys
-	msg := &messages.PoolTake{Token: token, N: n, Random: random, Wait: wait}
+	msg := &messages.PoolTake{Token: token, N: n, Random: mode.random, Wait: mode.wait}
 	convert := func(m any) (T, error) {
 		var zero T
 		r, ok := m.(*messages.PoolTakeResult)
@@ -361,7 +372,7 @@ func (p *Pool) Ask(ctx context.Context, n int) ([]Container, error) {
 
 // AskAsync is the Async form of Ask.
 func (p *Pool) AskAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "Ask", n, false, false, all)
+	return take(ctx, p, "Ask", n, askReady, all)
 }
 
 // AskOne is Ask for one container.
@@ -371,7 +382,7 @@ func (p *Pool) AskOne(ctx context.Context) (Container, error) {
 
 // AskOneAsync is the Async form of AskOne.
 func (p *Pool) AskOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "AskOne", 1, false, false, one)
+	return take(ctx, p, "AskOne", 1, askReady, one)
 }
 
 // WaitAsk is Ask that waits, until ctx is done, for n containers to be
@@ -385,7 +396,7 @@ func (p *Pool) WaitAsk(ctx context.Context, n int) ([]Container, error) {
 // WaitAskAsync is the Async form of WaitAsk. Cancelling the future (or
 // ending ctx) withdraws the wait.
 func (p *Pool) WaitAskAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "WaitAsk", n, false, true, all)
+	return take(ctx, p, "WaitAsk", n, waitReady, all)
 }
 
 // WaitAskOne is WaitAsk for one container.
@@ -395,7 +406,7 @@ func (p *Pool) WaitAskOne(ctx context.Context) (Container, error) {
 
 // WaitAskOneAsync is the Async form of WaitAskOne.
 func (p *Pool) WaitAskOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "WaitAskOne", 1, false, true, one)
+	return take(ctx, p, "WaitAskOne", 1, waitReady, one)
 }
 
 // AcquireRandom takes n distinct live containers at random, ignoring their
@@ -408,7 +419,7 @@ func (p *Pool) AcquireRandom(ctx context.Context, n int) ([]Container, error) {
 
 // AcquireRandomAsync is the Async form of AcquireRandom.
 func (p *Pool) AcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "AcquireRandom", n, true, false, all)
+	return take(ctx, p, "AcquireRandom", n, askRandom, all)
 }
 
 // AcquireRandomOne is AcquireRandom for one container.
@@ -418,7 +429,7 @@ func (p *Pool) AcquireRandomOne(ctx context.Context) (Container, error) {
 
 // AcquireRandomOneAsync is the Async form of AcquireRandomOne.
 func (p *Pool) AcquireRandomOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "AcquireRandomOne", 1, true, false, one)
+	return take(ctx, p, "AcquireRandomOne", 1, askRandom, one)
 }
 
 // WaitAcquireRandom is AcquireRandom that waits, until ctx is done, for the
@@ -430,7 +441,7 @@ func (p *Pool) WaitAcquireRandom(ctx context.Context, n int) ([]Container, error
 
 // WaitAcquireRandomAsync is the Async form of WaitAcquireRandom.
 func (p *Pool) WaitAcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "WaitAcquireRandom", n, true, true, all)
+	return take(ctx, p, "WaitAcquireRandom", n, waitRandom, all)
 }
 
 // WaitAcquireRandomOne is WaitAcquireRandom for one container.
@@ -440,5 +451,5 @@ func (p *Pool) WaitAcquireRandomOne(ctx context.Context) (Container, error) {
 
 // WaitAcquireRandomOneAsync is the Async form of WaitAcquireRandomOne.
 func (p *Pool) WaitAcquireRandomOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "WaitAcquireRandomOne", 1, true, true, one)
+	return take(ctx, p, "WaitAcquireRandomOne", 1, waitRandom, one)
 }
