@@ -638,8 +638,8 @@ func pauseWrites(t *testing.T) (pausedAt time.Time, unpause func()) {
 	if err := raw.Do(t.Context(), "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
-	unpause = func() {
-		if err := raw.Do(t.Context(), "CLIENT", "UNPAUSE").Err(); err != nil {
+	unpause = func() { // also a cleanup: t.Context() is done by then
+		if err := raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err(); err != nil {
 			t.Errorf("CLIENT UNPAUSE: %v", err)
 		}
 	}
