@@ -10,14 +10,17 @@ var (
 	// ErrUnknownLabel is returned by Resolve for a label never registered.
 	ErrUnknownLabel = xerr.ErrUnknownLabel
 	// ErrInvalidOptions is returned by Register and New for options that
-	// cannot work: a bad URL, a negative DB, Addr and URL that disagree.
+	// cannot work: a bad URL, a negative DB or ConnectTimeout, both Addr
+	// and URL set (even when they agree), a DB the server does not have;
+	// and by calls given an option that cannot work (a negative OnDB).
 	ErrInvalidOptions = xerr.ErrInvalidOptions
 	// ErrClosed is returned by every call on a closed client, and by the
 	// futures and waiters that a Close ended.
 	ErrClosed = xerr.ErrClosed
 	// ErrUnavailable is returned when Redis could not be reached, refused
 	// the credentials, or did not answer in time. It wraps the cause:
-	// errors.As(err, new(*net.OpError)) still works.
+	// errors.As(err, new(*net.OpError)) still works. A write that failed so
+	// may or may not have been applied.
 	ErrUnavailable = xerr.ErrUnavailable
 
 	// ErrNotObtained is returned when a lock could not be taken: by TryLock at
@@ -42,6 +45,7 @@ var (
 	// no ID, a negative TTL or Interval, a payload over 1 MiB.
 	ErrInvalidContainer = xerr.ErrInvalidContainer
 	// ErrCorrupt is returned for data in Redis that xsync did not write in
-	// the shape it expects; the error names the key or id.
+	// the shape it expects; the error names the key or id. The call that
+	// met it changed nothing.
 	ErrCorrupt = xerr.ErrCorrupt
 )

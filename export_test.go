@@ -37,9 +37,9 @@ func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err e
 var Scripts = redisx.MustNewRegistry(scripts.FS)
 
 // PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
-// n containers of pool name (random: any live ones) under token, as the
-// pool actor sends it alone: 128 expired containers purged at most, a grant
-// kept 30s, no waiter ahead, no bypass budget.
+// n containers of pool name on DB 0 (random: any live ones) under token,
+// one-shot, as the pool actor sends it alone: 128 expired containers purged
+// at most, a grant kept 30s, no waiter ahead, no bypass budget.
 func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
 	kind := "a"
 	if random {
@@ -49,5 +49,5 @@ func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]s
 		keys.Pool(name, "ready"), keys.Pool(name, "expiry"), keys.Pool(name, "meta"),
 		keys.Pool(name, "data"), keys.Pool(name, "expired"), keys.Pool(name, "grant:"+token),
 	}
-	return ks, []any{128, (30 * time.Second).Milliseconds(), -1, kind, n, -1}
+	return ks, []any{128, (30 * time.Second).Milliseconds(), -1, keys.PoolChannel(0), name, kind, n, -1}
 }

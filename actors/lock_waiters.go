@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -188,6 +189,11 @@ func (m *lockManager) onAttempt(d *attemptDone) {
 	case w.req.Try:
 		m.removeWaiter(w)
 		w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+	case d.err != nil && errors.Is(xerr.Redis("lock", d.err), xerr.ErrCorrupt):
+		// Data xsync did not write: the script changed nothing, and
+		// retrying would meet it again.
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
 	case d.err != nil:
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
 		w.unsure = true

@@ -42,11 +42,8 @@ func (p *poolActor) onPut(ctx actor.Context, m *messages.PoolPut) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolPutResult { return &messages.PoolPutResult{Err: err} },
 		func(c context.Context) (*messages.PoolPutResult, error) {
-			switch id, err := runPut(c, cl, keys, m.Containers); {
-			case err != nil:
+			if err := runPut(c, cl, keys, m.Containers); err != nil {
 				return nil, p.wrap("put", err)
-			case id != "":
-				return nil, p.corrupt(id)
 			}
 			return &messages.PoolPutResult{}, nil
 		})
@@ -56,16 +53,14 @@ func (p *poolActor) onGet(ctx actor.Context, m *messages.PoolGet) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolGetResult { return &messages.PoolGetResult{Err: err} },
 		func(c context.Context) (*messages.PoolGetResult, error) {
-			r, err := runGet(c, cl, keys, m.ID)
+			ct, found, err := runGet(c, cl, keys, m.ID)
 			switch {
 			case err != nil:
 				return nil, p.wrap("get", err)
-			case r.corrupt:
-				return nil, p.corrupt(m.ID)
-			case !r.found:
+			case !found:
 				return nil, p.notFound(m.ID)
 			}
-			return &messages.PoolGetResult{Container: r.c}, nil
+			return &messages.PoolGetResult{Container: ct}, nil
 		})
 }
 

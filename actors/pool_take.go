@@ -125,7 +125,7 @@ func (p *poolActor) attempt(ctx actor.Context) {
 	reqs := make([]takeRequest, len(batch))
 	for i, w := range batch {
 		w.inFlight, w.tried = true, true
-		reqs[i] = takeRequest{token: w.token, n: w.n, random: w.random, budget: w.budget}
+		reqs[i] = takeRequest{token: w.token, n: w.n, random: w.random, wait: w.wait, budget: w.budget}
 	}
 	p.attempting = true
 	cl, keys := p.cfg.Client, p.keys
@@ -188,15 +188,9 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 			o := m.outs[i]
 			if o.kind == takeServed {
 				w.granted = true
-				switch {
-				case w.done:
+				if w.done {
 					handBack = append(handBack, w.token)
-				case len(o.containers) != w.n:
-					// A resent request whose grant lost containers to a
-					// Remove meanwhile: never hand out fewer than asked.
-					handBack = append(handBack, w.token)
-					p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: granted containers were removed", xerr.ErrNotAvailable, p.cfg.Name)})
-				default:
+				} else {
 					p.answer(ctx, w, &messages.PoolTakeResult{Containers: o.containers})
 				}
 				continue
@@ -207,7 +201,7 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 			w.short = o.kind == takeShort && o.at >= 0
 			switch {
 			case o.kind == takeCorrupt:
-				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.corrupt(o.corruptID)})
+				p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: %s", xerr.ErrCorrupt, p.cfg.Name, o.corrupt)})
 			case !w.wait:
 				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
 			case w.short:
@@ -293,11 +287,11 @@ func (p *poolActor) handBack(ctx actor.Context, tokens []string) {
 	}
 	cl, keys, log := p.cfg.Client, p.keys, p.log
 	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) any {
-		n, err := runHandBack(c, cl, keys, tokens)
+		back, overtaken, err := runHandBack(c, cl, keys, tokens)
 		if err != nil {
 			log.Warn("pool hand-back failed", zap.Strings("tokens", tokens), zap.Error(err))
 		} else {
-			log.Debug("pool containers handed back", zap.Int64("containers", n))
+			log.Debug("pool containers handed back", zap.Int64("containers", back), zap.Int64("overtaken", overtaken))
 		}
 		return &opDone{}
 	})
@@ -314,10 +308,6 @@ func (p *poolActor) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolT
 
 func (p *poolActor) notAvailable(w *poolWaiter) error {
 	return fmt.Errorf("%w: pool %q: %d container(s)", xerr.ErrNotAvailable, p.cfg.Name, w.n)
-}
-
-func (p *poolActor) corrupt(id string) error {
-	return fmt.Errorf("%w: pool %q: container %q: record does not decode", xerr.ErrCorrupt, p.cfg.Name, id)
 }
 
 func (p *poolActor) setTimer(ctx actor.Context, at time.Time) {

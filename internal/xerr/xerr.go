@@ -1,17 +1,15 @@
 // Package xerr holds xsync's sentinel errors, so that the actors answer
 // with the same values the root package exports (xsync.ErrClosed is
-// xerr.ErrClosed), and the one classifier of Redis errors. It is not the
-// API: callers match the xsync names.
+// xerr.ErrClosed), and the one place where a failed Redis call becomes an
+// error that matches one of them. It is not the API: callers match the
+// xsync names.
 package xerr
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // The sentinels; xsync re-exports each under the same name and documents
@@ -33,50 +31,29 @@ var (
 	ErrCorrupt          = errors.New("xsync: corrupt data")
 )
 
-// Redis wraps err, the failure of a Redis call made for op ("lock",
-// "pool \"accounts\": put"), so that it matches a sentinel and still
-// matches its cause with errors.Is and errors.As:
+// Redis turns err, the failure of a Redis call made for op ("lock",
+// `pool "accounts": put`), into an error that matches a sentinel, as
+// redisx.Classify sorts it:
 //
-//   - ErrUnavailable: the server could not be reached, refused the
-//     credentials, is loading or has no master, or did not answer in time;
-//   - ErrCorrupt: a key holds another type than xsync writes there;
-//   - an error that already matches a sentinel of this package is
-//     returned as it is.
+//   - ErrCorrupt for data xsync did not write (the script changed
+//     nothing), with the script's one-line detail;
+//   - ErrUnavailable for anything else: Redis could not be reached,
+//     refused the credentials or did not answer in time; it wraps the
+//     cause, so errors.As(err, new(*net.OpError)) still works.
 //
-// Anything else (a reply a script should never give) is wrapped with op
-// only.
+// An error that already matches one of the sentinels is returned as it is,
+// and nil as nil.
 func Redis(op string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case known(err):
 		return err
-	case Unavailable(err):
-		return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
-	case redis.HasErrorPrefix(err, "WRONGTYPE"):
-		return fmt.Errorf("%w: %s: a key holds another type: %w", ErrCorrupt, op, err)
 	}
-	return fmt.Errorf("xsync: %s: %w", op, err)
-}
-
-// Unavailable reports whether err says that Redis could not be used at
-// all, as opposed to an answer that refused the command.
-func Unavailable(err error) bool {
-	var netErr net.Error
-	switch {
-	case errors.As(err, &netErr),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, redis.ErrClosed), errors.Is(err, redis.ErrPoolTimeout),
-		errors.Is(err, redis.ErrPoolExhausted):
-		return true
+	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, op, detail)
 	}
-	for _, prefix := range []string{"NOAUTH", "WRONGPASS", "NOPERM", "LOADING", "MASTERDOWN"} {
-		if redis.HasErrorPrefix(err, prefix) {
-			return true
-		}
-	}
-	return false
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }
 
 func known(err error) bool {

@@ -25,7 +25,7 @@ func (e redisError) Error() string { return string(e) }
 func (redisError) RedisError()     {}
 
 // Redis sorts the failures of a Redis call into the sentinels, and keeps
-// the cause reachable.
+// the cause reachable (a corrupt reply keeps its detail only).
 func TestRedis_SortsFailuresIntoSentinels(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
 	cases := []struct {
@@ -42,13 +42,14 @@ func TestRedis_SortsFailuresIntoSentinels(t *testing.T) {
 		{"no credentials", redisError("NOAUTH Authentication required."), xerr.ErrUnavailable},
 		{"server loading", redisError("LOADING Redis is loading the dataset in memory"), xerr.ErrUnavailable},
 		{"key of another type", redisError("WRONGTYPE Operation against a key holding the wrong kind of value"), xerr.ErrCorrupt},
+		{"data a script did not write", redisError("XSYNC_CORRUPT p:meta is a list, not a hash script: 1f2e"), xerr.ErrCorrupt},
 		{"already a sentinel", fmt.Errorf("%w: pool %q", xerr.ErrNotFound, "p"), xerr.ErrNotFound},
-		{"a script's own error", redisError("ERR user_script:1: boom"), nil},
+		{"any other failure", redisError("ERR user_script:1: boom"), xerr.ErrUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := xerr.Redis("op", tc.err)
-			if !errors.Is(got, tc.err) {
+			if tc.want != xerr.ErrCorrupt && !errors.Is(got, tc.err) {
 				t.Fatalf("Redis(%v) = %v: the cause is lost", tc.err, got)
 			}
 			for _, s := range []error{xerr.ErrUnavailable, xerr.ErrCorrupt, xerr.ErrNotFound} {
