@@ -20,8 +20,8 @@
 //     is under way;
 //   - waitQueue (waitqueue.go): the FIFO of waiters, from which n waiters
 //     leave in O(n);
-//   - internal/xerr: the sentinels every answer's Err matches, and the one
-//     classifier of Redis errors.
+//   - internal/xerr: the sentinels every answer's Err matches, and
+//     xerr.Redis, which turns a failed Redis call into one of them.
 //
 // Files: lock_manager.go (the actor and its messages), lock_waiters.go
 // (queues and attempts), lock_leases.go (grants, renewal, refresh,
