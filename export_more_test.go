@@ -14,8 +14,8 @@ func LimiterStats(ctx context.Context, l *Limiter) (waiting, timers, busy int, e
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	r, err := request(ctx, l.c.sys, pid, &messages.LimitStats{}, nil, func(m any) (*messages.LimitStatsResult, error) {
-		r, ok := m.(*messages.LimitStatsResult)
+	r, err := request(ctx, l.c.sys, pid, &messages.LimitReadStats{}, nil, func(m any) (*messages.LimitReadStatsResult, error) {
+		r, ok := m.(*messages.LimitReadStatsResult)
 		if !ok {
 			return nil, fmt.Errorf("unexpected answer %T", m)
 		}
@@ -34,8 +34,8 @@ func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy in
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	r, err := request(ctx, s.c.sys, pid, &messages.LockStats{}, nil, func(m any) (*messages.LockStatsResult, error) {
-		r, ok := m.(*messages.LockStatsResult)
+	r, err := request(ctx, s.c.sys, pid, &messages.ReadLockStats{}, nil, func(m any) (*messages.ReadLockStatsResult, error) {
+		r, ok := m.(*messages.ReadLockStatsResult)
 		if !ok {
 			return nil, fmt.Errorf("unexpected answer %T", m)
 		}

@@ -180,7 +180,6 @@ func (l *Limiter) actor() (*actor.PID, error) {
 		Period: l.limit.Period,
 		Burst:  l.limit.Burst,
 		Log:    l.c.log.Named("limiter").With(zap.String("limiter", l.name), zap.Int("db", l.db)),
-		Errors: actors.LimiterErrors{NotAvailable: ErrNotAvailable, Corrupt: ErrCorrupt, Closed: ErrClosed, Unavailable: ErrUnavailable},
 	})))
 	if err != nil {
 		return nil, err

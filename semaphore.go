@@ -115,7 +115,6 @@ func (s *Semaphore) actor() (*actor.PID, error) {
 		Client:  cl,
 		Conn:    c.conn,
 		Log:     c.log.Named("semaphore").With(zap.String("semaphore", s.name), zap.Int("db", s.s.db)),
-		Closed:  ErrClosed,
 	})))
 	if err != nil {
 		return nil, err
@@ -175,14 +174,14 @@ func (s *Semaphore) acquire(ctx context.Context, n int, try bool) *Future[*Lease
 			case !ok:
 				return nil, fmt.Errorf("xsync: semaphore %q: unexpected answer %T", s.name, m)
 			case r.Err != nil:
-				return nil, opErr("acquire", r.Err)
-			case r.NotObtained || r.Lease == nil:
+				return nil, r.Err
+			case r.Lease == nil:
 				return nil, ErrNotObtained
 			}
 			return &Lease{c: s.c, sys: sys, mgr: pid, id: r.Lease.ID, keys: []string{s.name}, token: token, lost: r.Lease.Lost}, nil
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
-			f.withdraw = func() { sys.Root.Send(pid, &messages.Withdraw{Token: token}) }
+			f.withdraw = func() { sys.Root.Send(pid, &messages.WithdrawAcquire{Token: token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
 					sys.Root.Send(pid, &messages.ReleaseLease{ID: l.id})
@@ -204,9 +203,6 @@ func (s *Semaphore) Available(ctx context.Context) (int, error) {
 		if !ok {
 			return 0, fmt.Errorf("xsync: semaphore %q: unexpected answer %T", s.name, m)
 		}
-		if r.Err != nil {
-			return 0, opErr("available", r.Err)
-		}
-		return r.Available, nil
+		return r.Available, r.Err
 	}, nil).Wait(ctx)
 }

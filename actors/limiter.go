@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -27,8 +28,8 @@ const (
 )
 
 var (
-	limiterAllowScript  = Scripts.Get("limiter_allow")
-	limiterRefundScript = Scripts.Get("limiter_refund")
+	limiterAllowScript  = registry.Get("limiter_allow")
+	limiterRefundScript = registry.Get("limiter_refund")
 )
 
 // LimiterClient is what a limiter actor needs of Redis: scripts, and DEL
@@ -36,15 +37,6 @@ var (
 type LimiterClient interface {
 	redis.Scripter
 	Del(ctx context.Context, keys ...string) *redis.IntCmd
-}
-
-// LimiterErrors are the errors a Limiter actor answers with: the facade's
-// sentinels, so that callers match them with errors.Is.
-type LimiterErrors struct {
-	NotAvailable error // a withdrawn wait
-	Corrupt      error // a key that holds another type
-	Closed       error // requests after a Stop without Shutdown
-	Unavailable  error // Redis failed to answer
 }
 
 // LimiterConfig configures a Limiter actor.
@@ -57,10 +49,9 @@ type LimiterConfig struct {
 	Period time.Duration
 	Burst  int
 	Log    *zap.Logger
-	Errors LimiterErrors
 }
 
-// Limiter is the actor of one rate limiter of one client (GCRA, see
+// limiterActor is the actor of one rate limiter of one client (GCRA, see
 // limiter_allow.lua). A one-shot request (Allow) is one script call, sent at
 // once. Waiting requests queue per key, in arrival order, and only the head
 // of a queue is ever waited for:
@@ -79,7 +70,8 @@ type LimiterConfig struct {
 //
 // Allow does not queue: it competes with this client's waiters as a call
 // from another process would.
-type Limiter struct {
+type limiterActor struct {
+	worker
 	cfg    LimiterConfig
 	log    *zap.Logger
 	period string // cfg.Period in seconds, as limiter_allow reads it
@@ -87,17 +79,13 @@ type Limiter struct {
 	queues map[string]*limitQueue
 	byID   map[uint64]*limitWaiter
 
-	backoff    time.Duration
-	pending    int // goroutines running a Redis call
-	closedErr  error
-	shutdownTo *actor.PID
-	finished   bool
+	backoff time.Duration
 }
 
 // limitQueue holds the waiters of one key.
 type limitQueue struct {
 	key        string
-	waiters    []*limitWaiter // arrival order; withdrawn ones only while in flight
+	waiters    waitQueue[*limitWaiter] // arrival order
 	attempting bool
 	timer      *time.Timer
 	timerGen   uint64
@@ -111,6 +99,10 @@ type limitWaiter struct {
 	inFlight bool
 	done     bool // answered
 }
+
+// gone reports whether w may leave its queue: answered, and in no call
+// (one in a call stays, so that events allowed to it are given back).
+func (w *limitWaiter) gone() bool { return w.done && !w.inFlight }
 
 // Messages the Limiter sends itself.
 type (
@@ -139,13 +131,13 @@ type LimitDecision struct {
 	ResetAfter time.Duration
 }
 
-// NewLimiter returns the producer of a Limiter actor.
+// NewLimiter returns the producer of a limiter actor.
 func NewLimiter(cfg LimiterConfig) actor.Producer {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
 	return func() actor.Actor {
-		return &Limiter{
+		return &limiterActor{
 			cfg:    cfg,
 			log:    cfg.Log,
 			period: strconv.FormatFloat(cfg.Period.Seconds(), 'f', -1, 64),
@@ -156,55 +148,61 @@ func NewLimiter(cfg LimiterConfig) actor.Producer {
 }
 
 // Receive implements actor.Actor.
-func (l *Limiter) Receive(ctx actor.Context) {
+func (l *limiterActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		l.started(ctx)
 	case *messages.LimitAllow:
 		l.onAllow(ctx, m)
 	case *messages.LimitWithdraw:
 		l.onWithdraw(ctx, m)
 	case *messages.LimitRefund:
-		l.refund(ctx, m.Key, m.N)
+		l.refund(m.Key, m.N)
 	case *messages.LimitReset:
 		l.onReset(ctx, m)
-	case *messages.LimitStats:
+	case *messages.LimitReadStats:
 		l.onStats(ctx)
 	case *limitTick:
 		if q := m.q; q.timer != nil && q.timerGen == m.gen {
 			q.timer = nil
-			l.attempt(ctx, q)
+			l.attempt(q)
 		}
 	case *limitBatchDone:
 		l.onBatchDone(ctx, m)
 	case *limitOpDone:
-		l.pending--
 		if m.to != nil {
 			ctx.Send(m.to, m.answer)
 		}
 		if m.wake != "" {
-			l.wake(ctx, m.wake)
+			l.wake(m.wake)
 		}
-		l.maybeFinish(ctx)
+		l.callDone()
 	case *messages.Shutdown:
-		l.onShutdown(ctx, m)
+		if l.beginShutdown(ctx, m, xerr.ErrClosed) {
+			// Waiters in flight are answered now; events allowed to them
+			// are given back when their call answers, before Shutdown is.
+			l.failAll(ctx, l.closedErr)
+			l.maybeFinish()
+		}
 	case *actor.Stopping:
 		if l.closedErr == nil {
-			l.failAll(ctx, l.cfg.Errors.Closed)
+			l.failAll(ctx, xerr.ErrClosed)
 		}
 	}
 }
 
-func (l *Limiter) onAllow(ctx actor.Context, m *messages.LimitAllow) {
+func (l *limiterActor) onAllow(ctx actor.Context, m *messages.LimitAllow) {
 	if l.closedErr != nil {
 		ctx.Respond(&messages.LimitAllowResult{Err: l.closedErr})
 		return
 	}
-	if m.N <= 0 || m.Key == "" || (m.Wait && m.N > l.cfg.Burst) {
+	if _, dup := l.byID[m.ID]; dup || m.N <= 0 || m.Key == "" || (m.Wait && m.N > l.cfg.Burst) {
 		ctx.Respond(&messages.LimitAllowResult{Err: fmt.Errorf("xsync: limiter %q: bad request (key %q, n=%d)", l.cfg.Name, m.Key, m.N)})
 		return
 	}
 	if !m.Wait {
 		to, key, n := ctx.Sender(), m.Key, m.N
-		l.goCall(ctx, func(c context.Context) any {
+		l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) any {
 			outs, err := l.runAllow(c, key, []int{n})
 			if err != nil {
 				return &limitOpDone{to: to, answer: &messages.LimitAllowResult{Err: l.wrap("allow", err)}}
@@ -216,78 +214,78 @@ func (l *Limiter) onAllow(ctx actor.Context, m *messages.LimitAllow) {
 		})
 		return
 	}
-	if _, dup := l.byID[m.ID]; dup {
-		ctx.Respond(&messages.LimitAllowResult{Err: fmt.Errorf("xsync: limiter %q: request %d sent twice", l.cfg.Name, m.ID)})
-		return
-	}
 	q := l.queues[m.Key]
 	if q == nil {
 		q = &limitQueue{key: m.Key}
 		l.queues[m.Key] = q
 	}
 	w := &limitWaiter{id: m.ID, key: m.Key, n: m.N, sender: ctx.Sender()}
-	q.waiters = append(q.waiters, w)
+	q.waiters.push(w)
 	l.byID[w.id] = w
 	// With a timer set, the head waits for its time: the newcomer cannot go
 	// before it, so it costs nothing now.
 	if q.timer == nil {
-		l.attempt(ctx, q)
+		l.attempt(q)
 	}
 }
 
 // attempt starts a limiter_allow call for the first waiters of q, unless
 // one is under way.
-func (l *Limiter) attempt(ctx actor.Context, q *limitQueue) {
+func (l *limiterActor) attempt(q *limitQueue) {
 	if l.closedErr != nil || q.attempting {
 		return
 	}
-	if len(q.waiters) == 0 {
+	if q.waiters.trim() {
 		l.forget(q)
 		return
 	}
-	batch := q.waiters[:min(len(q.waiters), limiterMaxBatch)]
-	batch = append([]*limitWaiter(nil), batch...)
-	costs := make([]int, len(batch))
-	for i, w := range batch {
-		w.inFlight = true
-		costs[i] = w.n
+	var batch []*limitWaiter
+	costs := make([]int, 0, min(len(q.waiters.ws), limiterMaxBatch))
+	for _, w := range q.waiters.ws {
+		if len(batch) == limiterMaxBatch {
+			break
+		}
+		if !w.done {
+			w.inFlight = true
+			batch = append(batch, w)
+			costs = append(costs, w.n)
+		}
 	}
 	q.attempting = true
-	l.goCall(ctx, func(c context.Context) any {
+	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) any {
 		outs, err := l.runAllow(c, q.key, costs)
 		return &limitBatchDone{q: q, batch: batch, outs: outs, err: err}
 	})
 }
 
-func (l *Limiter) onBatchDone(ctx actor.Context, m *limitBatchDone) {
-	l.pending--
+func (l *limiterActor) onBatchDone(ctx actor.Context, m *limitBatchDone) {
 	q := m.q
 	q.attempting = false
 	for _, w := range m.batch {
 		w.inFlight = false
 	}
 	refund := 0
-	if m.err != nil {
+	switch {
+	case m.err != nil && errors.Is(l.wrap("wait", m.err), xerr.ErrCorrupt):
 		l.log.Warn("limiter call failed", zap.String("key", q.key), zap.Error(m.err))
-		if isCorrupt(m.err) {
-			for _, w := range m.batch {
-				if !w.done {
-					l.answer(ctx, w, &messages.LimitAllowResult{Err: l.wrap("wait", m.err)})
-				}
+		for _, w := range m.batch {
+			if !w.done {
+				l.answer(ctx, w, &messages.LimitAllowResult{Err: l.wrap("wait", m.err)})
 			}
-		} else {
-			l.backoff = min(max(2*l.backoff, limiterRetryMin), limiterRetryMax)
-			l.setTimer(ctx, q, l.backoff)
 		}
-	} else {
+	case m.err != nil:
+		l.log.Warn("limiter call failed", zap.String("key", q.key), zap.Error(m.err))
+		l.backoff = min(max(2*l.backoff, limiterRetryMin), limiterRetryMax)
+		l.setTimer(q, l.backoff)
+	default:
 		l.backoff = 0
 		for i, d := range m.outs {
 			w := m.batch[i]
 			if d.Allowed == 0 {
 				if !w.done {
-					// Start counting once the answer is here: the timer
-					// never fires before the server would allow it.
-					l.setTimer(ctx, q, d.RetryAfter)
+					// Counted from the answer: the timer never fires
+					// before the server would allow it.
+					l.setTimer(q, d.RetryAfter)
 				}
 				break
 			}
@@ -300,35 +298,42 @@ func (l *Limiter) onBatchDone(ctx actor.Context, m *limitBatchDone) {
 			})
 		}
 	}
-	l.prune(q)
+	// Every waiter of the batch that is answered now leaves the queue
+	// (those withdrawn in flight included).
+	for _, w := range m.batch {
+		if w.done {
+			q.waiters.left()
+		}
+	}
 	if refund > 0 {
-		l.refund(ctx, q.key, refund)
+		l.refund(q.key, refund)
 	}
 	if q.timer == nil {
 		// Every waiter of the batch was served (more may be queued), or
 		// the refused one was withdrawn meanwhile.
-		l.attempt(ctx, q)
+		l.attempt(q)
 	}
-	l.maybeFinish(ctx)
+	l.callDone()
 }
 
-func (l *Limiter) onWithdraw(ctx actor.Context, m *messages.LimitWithdraw) {
+func (l *limiterActor) onWithdraw(ctx actor.Context, m *messages.LimitWithdraw) {
 	w := l.byID[m.ID]
 	if w == nil {
 		return // answered already
 	}
-	l.answer(ctx, w, &messages.LimitAllowResult{Err: fmt.Errorf("%w: limiter %q: key %q: withdrawn", l.cfg.Errors.NotAvailable, l.cfg.Name, w.key)})
+	l.answer(ctx, w, &messages.LimitAllowResult{Err: fmt.Errorf("%w: limiter %q: key %q: withdrawn", xerr.ErrNotAvailable, l.cfg.Name, w.key)})
 	q := l.queues[w.key]
 	if q == nil || w.inFlight {
 		return // its batch's answer deals with it
 	}
-	head := len(q.waiters) > 0 && q.waiters[0] == w
-	l.prune(q)
-	if head && q.timer != nil {
+	head := q.waiters.head() == w
+	empty := q.waiters.leave()
+	switch {
+	case head && q.timer != nil:
 		// The timer was the head's: the next one may need less.
 		l.stopTimer(q)
-		l.attempt(ctx, q)
-	} else if len(q.waiters) == 0 && !q.attempting {
+		l.attempt(q)
+	case empty && !q.attempting:
 		l.stopTimer(q)
 		l.forget(q)
 	}
@@ -336,21 +341,22 @@ func (l *Limiter) onWithdraw(ctx actor.Context, m *messages.LimitWithdraw) {
 
 // wake tries the waiters of key at once, when they wait for a timer:
 // events came back (a refund, a reset).
-func (l *Limiter) wake(ctx actor.Context, key string) {
+func (l *limiterActor) wake(key string) {
 	if q := l.queues[key]; q != nil && q.timer != nil {
 		l.stopTimer(q)
-		l.attempt(ctx, q)
+		l.attempt(q)
 	}
 }
 
-func (l *Limiter) refund(ctx actor.Context, key string, n int) {
-	if l.finished || n <= 0 || key == "" {
-		if l.finished {
-			l.log.Warn("limiter refund after shutdown: dropped", zap.String("key", key), zap.Int("n", n))
-		}
+func (l *limiterActor) refund(key string, n int) {
+	if n <= 0 || key == "" {
 		return
 	}
-	l.goCall(ctx, func(c context.Context) any {
+	if l.finished {
+		l.log.Warn("limiter refund after shutdown: dropped", zap.String("key", key), zap.Int("n", n))
+		return
+	}
+	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) any {
 		err := limiterRefundScript.Run(c, l.cfg.Client, []string{l.cfg.Keys.Limiter(l.cfg.Name, key)},
 			l.cfg.Rate, l.period, n).Err()
 		if err != nil {
@@ -361,13 +367,13 @@ func (l *Limiter) refund(ctx actor.Context, key string, n int) {
 	})
 }
 
-func (l *Limiter) onReset(ctx actor.Context, m *messages.LimitReset) {
+func (l *limiterActor) onReset(ctx actor.Context, m *messages.LimitReset) {
 	if l.closedErr != nil {
 		ctx.Respond(&messages.LimitResetResult{Err: l.closedErr})
 		return
 	}
 	to, key := ctx.Sender(), m.Key
-	l.goCall(ctx, func(c context.Context) any {
+	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) any {
 		if err := l.cfg.Client.Del(c, l.cfg.Keys.Limiter(l.cfg.Name, key)).Err(); err != nil {
 			return &limitOpDone{to: to, answer: &messages.LimitResetResult{Err: l.wrap("reset", err)}}
 		}
@@ -375,8 +381,8 @@ func (l *Limiter) onReset(ctx actor.Context, m *messages.LimitReset) {
 	})
 }
 
-func (l *Limiter) onStats(ctx actor.Context) {
-	r := &messages.LimitStatsResult{Waiting: len(l.byID), Busy: l.pending}
+func (l *limiterActor) onStats(ctx actor.Context) {
+	r := &messages.LimitReadStatsResult{Waiting: len(l.byID), Busy: l.busy}
 	for _, q := range l.queues {
 		if q.timer != nil {
 			r.Timers++
@@ -385,7 +391,7 @@ func (l *Limiter) onStats(ctx actor.Context) {
 	ctx.Respond(r)
 }
 
-func (l *Limiter) answer(ctx actor.Context, w *limitWaiter, res *messages.LimitAllowResult) {
+func (l *limiterActor) answer(ctx actor.Context, w *limitWaiter, res *messages.LimitAllowResult) {
 	w.done = true
 	delete(l.byID, w.id)
 	if w.sender != nil {
@@ -393,36 +399,23 @@ func (l *Limiter) answer(ctx actor.Context, w *limitWaiter, res *messages.LimitA
 	}
 }
 
-// prune drops q's answered waiters that no call is trying.
-func (l *Limiter) prune(q *limitQueue) {
-	ws := q.waiters[:0]
-	for _, w := range q.waiters {
-		if !w.done || w.inFlight {
-			ws = append(ws, w)
-		}
-	}
-	clear(q.waiters[len(ws):])
-	q.waiters = ws
-}
-
 // forget drops an idle queue, so that keys used once cost nothing.
-func (l *Limiter) forget(q *limitQueue) {
-	if len(q.waiters) == 0 && !q.attempting && q.timer == nil && l.queues[q.key] == q {
+func (l *limiterActor) forget(q *limitQueue) {
+	if len(q.waiters.ws) == 0 && !q.attempting && q.timer == nil && l.queues[q.key] == q {
 		delete(l.queues, q.key)
 	}
 }
 
-func (l *Limiter) setTimer(ctx actor.Context, q *limitQueue, after time.Duration) {
+func (l *limiterActor) setTimer(q *limitQueue, after time.Duration) {
 	l.stopTimer(q)
 	if l.closedErr != nil {
 		return
 	}
 	q.timerGen++
-	gen, self, root := q.timerGen, ctx.Self(), ctx.ActorSystem().Root
-	q.timer = time.AfterFunc(max(after, 0), func() { root.Send(self, &limitTick{q: q, gen: gen}) })
+	q.timer = l.sendAfter(max(after, 0), &limitTick{q: q, gen: q.timerGen})
 }
 
-func (l *Limiter) stopTimer(q *limitQueue) {
+func (l *limiterActor) stopTimer(q *limitQueue) {
 	if q.timer != nil {
 		q.timer.Stop()
 		q.timer = nil
@@ -430,29 +423,16 @@ func (l *Limiter) stopTimer(q *limitQueue) {
 	}
 }
 
-// goCall runs call in a goroutine and sends its result to the actor.
-func (l *Limiter) goCall(ctx actor.Context, call func(context.Context) any) {
-	l.pending++
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), limiterCallTimeout)
-		msg := call(c)
-		cancel()
-		root.Send(self, msg)
-	}()
-}
-
 // runAllow runs limiter_allow for costs on key. It reads l's configuration
 // only, so that goroutines may call it.
-func (l *Limiter) runAllow(ctx context.Context, key string, costs []int) ([]LimitDecision, error) {
+func (l *limiterActor) runAllow(ctx context.Context, key string, costs []int) ([]LimitDecision, error) {
 	return RunLimiterAllow(ctx, l.cfg.Client, l.cfg.Keys.Limiter(l.cfg.Name, key),
 		l.cfg.Burst, l.cfg.Rate, l.period, costs)
 }
 
 // RunLimiterAllow runs limiter_allow on the Redis key redisKey for requests
 // of costs, in order, and returns the decisions: one per request served,
-// then one for the first refused. period is in seconds. Benchmarks call it
-// directly.
+// then one for the first refused. period is in seconds.
 func RunLimiterAllow(ctx context.Context, cl redis.Scripter, redisKey string, burst, rate int, period string, costs []int) ([]LimitDecision, error) {
 	args := make([]any, 0, 3+len(costs))
 	args = append(args, burst, rate, period)
@@ -501,53 +481,23 @@ func seconds(v any) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-func (l *Limiter) wrap(op string, err error) error {
-	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
-		return fmt.Errorf("%w: limiter %q: %s: %s", l.cfg.Errors.Corrupt, l.cfg.Name, op, detail)
-	}
-	return fmt.Errorf("%w: limiter %q: %s: %w", l.cfg.Errors.Unavailable, l.cfg.Name, op, err)
+func (l *limiterActor) wrap(op string, err error) error {
+	return xerr.Redis(fmt.Sprintf("limiter %q: %s", l.cfg.Name, op), err)
 }
 
 // failAll answers every waiter with err and stops the timers.
-func (l *Limiter) failAll(ctx actor.Context, err error) {
+func (l *limiterActor) failAll(ctx actor.Context, err error) {
 	for _, q := range l.queues {
 		l.stopTimer(q)
-		for _, w := range q.waiters {
+		for _, w := range q.waiters.ws {
 			if !w.done {
 				l.answer(ctx, w, &messages.LimitAllowResult{Err: err})
+				if !w.inFlight {
+					q.waiters.left()
+				}
 			}
 		}
-		l.prune(q)
+		q.waiters.trim()
 		l.forget(q)
-	}
-}
-
-func (l *Limiter) onShutdown(ctx actor.Context, m *messages.Shutdown) {
-	if l.closedErr != nil {
-		ctx.Respond(&messages.ShutdownResult{})
-		return
-	}
-	l.closedErr = m.Err
-	if l.closedErr == nil {
-		l.closedErr = l.cfg.Errors.Closed
-	}
-	if l.closedErr == nil {
-		l.closedErr = errors.New("xsync: limiter closed")
-	}
-	// Waiters in flight are answered now; events allowed to them are
-	// given back when their call answers, before Shutdown is.
-	l.failAll(ctx, l.closedErr)
-	l.shutdownTo = ctx.Sender()
-	l.maybeFinish(ctx)
-}
-
-// maybeFinish answers Shutdown once no Redis call is under way.
-func (l *Limiter) maybeFinish(ctx actor.Context) {
-	if l.closedErr == nil || l.finished || l.pending > 0 {
-		return
-	}
-	l.finished = true
-	if l.shutdownTo != nil {
-		ctx.Send(l.shutdownTo, &messages.ShutdownResult{})
 	}
 }

@@ -3,13 +3,13 @@ package actors
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -30,13 +30,13 @@ const (
 )
 
 var (
-	semAcquireScript   = Scripts.Get("sem_acquire")
-	semReleaseScript   = Scripts.Get("sem_release")
-	semRefreshScript   = Scripts.Get("sem_refresh")
-	semAvailableScript = Scripts.Get("sem_available")
+	semAcquireScript   = registry.Get("sem_acquire")
+	semReleaseScript   = registry.Get("sem_release")
+	semRefreshScript   = registry.Get("sem_refresh")
+	semAvailableScript = registry.Get("sem_available")
 )
 
-// SemaphoreConfig configures a Semaphore actor.
+// SemaphoreConfig configures a semaphore actor.
 type SemaphoreConfig struct {
 	Name    string
 	DB      int
@@ -45,13 +45,12 @@ type SemaphoreConfig struct {
 	Client  redis.Scripter // the DB's client for scripts (go-redis retries off)
 	Conn    *actor.PID     // the connection actor, for pub/sub
 	Log     *zap.Logger
-	Closed  error // the answer to requests after a Stop without Shutdown
 }
 
-// Semaphore is the actor of one semaphore of one client: its waiters, in
-// arrival order, and the leases of permits it granted and renews. Like the
-// LockManager it answers ReleaseLease and RefreshLease, so that a Lease can
-// stand for permits.
+// semaphoreActor is the actor of one semaphore of one client: its waiters,
+// in arrival order, and the leases of permits it granted and renews. Like
+// the lock manager it answers WithdrawAcquire, ReleaseLease, RefreshLease
+// and ReadLockStats, so that a Lease can stand for permits.
 //
 // Every waiting request queues in the semaphore's queue in Redis, so that
 // requests are served in order across every client (sem_acquire). Waiting
@@ -61,13 +60,14 @@ type SemaphoreConfig struct {
 // those, and a release on any client wakes it through pub/sub. One call
 // tries up to semMaxBatch requests. The actor subscribes before its first
 // try, so that no release published after a refusal can be missed.
-type Semaphore struct {
+type semaphoreActor struct {
+	worker
 	cfg     SemaphoreConfig
 	log     *zap.Logger
 	keys    []string
 	channel string
 
-	queue   []*semWaiter
+	queue   waitQueue[*semWaiter] // arrival order
 	byToken map[string]*semWaiter
 	leases  map[uint64]*semLease
 	lastID  uint64
@@ -79,11 +79,6 @@ type Semaphore struct {
 	timerAt  time.Time
 	timerGen uint64
 	backoff  time.Duration
-
-	pending    int
-	closedErr  error
-	shutdownTo *actor.PID
-	finished   bool
 }
 
 type semWaiter struct {
@@ -101,19 +96,11 @@ type semWaiter struct {
 	at       time.Time // refused: when to try again by itself; zero: on a release
 }
 
-type semLease struct {
-	id        uint64
-	token     string
-	ttl       time.Duration
-	autoRenew bool
-	lost      chan struct{}
-	lostOnce  bool
-	expires   time.Time // local: no later than Redis' expiry
-	timer     *time.Timer
-	timerGen  uint64
-}
+// gone reports whether w may leave the queue: answered, and in no call (one
+// in a call stays, so that permits granted to it are given back).
+func (w *semWaiter) gone() bool { return w.done && !w.inFlight }
 
-// Messages the Semaphore sends itself.
+// Messages the semaphore actor sends itself.
 type (
 	semDone struct {
 		batch []*semWaiter
@@ -122,33 +109,21 @@ type (
 		outs  [][2]int64
 		err   error
 	}
-	semTick  struct{ gen uint64 }
-	semRenew struct {
-		id  uint64
-		gen uint64
-	}
-	semRenewed struct {
-		id    uint64
-		to    *actor.PID // a Refresh waiting for the answer; nil for a renewal
-		ttl   time.Duration
-		start time.Time
-		held  bool
-		err   error
-	}
+	semTick   struct{ gen uint64 }
 	semOpDone struct {
-		to     *actor.PID
+		to     *actor.PID // nil: nobody waits for the answer
 		answer any
 	}
 )
 
-// NewSemaphore returns the producer of a Semaphore actor.
+// NewSemaphore returns the producer of a semaphore actor.
 func NewSemaphore(cfg SemaphoreConfig) actor.Producer {
 	if cfg.Log == nil {
 		cfg.Log = zap.NewNop()
 	}
 	return func() actor.Actor {
 		k := cfg.Keys
-		return &Semaphore{
+		return &semaphoreActor{
 			cfg: cfg,
 			log: cfg.Log,
 			keys: []string{
@@ -163,11 +138,13 @@ func NewSemaphore(cfg SemaphoreConfig) actor.Producer {
 }
 
 // Receive implements actor.Actor.
-func (s *Semaphore) Receive(ctx actor.Context) {
+func (s *semaphoreActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		s.started(ctx)
 	case *messages.SemAcquire:
 		s.onAcquire(ctx, m)
-	case *messages.Withdraw:
+	case *messages.WithdrawAcquire:
 		s.onWithdraw(ctx, m)
 	case *messages.ReleaseLease:
 		s.onRelease(ctx, m)
@@ -175,37 +152,36 @@ func (s *Semaphore) Receive(ctx actor.Context) {
 		s.onRefresh(ctx, m)
 	case *messages.SemAvailable:
 		s.onAvailable(ctx)
-	case *messages.LockStats:
-		busy := s.pending
+	case *messages.ReadLockStats:
+		busy := s.busy
 		if s.subscribing {
 			busy++
 		}
-		ctx.Respond(&messages.LockStatsResult{Waiters: len(s.byToken), Leases: len(s.leases), Busy: busy})
+		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(s.byToken), Leases: len(s.leases), Busy: busy})
 	case *messages.SubscribeResult:
 		s.onSubscribed(ctx, m)
 	case *messages.Published:
 		if m.Channel == s.channel && m.Payload == s.cfg.Name {
-			s.wake(ctx)
+			s.wake()
 		}
 	case *messages.Resubscribed:
-		s.wake(ctx)
+		s.wake()
 	case *semTick:
 		if m.gen == s.timerGen && s.timer != nil {
 			s.timer = nil
-			s.wake(ctx)
+			s.wake()
 		}
 	case *semDone:
 		s.onDone(ctx, m)
 	case *semRenew:
-		s.onRenewTick(ctx, m)
+		s.onRenewTick(m)
 	case *semRenewed:
 		s.onRenewed(ctx, m)
 	case *semOpDone:
-		s.pending--
 		if m.to != nil {
 			ctx.Send(m.to, m.answer)
 		}
-		s.maybeFinish(ctx)
+		s.callDone()
 	case *messages.Shutdown:
 		s.onShutdown(ctx, m)
 	case *actor.Stopping:
@@ -215,18 +191,16 @@ func (s *Semaphore) Receive(ctx actor.Context) {
 			s.loseLease(l)
 		}
 		if s.closedErr == nil {
-			for _, w := range s.queue {
+			for _, w := range s.queue.ws {
 				if !w.done {
-					s.answer(ctx, w, &messages.AcquireResult{Err: s.cfg.Closed})
+					s.answer(ctx, w, &messages.AcquireResult{Err: xerr.ErrClosed})
 				}
 			}
 		}
 	}
 }
 
-// --- acquiring ---
-
-func (s *Semaphore) onAcquire(ctx actor.Context, m *messages.SemAcquire) {
+func (s *semaphoreActor) onAcquire(ctx actor.Context, m *messages.SemAcquire) {
 	if s.closedErr != nil {
 		ctx.Respond(&messages.AcquireResult{Err: s.closedErr})
 		return
@@ -236,61 +210,57 @@ func (s *Semaphore) onAcquire(ctx actor.Context, m *messages.SemAcquire) {
 		return
 	}
 	w := &semWaiter{token: m.Token, n: m.N, ttl: m.TTL, autoRenew: m.AutoRenew, try: m.Try, sender: ctx.Sender()}
-	s.queue = append(s.queue, w)
+	s.queue.push(w)
 	s.byToken[w.token] = w
-	s.attempt(ctx)
+	s.attempt()
 }
 
-func (s *Semaphore) onWithdraw(ctx actor.Context, m *messages.Withdraw) {
+func (s *semaphoreActor) onWithdraw(ctx actor.Context, m *messages.WithdrawAcquire) {
 	w := s.byToken[m.Token]
 	if w == nil {
 		return
 	}
-	s.answer(ctx, w, &messages.AcquireResult{NotObtained: true})
+	s.answer(ctx, w, &messages.AcquireResult{Err: xerr.ErrNotObtained})
 	if !w.inFlight {
-		s.leave(ctx, w)
+		s.leave(w)
+		s.queue.leave()
 	}
-	s.prune()
-	s.resetTimer(ctx)
+	s.resetTimer()
 }
 
 // leave takes an answered waiter out of Redis: out of the queue, and its
 // permits back if a lost answer granted them.
-func (s *Semaphore) leave(ctx actor.Context, w *semWaiter) {
+func (s *semaphoreActor) leave(w *semWaiter) {
 	if w.queued {
 		w.queued = false
-		s.release(ctx, nil, w.token)
+		s.release(nil, w.token)
 	}
 }
 
 // wake tries every waiter again: something changed.
-func (s *Semaphore) wake(ctx actor.Context) {
-	for _, w := range s.queue {
+func (s *semaphoreActor) wake() {
+	for _, w := range s.queue.ws {
 		w.tried = false
 	}
-	s.attempt(ctx)
+	s.attempt()
 }
 
 // attempt starts a sem_acquire call for the first untried waiters, unless
 // one is under way.
-func (s *Semaphore) attempt(ctx actor.Context) {
-	if s.closedErr != nil || s.attempting {
-		return
-	}
-	s.prune()
-	if len(s.queue) == 0 {
+func (s *semaphoreActor) attempt() {
+	if s.closedErr != nil || s.attempting || s.queue.trim() {
 		return
 	}
 	if !s.subscribed {
 		if !s.subscribing {
 			s.subscribing = true
-			ctx.Request(s.cfg.Conn, &messages.Subscribe{Channel: s.channel, Subscriber: ctx.Self()})
+			s.root.RequestWithCustomSender(s.cfg.Conn, &messages.Subscribe{Channel: s.channel, Subscriber: s.self}, s.self)
 		}
 		return
 	}
 	var batch []*semWaiter
-	for _, w := range s.queue {
-		if !w.tried && len(batch) < semMaxBatch {
+	for _, w := range s.queue.ws {
+		if !w.done && !w.tried && len(batch) < semMaxBatch {
 			batch = append(batch, w)
 		}
 	}
@@ -310,7 +280,7 @@ func (s *Semaphore) attempt(ctx actor.Context) {
 	}
 	s.attempting = true
 	cl, keys := s.cfg.Client, s.keys
-	s.goCall(ctx, func(c context.Context) any {
+	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) any {
 		start := time.Now()
 		now, outs, err := runSemAcquire(c, cl, keys, args, len(batch))
 		return &semDone{batch: batch, start: start, now: now, outs: outs, err: err}
@@ -344,8 +314,7 @@ func runSemAcquire(ctx context.Context, cl redis.Scripter, keys []string, args [
 	return now, outs, nil
 }
 
-func (s *Semaphore) onDone(ctx actor.Context, m *semDone) {
-	s.pending--
+func (s *semaphoreActor) onDone(ctx actor.Context, m *semDone) {
 	s.attempting = false
 	for _, w := range m.batch {
 		w.inFlight = false
@@ -353,16 +322,16 @@ func (s *Semaphore) onDone(ctx actor.Context, m *semDone) {
 	if m.err != nil {
 		s.log.Warn("semaphore acquire failed", zap.Error(m.err))
 		s.backoff = min(max(2*s.backoff, semRetryMin), semRetryMax)
-		err := fmt.Errorf("semaphore %q: %w", s.cfg.Name, m.err)
+		err := s.wrap("acquire", m.err)
 		for _, w := range m.batch {
 			// Whether the call ran is unknown: the token may hold permits.
 			w.queued = true
 			switch {
 			case w.done:
-				s.leave(ctx, w)
+				s.leave(w)
 			case w.try:
 				s.answer(ctx, w, &messages.AcquireResult{Err: err})
-				s.leave(ctx, w)
+				s.leave(w)
 			default:
 				w.at = time.Now().Add(s.backoff)
 			}
@@ -371,48 +340,38 @@ func (s *Semaphore) onDone(ctx actor.Context, m *semDone) {
 		s.backoff = 0
 		for i, w := range m.batch {
 			o := m.outs[i]
-			if o[0] == 1 {
-				if w.done {
-					// Withdrawn meanwhile (a try too): give the permits back.
-					w.queued = true
-					s.leave(ctx, w)
-					continue
-				}
+			switch {
+			case o[0] == 1 && w.done:
+				// Withdrawn meanwhile (a try too): give the permits back.
+				w.queued = true
+				s.leave(w)
+			case o[0] == 1:
 				w.queued = false
 				s.grant(ctx, w, m.start)
-				continue
-			}
-			if w.done {
-				s.leave(ctx, w)
-				continue
-			}
-			if w.try {
-				s.answer(ctx, w, &messages.AcquireResult{NotObtained: true})
-				continue
-			}
-			w.at = time.Time{}
-			if o[1] >= 0 {
-				// Counted from the answer: never before the server's time.
-				w.at = time.Now().Add(time.Duration(o[1]-m.now) * time.Millisecond)
+			case w.done:
+				s.leave(w)
+			case w.try:
+				s.answer(ctx, w, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+			default:
+				w.at = time.Time{}
+				if o[1] >= 0 {
+					// Counted from the answer: never before the server's time.
+					w.at = time.Now().Add(time.Duration(o[1]-m.now) * time.Millisecond)
+				}
 			}
 		}
 	}
-	s.prune()
-	s.resetTimer(ctx)
-	s.maybeFinish(ctx)
-	s.attempt(ctx)
+	for _, w := range m.batch {
+		if w.done {
+			s.queue.left()
+		}
+	}
+	s.resetTimer()
+	s.attempt()
+	s.callDone()
 }
 
-func (s *Semaphore) grant(ctx actor.Context, w *semWaiter, start time.Time) {
-	s.lastID++
-	l := &semLease{id: s.lastID, token: w.token, ttl: w.ttl, autoRenew: w.autoRenew,
-		lost: make(chan struct{}), expires: start.Add(w.ttl)}
-	s.leases[l.id] = l
-	s.scheduleLease(ctx, l)
-	s.answer(ctx, w, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Lost: l.lost}})
-}
-
-func (s *Semaphore) answer(ctx actor.Context, w *semWaiter, res *messages.AcquireResult) {
+func (s *semaphoreActor) answer(ctx actor.Context, w *semWaiter, res *messages.AcquireResult) {
 	w.done = true
 	delete(s.byToken, w.token)
 	if w.sender != nil {
@@ -420,16 +379,11 @@ func (s *Semaphore) answer(ctx actor.Context, w *semWaiter, res *messages.Acquir
 	}
 }
 
-// prune drops the answered waiters that no call is trying.
-func (s *Semaphore) prune() {
-	s.queue = slices.DeleteFunc(s.queue, func(w *semWaiter) bool { return w.done && !w.inFlight })
-}
-
 // resetTimer sets the timer for the earliest time a waiter may be served
 // without a release, or stops it.
-func (s *Semaphore) resetTimer(ctx actor.Context) {
+func (s *semaphoreActor) resetTimer() {
 	var at time.Time
-	for _, w := range s.queue {
+	for _, w := range s.queue.ws {
 		if !w.done && !w.at.IsZero() && (at.IsZero() || w.at.Before(at)) {
 			at = w.at
 		}
@@ -443,12 +397,10 @@ func (s *Semaphore) resetTimer(ctx actor.Context) {
 	}
 	s.stopTimer()
 	s.timerGen++
-	gen, self, root := s.timerGen, ctx.Self(), ctx.ActorSystem().Root
-	s.timer = time.AfterFunc(time.Until(at), func() { root.Send(self, &semTick{gen: gen}) })
-	s.timerAt = at
+	s.timer, s.timerAt = s.sendAfter(time.Until(at), &semTick{gen: s.timerGen}), at
 }
 
-func (s *Semaphore) stopTimer() {
+func (s *semaphoreActor) stopTimer() {
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timer = nil
@@ -456,222 +408,65 @@ func (s *Semaphore) stopTimer() {
 	}
 }
 
-func (s *Semaphore) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
+func (s *semaphoreActor) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 	s.subscribing = false
 	if s.closedErr != nil {
 		return
 	}
 	if m.Err != nil {
-		err := fmt.Errorf("semaphore %q: subscribe: %w", s.cfg.Name, m.Err)
+		err := s.wrap("subscribe", m.Err)
 		s.log.Warn("semaphore subscribe failed", zap.Error(m.Err))
-		for _, w := range s.queue {
+		for _, w := range s.queue.ws {
 			if !w.done {
 				s.answer(ctx, w, &messages.AcquireResult{Err: err})
+				s.queue.left()
 			}
 		}
-		s.prune()
+		s.queue.trim()
 		return
 	}
 	s.subscribed = true
-	s.wake(ctx)
+	s.wake()
 }
 
-// --- leases ---
-
-// scheduleLease sets the lease's timer: its next renewal, or its expiry.
-func (s *Semaphore) scheduleLease(ctx actor.Context, l *semLease) {
-	s.stopLeaseTimer(l)
-	at := l.expires
-	if l.autoRenew {
-		at = l.expires.Add(-l.ttl + l.ttl/3)
-	}
-	l.timerGen++
-	id, gen, self, root := l.id, l.timerGen, ctx.Self(), ctx.ActorSystem().Root
-	l.timer = time.AfterFunc(time.Until(at), func() { root.Send(self, &semRenew{id: id, gen: gen}) })
-}
-
-func (s *Semaphore) stopLeaseTimer(l *semLease) {
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer = nil
-		l.timerGen++
-	}
-}
-
-func (s *Semaphore) onRenewTick(ctx actor.Context, m *semRenew) {
-	l := s.leases[m.id]
-	if l == nil || l.timerGen != m.gen {
-		return
-	}
-	l.timer = nil
-	if !time.Now().Before(l.expires) {
-		// Not renewed in time (or no renewal): Redis lets it go now.
-		s.loseLease(l)
-		delete(s.leases, l.id)
-		return
-	}
-	s.refresh(ctx, l, nil, l.ttl)
-}
-
-// refresh runs sem_refresh for l; to, when set, gets the answer.
-func (s *Semaphore) refresh(ctx actor.Context, l *semLease, to *actor.PID, ttl time.Duration) {
-	cl, keys, id, token := s.cfg.Client, s.keys, l.id, l.token
-	s.goCall(ctx, func(c context.Context) any {
-		start := time.Now()
-		n, err := semRefreshScript.Run(c, cl, keys, token, durMs(ttl)).Int64()
-		return &semRenewed{id: id, to: to, ttl: ttl, start: start, held: n == 1, err: err}
-	})
-}
-
-func (s *Semaphore) onRenewed(ctx actor.Context, m *semRenewed) {
-	s.pending--
-	defer s.maybeFinish(ctx)
-	l := s.leases[m.id]
-	switch {
-	case l == nil:
-		if m.to != nil {
-			ctx.Send(m.to, &messages.RefreshResult{NotHeld: true})
-		}
-	case m.err != nil:
-		s.log.Warn("semaphore lease refresh failed", zap.Error(m.err))
-		if m.to != nil {
-			ctx.Send(m.to, &messages.RefreshResult{Err: fmt.Errorf("semaphore %q: %w", s.cfg.Name, m.err)})
-		}
-		if l.timer == nil && s.closedErr == nil {
-			// Try again soon, until the lease runs out.
-			l.timerGen++
-			id, gen, self, root := l.id, l.timerGen, ctx.Self(), ctx.ActorSystem().Root
-			l.timer = time.AfterFunc(min(semRetryMax, max(0, time.Until(l.expires))), func() { root.Send(self, &semRenew{id: id, gen: gen}) })
-		}
-	case !m.held:
-		s.stopLeaseTimer(l)
-		s.loseLease(l)
-		delete(s.leases, l.id)
-		if m.to != nil {
-			ctx.Send(m.to, &messages.RefreshResult{NotHeld: true})
-		}
-	default:
-		l.ttl, l.expires = m.ttl, m.start.Add(m.ttl)
-		if s.closedErr == nil {
-			s.scheduleLease(ctx, l)
-		}
-		if m.to != nil {
-			ctx.Send(m.to, &messages.RefreshResult{})
-		}
-	}
-}
-
-func (s *Semaphore) onRefresh(ctx actor.Context, m *messages.RefreshLease) {
-	l := s.leases[m.ID]
-	switch {
-	case s.closedErr != nil:
-		ctx.Respond(&messages.RefreshResult{Err: s.closedErr})
-	case l == nil:
-		ctx.Respond(&messages.RefreshResult{NotHeld: true})
-	default:
-		s.refresh(ctx, l, ctx.Sender(), m.TTL)
-	}
-}
-
-func (s *Semaphore) onRelease(ctx actor.Context, m *messages.ReleaseLease) {
-	l := s.leases[m.ID]
-	if l == nil {
-		if ctx.Sender() != nil {
-			if s.closedErr != nil {
-				ctx.Respond(&messages.ReleaseResult{Err: s.closedErr})
-			} else {
-				ctx.Respond(&messages.ReleaseResult{NotHeld: true})
-			}
-		}
-		return
-	}
-	s.stopLeaseTimer(l)
-	delete(s.leases, l.id)
-	s.release(ctx, ctx.Sender(), l.token)
-}
-
-// release runs sem_release for token; to, when set, gets the answer.
-func (s *Semaphore) release(ctx actor.Context, to *actor.PID, tokens ...string) {
-	if s.finished {
-		s.log.Warn("semaphore release after shutdown: dropped", zap.Strings("tokens", tokens))
-		return
-	}
-	args := make([]any, 0, 2+len(tokens))
-	args = append(args, s.channel, s.cfg.Name)
-	for _, t := range tokens {
-		args = append(args, t)
-	}
-	cl, keys, log, name := s.cfg.Client, s.keys, s.log, s.cfg.Name
-	s.goCall(ctx, func(c context.Context) any {
-		live, err := semReleaseScript.Run(c, cl, keys, args...).Int64()
-		if err != nil {
-			log.Warn("semaphore release failed", zap.Error(err))
-			return &semOpDone{to: to, answer: &messages.ReleaseResult{Err: fmt.Errorf("semaphore %q: %w", name, err)}}
-		}
-		return &semOpDone{to: to, answer: &messages.ReleaseResult{NotHeld: live == 0}}
-	})
-}
-
-func (s *Semaphore) loseLease(l *semLease) {
-	if !l.lostOnce {
-		l.lostOnce = true
-		close(l.lost)
-	}
-}
-
-func (s *Semaphore) onAvailable(ctx actor.Context) {
+func (s *semaphoreActor) onAvailable(ctx actor.Context) {
 	if s.closedErr != nil {
 		ctx.Respond(&messages.SemAvailableResult{Err: s.closedErr})
 		return
 	}
-	to, cl, keys, permits, name := ctx.Sender(), s.cfg.Client, s.keys, s.cfg.Permits, s.cfg.Name
-	s.goCall(ctx, func(c context.Context) any {
+	to, cl, keys, permits := ctx.Sender(), s.cfg.Client, s.keys, s.cfg.Permits
+	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) any {
 		r, err := semAvailableScript.Run(c, cl, keys, permits).Int64Slice()
 		if err == nil && len(r) != 2 {
 			err = fmt.Errorf("sem_available: %d replies", len(r))
 		}
 		if err != nil {
-			return &semOpDone{to: to, answer: &messages.SemAvailableResult{Err: fmt.Errorf("semaphore %q: %w", name, err)}}
+			return &semOpDone{to: to, answer: &messages.SemAvailableResult{Err: s.wrap("available", err)}}
 		}
 		return &semOpDone{to: to, answer: &messages.SemAvailableResult{Available: int(r[0]), Queued: int(r[1])}}
 	})
 }
 
-// goCall runs call in a goroutine and sends its result to the actor.
-func (s *Semaphore) goCall(ctx actor.Context, call func(context.Context) any) {
-	s.pending++
-	self, root := ctx.Self(), ctx.ActorSystem().Root
-	go func() {
-		c, cancel := context.WithTimeout(context.Background(), semCallTimeout)
-		msg := call(c)
-		cancel()
-		root.Send(self, msg)
-	}()
+func (s *semaphoreActor) wrap(op string, err error) error {
+	return xerr.Redis(fmt.Sprintf("semaphore %q: %s", s.cfg.Name, op), err)
 }
 
-// --- shutdown ---
-
-func (s *Semaphore) onShutdown(ctx actor.Context, m *messages.Shutdown) {
-	if s.closedErr != nil {
-		ctx.Respond(&messages.ShutdownResult{})
+func (s *semaphoreActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
+	if !s.beginShutdown(ctx, m, xerr.ErrClosed) {
 		return
-	}
-	s.closedErr = m.Err
-	if s.closedErr == nil {
-		s.closedErr = s.cfg.Closed
 	}
 	s.stopTimer()
 	var tokens []string
-	for _, w := range s.queue {
+	for _, w := range s.queue.ws {
 		if !w.done {
 			s.answer(ctx, w, &messages.AcquireResult{Err: s.closedErr})
 		}
+		// One in flight stays: its call's answer gives back what it got.
 		if !w.inFlight && w.queued {
 			w.queued = false
 			tokens = append(tokens, w.token)
 		}
 	}
-	s.prune()
 	// The client's leases are released, and known lost.
 	for _, l := range s.leases {
 		s.stopLeaseTimer(l)
@@ -680,23 +475,11 @@ func (s *Semaphore) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 	}
 	clear(s.leases)
 	if len(tokens) > 0 {
-		s.release(ctx, nil, tokens...)
+		s.release(nil, tokens...)
 	}
 	if s.subscribed || s.subscribing {
 		ctx.Send(s.cfg.Conn, &messages.Unsubscribe{Channel: s.channel, Subscriber: ctx.Self()})
 		s.subscribed = false
 	}
-	s.shutdownTo = ctx.Sender()
-	s.maybeFinish(ctx)
-}
-
-// maybeFinish answers Shutdown once no Redis call is under way.
-func (s *Semaphore) maybeFinish(ctx actor.Context) {
-	if s.closedErr == nil || s.finished || s.pending > 0 {
-		return
-	}
-	s.finished = true
-	if s.shutdownTo != nil {
-		ctx.Send(s.shutdownTo, &messages.ShutdownResult{})
-	}
+	s.maybeFinish()
 }

@@ -15,7 +15,8 @@ type LimitAllow struct {
 }
 
 // LimitAllowResult answers LimitAllow with the decision, as the facade's
-// LimitResult has it, or an error.
+// LimitResult has it, or Err. Err matches xsync.ErrNotAvailable for a
+// withdrawn wait.
 type LimitAllowResult struct {
 	Allowed    int
 	Remaining  int
@@ -49,13 +50,13 @@ type LimitResetResult struct {
 	Err error
 }
 
-// LimitStats asks a limiter actor what it holds, for tests and diagnostics.
-// The answer is *LimitStatsResult.
-type LimitStats struct{}
+// LimitReadStats asks a limiter actor what it holds, for tests and
+// diagnostics. The answer is *LimitReadStatsResult.
+type LimitReadStats struct{}
 
-// LimitStatsResult answers LimitStats: the waiting requests, the keys with
-// a timer set, and the Redis calls under way.
-type LimitStatsResult struct {
+// LimitReadStatsResult answers LimitReadStats: the waiting requests, the
+// keys with a timer set, and the Redis calls under way.
+type LimitReadStatsResult struct {
 	Waiting int
 	Timers  int
 	Busy    int

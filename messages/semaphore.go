@@ -4,10 +4,11 @@ import "time"
 
 // SemAcquire asks a semaphore actor for N permits, all or none, for the
 // owner Token. Unless Try is set, the request waits in the semaphore's queue
-// (in Redis, across clients) until it is granted or withdrawn (Withdraw
-// with its Token). The answer is *AcquireResult; the lease it grants is
-// refreshed and released with RefreshLease and ReleaseLease sent to the
-// semaphore actor.
+// (in Redis, across clients) until it is granted or withdrawn
+// (WithdrawAcquire with its Token). The answer is *AcquireResult, whose Err
+// matches xsync.ErrNotObtained for a refused try or a withdrawn request.
+// The semaphore actor answers RefreshLease, ReleaseLease and ReadLockStats
+// as the lock manager does, so that a Lease stands for permits.
 type SemAcquire struct {
 	Token     string
 	N         int
