@@ -287,33 +287,6 @@ func (s *semaphoreActor) attempt() {
 	})
 }
 
-func runSemAcquire(ctx context.Context, cl redis.Scripter, keys []string, args []any, n int) (int64, [][2]int64, error) {
-	res, err := semAcquireScript.Run(ctx, cl, keys, args...).Slice()
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(res) != n+1 {
-		return 0, nil, fmt.Errorf("sem_acquire: %d replies for %d requests", len(res)-1, n)
-	}
-	now, ok := res[0].(int64)
-	if !ok {
-		return 0, nil, fmt.Errorf("sem_acquire: server time is %T", res[0])
-	}
-	outs := make([][2]int64, n)
-	for i, r := range res[1:] {
-		a, ok := r.([]any)
-		if !ok || len(a) != 2 {
-			return 0, nil, fmt.Errorf("sem_acquire: reply %v", r)
-		}
-		nums, ok := int64s(a)
-		if !ok {
-			return 0, nil, fmt.Errorf("sem_acquire: reply %v", a)
-		}
-		outs[i] = [2]int64{nums[0], nums[1]}
-	}
-	return now, outs, nil
-}
-
 func (s *semaphoreActor) onDone(ctx actor.Context, m *semDone) {
 	s.attempting = false
 	for _, w := range m.batch {
@@ -427,24 +400,6 @@ func (s *semaphoreActor) onSubscribed(ctx actor.Context, m *messages.SubscribeRe
 	}
 	s.subscribed = true
 	s.wake()
-}
-
-func (s *semaphoreActor) onAvailable(ctx actor.Context) {
-	if s.closedErr != nil {
-		ctx.Respond(&messages.SemAvailableResult{Err: s.closedErr})
-		return
-	}
-	to, cl, keys, permits := ctx.Sender(), s.cfg.Client, s.keys, s.cfg.Permits
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) any {
-		r, err := semAvailableScript.Run(c, cl, keys, permits).Int64Slice()
-		if err == nil && len(r) != 2 {
-			err = fmt.Errorf("sem_available: %d replies", len(r))
-		}
-		if err != nil {
-			return &semOpDone{to: to, answer: &messages.SemAvailableResult{Err: s.wrap("available", err)}}
-		}
-		return &semOpDone{to: to, answer: &messages.SemAvailableResult{Available: int(r[0]), Queued: int(r[1])}}
-	})
 }
 
 func (s *semaphoreActor) wrap(op string, err error) error {
