@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -53,6 +54,9 @@ type Client struct {
 	workers []*actor.PID
 	lockMgr *actor.PID
 	pools   map[string]*Pool
+	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
+	limiters   map[string]*Limiter
+	semaphores map[string]*semaphoreActor
 }
 
 // New connects to the Redis deployment of opts and returns a client that is
@@ -77,7 +81,6 @@ func newClient(label string, opts Options) (*Client, error) {
 	// The URL's DB, when Options.DB does not override it, is the default DB
 	// of locks and pools too.
 	opts.DB = target.DB()
-	routeGoRedisLogs(opts.Logger)
 	first := target.Client(target.DB(), false)
 	pingCtx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
 	err = redisx.Ping(pingCtx, first, target, target.DB())
@@ -87,7 +90,7 @@ func newClient(label string, opts Options) (*Client, error) {
 		if strings.Contains(err.Error(), "DB index is out of range") {
 			return nil, fmt.Errorf("%w: connect: %w", ErrInvalidOptions, err)
 		}
-		return nil, fmt.Errorf("%w: connect: %w", ErrUnavailable, err)
+		return nil, xerr.Redis("connect", err)
 	}
 
 	c := &Client{

@@ -18,7 +18,7 @@ import (
 // snapshot is every key under prefix with its serialized value.
 func snapshot(t testing.TB, db redis.UniversalClient, prefix string) map[string]string {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	keys := keysMatching(t, db, prefix+":*")
 	out := map[string]string{}
 	for _, k := range keys {

@@ -1,7 +1,9 @@
 // Package xsync gives Go programs Redis-backed coordination: labelled Redis
-// clients, distributed locks with leases and fencing tokens, and pools of
+// clients, distributed locks with leases and fencing tokens, pools of
 // rate-limited containers (crawler accounts, cookies, proxies) that many
-// processes on many machines share without using one faster than allowed.
+// processes on many machines share without using one faster than allowed,
+// rate limiters per key (Limiter, GCRA) and counting semaphores
+// (Semaphore).
 //
 // # Clients
 //
@@ -18,27 +20,117 @@
 //
 // # Ownership and lifetimes
 //
-// Each client owns a small set of actors (protoactor-go): a connection
-// actor holding the go-redis clients per DB and the one pub/sub connection
-// of the client, a lock manager, and one actor per pool. Calls validate
-// their input, send a message to an actor and wait on a Future; every
-// blocking call X(ctx, ...) has an XAsync form that returns the Future
-// instead. Actors never wait on Redis inside their mailbox, and nothing
-// waits by polling: waiters are woken by Redis pub/sub and by timers.
+//   - Each client owns a few actors (protoactor-go): a connection actor
+//     (the go-redis clients per DB and the client's one pub/sub
+//     connection), a lock manager, and one actor per pool, per limiter and
+//     per semaphore.
+//   - A call validates its input, sends a message to an actor and waits on
+//     a Future; every blocking call X(ctx, ...) has an XAsync form that
+//     returns the Future instead.
+//   - Actors never wait on Redis inside their mailbox, and nothing waits by
+//     polling: waiters are woken by Redis pub/sub and by timers.
+//   - Client.Close (or CloseAll) ends a client: it releases the client's
+//     leases, fails its waiters with ErrClosed, stops its actors, closes
+//     its connections and leaves no goroutine behind. A client started in
+//     the caller's actor system (Options.System) leaves that system running.
 //
-// Client.Close (or CloseAll) is the end of a client's life: it releases the
-// client's leases, fails its waiters with ErrClosed, stops its actors,
-// closes its connections and leaves no goroutine behind. A client started
-// in the caller's actor system (Options.System) leaves that system running.
+// # Locks
+//
+//   - Time is the Redis server's: lock expiry never depends on a machine's
+//     clock.
+//   - A lock of several keys takes all of them or none.
+//   - Waiting costs no Redis command: a waiter is tried again when a
+//     release of one of its keys is published, or when the lease that
+//     blocks it expires.
+//   - Clients take turns through a small queue per key in Redis; a release
+//     hands the key to the client whose turn it is, and a client that died
+//     in its turn delays the key by 100ms at most.
+//   - The waiters of one client get a key in the order they asked for it.
+//   - A lease lasts DefaultLockTTL and is renewed every third of it unless
+//     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is
+//     known lost, no later than Redis lets the keys go.
+//   - Fencing tokens rise with every acquisition of a key, across clients.
+//
+// # Pools
+//
+//   - Time is the Redis server's: readiness, expiry, CreatedAt and
+//     NextAvailable agree to the millisecond across machines.
+//   - Every operation is one Lua script, O(log N) per container it touches.
+//   - Ask and kin take n ready containers or none: those ready longest,
+//     each with NextAvailable moved to now+Interval and UsageCount+1.
+//     AcquireRandom and kin take n live ones at random and leave
+//     NextAvailable alone.
+//   - Waiting (WaitAsk and kin) costs no Redis command while nothing
+//     changes: a failed try gives the earliest time it could succeed, the
+//     pool's actor sets one timer for it, and a Put, Cooldown or hand-back
+//     on any client wakes it through pub/sub. One script call tries many
+//     waiters.
+//   - The bypass rule: the waiters of one client are served in arrival
+//     order, except that a waiter that cannot be served yet (it asks for 5,
+//     3 are ready) lets later waiters go first, at most PoolBypassLimit
+//     times; then it holds them back until it is served. A waiter for more
+//     containers than the pool holds never holds others back. Between
+//     clients there is no queue: whoever asks first when containers are
+//     ready gets them.
+//   - A cancelled wait (its context, or Future.Cancel) is withdrawn, and
+//     containers granted meanwhile are handed back: ready again, with
+//     NextAvailable and UsageCount restored. The one exception is a grant
+//     whose Future is cancelled after the client's Close began: it counts
+//     as used.
+//   - Every take leaves a grant record (about 150 bytes) for 30 seconds, by
+//     which a take whose answer was lost is resent without being served
+//     twice, or handed back.
+//
+// # Rate limiters
+//
+//   - GCRA, the algorithm of go-redis/redis_rate, with the same arithmetic
+//     on the Redis server's clock and the same stored value: for the same
+//     Limit and the same request times, the same decisions. A key costs one
+//     small string, which expires once the key is back to its full burst.
+//   - Waiting (Wait, WaitN, WaitNAsync) costs no Redis command until the
+//     limit allows it: a refused try returns RetryAfter, and the limiter's
+//     actor keeps one timer per key for it. Waiters that arrive meanwhile
+//     queue behind without a command.
+//   - The waiters of one client and key are served in arrival order (a big
+//     request is never overtaken by small ones behind it), several by one
+//     script call when they fit. Between clients there is no queue: whoever
+//     asks first when events are allowed gets them.
+//   - A cancelled wait consumes nothing: events allowed to it while it was
+//     being cancelled are given back.
+//   - Allow and AllowN do not queue: they compete with this client's
+//     waiters as a call from another process would. A Reset on another
+//     client does not wake this client's waiters before their timer.
+//
+// # Semaphores
+//
+//   - At most the semaphore's permits are held at once, across every
+//     client. A permit is held as a *Lease, with TTL, AutoRenew, Lost,
+//     Refresh and Release as for locks; the permits of a holder that died
+//     come back when its lease runs out.
+//   - Waiting requests queue in Redis and are granted only at the head of
+//     the queue: they are served in order across every client, and a big
+//     request is never overtaken by small ones.
+//   - Once enough permits are free for the head, it has 100ms to take
+//     them: a client that died at the head holds the others up that long
+//     at most, and one too slow to answer in that time queues again at the
+//     back.
+//   - Waiting costs no Redis command while nothing changes: a release on
+//     any client wakes the waiters through pub/sub, and a timer wakes them
+//     at the earliest lease expiry.
 //
 // # Errors
 //
-// Every error matches an exported sentinel with errors.Is. A wait that ends
-// because its context is done matches both the operation's sentinel
-// (ErrNotObtained, ErrNotAvailable) and ctx.Err().
+//   - Every error matches an exported sentinel with errors.Is.
+//   - A wait that ends because its context is done matches both the
+//     operation's sentinel (ErrNotObtained, ErrNotAvailable) and ctx.Err().
+//   - A Redis that cannot be reached, refuses the credentials or does not
+//     answer in time is ErrUnavailable, which wraps the cause.
 //
 // # Logging
 //
 // xsync prints nothing. Its log lines, and those of the actor system it
-// starts, go to Options.Logger (a no-op logger by default).
+// starts, go to Options.Logger (a no-op logger by default). go-redis logs
+// through a process-wide logger of its own, which xsync leaves alone:
+// RouteGoRedisLogs sends those lines to a zap logger too, when the program
+// asks.
 package xsync
