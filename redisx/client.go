@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // ErrConfig is wrapped by every error that Config.Options returns.
@@ -159,6 +160,14 @@ func (c Config) Target() (*Target, error) {
 		}
 	}
 	o.DisableIdentity = true
+	// Maintenance notifications are a Redis Enterprise feature xsync does
+	// not use: off, and no endpoint detection (a DNS lookup of a host
+	// name). go-redis's Sentinel clients ignore this setting: each resolves
+	// its placeholder address "FailoverClient" once, when it is built.
+	o.MaintNotificationsConfig = &maintnotifications.Config{
+		Mode:         maintnotifications.ModeDisabled,
+		EndpointType: maintnotifications.EndpointTypeNone,
+	}
 	if c.Tune != nil {
 		db, master := o.DB, o.MasterName
 		c.Tune(o)
