@@ -100,11 +100,11 @@ func noise(diff map[string]int64) map[string]int64 {
 	return out
 }
 
-// killPubSub closes every pub/sub connection of every master, as a network
+// killPubSub closes every pub/sub connection of every node, as a network
 // cut would.
 func killPubSub(t testing.TB, r redis.UniversalClient) {
 	t.Helper()
-	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
+	err := testredis.EachNode(context.Background(), r, func(m *redis.Client) error {
 		return m.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err()
 	})
 	if err != nil {

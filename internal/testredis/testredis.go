@@ -135,6 +135,14 @@ func EachMaster(ctx context.Context, c redis.UniversalClient, fn func(*redis.Cli
 	}
 }
 
+// EachNode runs fn on a plain client of every node: masters and replicas.
+func EachNode(ctx context.Context, c redis.UniversalClient, fn func(*redis.Client) error) error {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return fn(n) })
+	}
+	return EachMaster(ctx, c, fn)
+}
+
 // MasterAddr is the address of the master that serves key now.
 func MasterAddr(ctx context.Context, c redis.UniversalClient, key string) (string, error) {
 	switch c := c.(type) {
