@@ -243,24 +243,10 @@ func (p *Pool) Put(ctx context.Context, cs ...Container) error {
 }
 
 func (p *Pool) validate(c Container) error {
-	var why string
-	switch {
-	case c.ID == "":
-		why = "empty ID"
-	case c.TTL < 0:
-		why = "negative TTL " + c.TTL.String()
-	case c.Interval < 0:
-		why = "negative Interval " + c.Interval.String()
-	case c.Interval > maxDelay:
-		why = "Interval over 100 years"
-	case len(c.Data) > MaxPayload:
-		why = fmt.Sprintf("Data of %d bytes, over %d", len(c.Data), MaxPayload)
-	case !c.CreatedAt.IsZero() && c.CreatedAt.UnixMilli() <= 0:
-		why = "CreatedAt before 1970"
-	default:
-		return nil
+	if why := c.problem(); why != "" {
+		return fmt.Errorf("%w: pool %q: container %q: %s", ErrInvalidContainer, p.name, c.ID, why)
 	}
-	return fmt.Errorf("%w: pool %q: container %q: %s", ErrInvalidContainer, p.name, c.ID, why)
+	return nil
 }
 
 // Get returns the container id as it is now: ErrNotFound when the pool does
