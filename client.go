@@ -51,6 +51,8 @@ type Client struct {
 	workers []*actor.PID
 	lockMgr *actor.PID
 	pools   map[string]*Pool
+
+	metrics *metrics // nil without Options.MeterProvider
 }
 
 // New connects to the Redis deployment of opts and returns a client that is
@@ -99,6 +101,7 @@ func newClient(label string, opts Options) (*Client, error) {
 			actor.WithDeadLetterRequestLogging(false),
 		)
 	}
+	c.metrics = newMetrics(c, opts.MeterProvider)
 	c.internal.Store(base.DB, first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))
@@ -209,6 +212,7 @@ func (c *Client) Close(ctx context.Context) error {
 	workers := c.workers
 	c.mu.Unlock()
 	defer close(c.closed)
+	c.metrics.close()
 
 	if c.label != "" {
 		registry.remove(c)

@@ -38,6 +38,9 @@ type Future[T any] struct {
 	// opCtx is the context of the …Async call: once it is done, a result
 	// that arrives is handed back, whoever is waiting.
 	opCtx context.Context
+	// observe, when set, is told the final result once complete has set
+	// it (metrics); it must not block.
+	observe func(T, error)
 }
 
 func newFuture[T any](waitErr error) *Future[T] {
@@ -149,11 +152,14 @@ func (f *Future[T]) complete(v T, err error) {
 		v, err = zero, f.cancelErr(f.cause)
 	}
 	f.val, f.err = v, err
-	stop := f.stopAfter
+	stop, observe := f.stopAfter, f.observe
 	close(f.done)
 	f.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if observe != nil {
+		observe(v, err)
 	}
 }
 

@@ -126,6 +126,9 @@ func (c *Client) ForceUnlock(ctx context.Context, key string, opts ...LockOption
 	if err != nil {
 		return false, c.inspectErr("force unlock", err)
 	}
+	if holder != "" {
+		c.metrics.broken()
+	}
 	return holder != "", nil
 }
 

@@ -146,7 +146,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 				return nil, ErrNotObtained
 			}
 			l := &Lease{sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
-				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost}
+				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost, done: make(chan struct{})}
 			for i, k := range userKeys {
 				l.fences[k] = r.Lease.Fences[i]
 			}
@@ -156,9 +156,11 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.Withdraw{Token: req.Token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
+					l.leaseDone()
 					c.sys.Root.Send(mgr, &messages.ReleaseLease{ID: l.id})
 				}
 			}
+			f.observe = c.metrics.lockObserver(c)
 		})
 }
 
@@ -216,6 +218,9 @@ type Lease struct {
 	token  string
 	fences map[string]int64
 	lost   <-chan struct{}
+
+	done     chan struct{} // closed by Release: see leaseDone
+	doneOnce sync.Once
 }
 
 // Keys returns the keys of the lease, as given to Lock.
@@ -258,6 +263,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // was closed (Close released it). Release runs even when ctx is already
 // done: it is bounded by a short timeout of its own instead.
 func (l *Lease) Release(ctx context.Context) error {
+	l.leaseDone()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	return l.call(ctx, "release", &messages.ReleaseLease{ID: l.id})

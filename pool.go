@@ -367,6 +367,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bo
 		// Both run in the caller's goroutine or a future's: a Send never blocks.
 		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdraw{Token: token}) }
 		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
+		f.observe = takeObserver[T](p.c.metrics, p.name, random, n)
 	})
 }
 

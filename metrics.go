@@ -1,0 +1,221 @@
+package xsync
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+)
+
+// Metric instrument names: see the package doc's Metrics section.
+const (
+	MetricLockWait       = "xsync.lock.wait"
+	MetricLockAcquired   = "xsync.lock.acquired"
+	MetricLockLost       = "xsync.lock.lost"
+	MetricLockBroken     = "xsync.lock.broken"
+	MetricPoolWait       = "xsync.pool.wait"
+	MetricPoolGranted    = "xsync.pool.granted"
+	MetricPoolContainers = "xsync.pool.containers"
+)
+
+// meterName is the instrumentation scope of xsync's instruments.
+const meterName = "github.com/redisxsync/xsync"
+
+// waitBuckets are the bucket bounds of the wait histograms, in seconds:
+// from a millisecond (a free lock, a ready container) to minutes.
+var waitBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// metrics are a client's instruments; a nil *metrics records nothing, so
+// that a client without MeterProvider pays one nil check per call.
+type metrics struct {
+	lockWait     metric.Float64Histogram
+	lockAcquired metric.Int64Counter
+	lockLost     metric.Int64Counter
+	lockBroken   metric.Int64Counter
+	poolWait     metric.Float64Histogram
+	poolGranted  metric.Int64Counter
+	gauge        metric.Registration
+}
+
+// newMetrics makes c's instruments on mp; an instrument that cannot be
+// made is logged and left out (OpenTelemetry then hands out a no-op one).
+func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
+	if mp == nil {
+		return nil
+	}
+	meter := mp.Meter(meterName)
+	var errs []error
+	note := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	m := &metrics{}
+	var err error
+	m.lockWait, err = meter.Float64Histogram(MetricLockWait, metric.WithUnit("s"),
+		metric.WithDescription("Time from a lock call to its answer, by outcome (acquired, not_obtained, error)"),
+		metric.WithExplicitBucketBoundaries(waitBuckets...))
+	note(err)
+	m.lockAcquired, err = meter.Int64Counter(MetricLockAcquired, metric.WithUnit("{lease}"),
+		metric.WithDescription("Leases granted"))
+	note(err)
+	m.lockLost, err = meter.Int64Counter(MetricLockLost, metric.WithUnit("{lease}"),
+		metric.WithDescription("Leases lost before their release: expired, taken over, broken, or not renewed in time"))
+	note(err)
+	m.lockBroken, err = meter.Int64Counter(MetricLockBroken, metric.WithUnit("{lock}"),
+		metric.WithDescription("Held locks freed by ForceUnlock"))
+	note(err)
+	m.poolWait, err = meter.Float64Histogram(MetricPoolWait, metric.WithUnit("s"),
+		metric.WithDescription("Time from a take (Ask, WaitAsk, AcquireRandom...) to its answer, by pool, kind and outcome"),
+		metric.WithExplicitBucketBoundaries(waitBuckets...))
+	note(err)
+	m.poolGranted, err = meter.Int64Counter(MetricPoolGranted, metric.WithUnit("{container}"),
+		metric.WithDescription("Containers handed out, by pool and kind (ready, random)"))
+	note(err)
+	gauge, err := meter.Int64ObservableGauge(MetricPoolContainers, metric.WithUnit("{container}"),
+		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready); read from Redis when collected"))
+	note(err)
+	if err == nil {
+		m.gauge, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+			return c.observePools(ctx, o, gauge)
+		}, gauge)
+		note(err)
+	}
+	if len(errs) > 0 {
+		c.log.Warn("metrics: some instruments are not recorded", zap.Error(errors.Join(errs...)))
+	}
+	return m
+}
+
+// close unregisters the gauge's callback: a closed client reads no pool.
+func (m *metrics) close() {
+	if m != nil && m.gauge != nil {
+		_ = m.gauge.Unregister()
+	}
+}
+
+// Attribute values.
+var (
+	outcomeKey   = attribute.Key("outcome")
+	poolKey      = attribute.Key("pool")
+	kindKey      = attribute.Key("kind")
+	stateKey     = attribute.Key("state")
+	kindReady    = kindKey.String("ready")
+	kindRandom   = kindKey.String("random")
+	stateTotal   = stateKey.String("total")
+	stateReady   = stateKey.String("ready")
+	lockAcquired = metric.WithAttributes(outcomeKey.String("acquired"))
+	lockRefused  = metric.WithAttributes(outcomeKey.String("not_obtained"))
+	lockFailed   = metric.WithAttributes(outcomeKey.String("error"))
+)
+
+// lockObserver returns the observer of a lock call's future, started now;
+// nil without metrics.
+func (m *metrics) lockObserver(c *Client) func(*Lease, error) {
+	if m == nil {
+		return nil
+	}
+	start := time.Now()
+	return func(l *Lease, err error) {
+		ctx := context.Background()
+		wait := time.Since(start).Seconds()
+		switch {
+		case err == nil && l != nil:
+			m.lockWait.Record(ctx, wait, lockAcquired)
+			m.lockAcquired.Add(ctx, 1)
+			go m.watchLease(c, l)
+		case errors.Is(err, ErrNotObtained):
+			m.lockWait.Record(ctx, wait, lockRefused)
+		default:
+			m.lockWait.Record(ctx, wait, lockFailed)
+		}
+	}
+}
+
+// watchLease counts l as lost if its Lost channel closes before it is
+// released, unless the client closed it. It ends with one or the other:
+// every lease is released, lost, or lost when its client closes.
+func (m *metrics) watchLease(c *Client, l *Lease) {
+	select {
+	case <-l.Lost():
+		if !c.isClosing() {
+			m.lockLost.Add(context.Background(), 1)
+		}
+	case <-l.done:
+	}
+}
+
+// broken counts a lock freed by ForceUnlock.
+func (m *metrics) broken() {
+	if m != nil {
+		m.lockBroken.Add(context.Background(), 1)
+	}
+}
+
+// takeObserver returns the observer of a take's future, started now, for
+// n containers of pool; nil without metrics.
+func takeObserver[T any](m *metrics, pool string, random bool, n int) func(T, error) {
+	if m == nil {
+		return nil
+	}
+	start := time.Now()
+	kind := kindReady
+	if random {
+		kind = kindRandom
+	}
+	return func(_ T, err error) {
+		ctx := context.Background()
+		outcome := "granted"
+		switch {
+		case err == nil:
+			m.poolGranted.Add(ctx, int64(n), metric.WithAttributes(poolKey.String(pool), kind))
+		case errors.Is(err, ErrNotAvailable):
+			outcome = "not_available"
+		default:
+			outcome = "error"
+		}
+		m.poolWait.Record(ctx, time.Since(start).Seconds(),
+			metric.WithAttributes(poolKey.String(pool), kind, outcomeKey.String(outcome)))
+	}
+}
+
+// observePools reports the containers of every pool this client has used,
+// one Stats call each.
+func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metric.Int64ObservableGauge) error {
+	c.mu.Lock()
+	pools := make([]*Pool, 0, len(c.pools))
+	for _, p := range c.pools {
+		pools = append(pools, p)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, p := range pools {
+		if !p.started() {
+			continue
+		}
+		s, err := p.Stats(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		name := poolKey.String(p.name)
+		o.ObserveInt64(gauge, int64(s.Total), metric.WithAttributes(name, stateTotal))
+		o.ObserveInt64(gauge, int64(s.Ready), metric.WithAttributes(name, stateReady))
+	}
+	return errors.Join(errs...)
+}
+
+// started reports whether the pool's actor runs: the pool was used.
+func (p *Pool) started() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid != nil
+}
+
+// leaseDone closes l.done once: the lease was released or handed back.
+func (l *Lease) leaseDone() {
+	l.doneOnce.Do(func() { close(l.done) })
+}
