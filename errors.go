@@ -38,6 +38,12 @@ var (
 	// no ID, a negative TTL or Interval, a payload over 1 MiB.
 	ErrInvalidContainer = errors.New("xsync: invalid container")
 	// ErrCorrupt is returned for data in Redis that xsync did not write in
-	// the shape it expects; the error names the key or id.
+	// the shape it expects; the error names the key or id. The call that
+	// met it changed nothing.
 	ErrCorrupt = errors.New("xsync: corrupt data")
+	// ErrUnavailable is returned when Redis could not be reached, refused
+	// the credentials, or did not answer in time. It wraps the cause:
+	// errors.As(err, new(*net.OpError)) still works. A write that failed so
+	// may or may not have been applied.
+	ErrUnavailable = errors.New("xsync: redis unavailable")
 )

@@ -294,11 +294,16 @@ func (l *Lease) call(ctx context.Context, op string, msg any) error {
 	return err
 }
 
-// opErr wraps an error of the lock manager: ErrClosed as it is, anything
-// else (a Redis error) with the operation's name.
+// opErr wraps an error of the lock manager so that it matches a sentinel:
+// ErrClosed as it is, data xsync did not write as ErrCorrupt (the script
+// changed nothing), any other Redis failure as ErrUnavailable (wrapping
+// the cause).
 func opErr(op string, err error) error {
 	if errors.Is(err, ErrClosed) {
 		return ErrClosed
 	}
-	return fmt.Errorf("xsync: %s: %w", op, err)
+	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
+		return fmt.Errorf("%w: %s: %s", ErrCorrupt, op, detail)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }

@@ -197,6 +197,7 @@ func (p *Pool) actor() (*actor.PID, error) {
 			NotAvailable: ErrNotAvailable,
 			NotFound:     ErrNotFound,
 			Corrupt:      ErrCorrupt,
+			Unavailable:  ErrUnavailable,
 			Closed:       ErrClosed,
 		},
 	})))

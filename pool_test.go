@@ -73,6 +73,15 @@ func poolKey(prefix, name, part string) string {
 	return redisx.Keys{Prefix: prefix}.Pool(name, part)
 }
 
+// poolBaseKeys are KEYS[1..5] of the pool scripts (see scripts/lib_pool.lua).
+func poolBaseKeys(prefix, name string) []string {
+	var keys []string
+	for _, part := range []string{"ready", "expiry", "meta", "data", "expired"} {
+		keys = append(keys, poolKey(prefix, name, part))
+	}
+	return keys
+}
+
 // poolSettled returns once every request queued in p before the call has been
 // tried at least once: a one-shot AskOne, queued behind them, is answered
 // only after a take call that tried them all.
@@ -1107,13 +1116,13 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	}
 
 	hand := func(token string) int64 {
-		n, err := actors.Scripts.Get("pool_handback").Run(ctx, db,
-			[]string{keys.Pool("accounts", "ready"), keys.Pool("accounts", "meta"), keys.Pool("accounts", "grant:"+token)},
-			keys.PoolChannel(0), "accounts").Int64()
+		res, err := actors.Scripts.Get("pool_handback").Run(ctx, db,
+			append(poolBaseKeys(prefix, "accounts"), keys.Pool("accounts", "grant:"+token)),
+			keys.PoolChannel(0), "accounts", "1").Int64Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return n
+		return res[0]
 	}
 	if n := hand("tok-1"); n != 2 {
 		t.Fatalf("hand-back of a 2-container grant: %d", n)
@@ -1166,7 +1175,7 @@ func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
 
 	db := rawDB(t, 0)
 	now := serverNow(t)
-	db.HSet(ctx, poolKey(prefix, "accounts", "meta"), "quiet", fmt.Sprintf("%d:0:0:0", now.UnixMilli()))
+	db.HSet(ctx, poolKey(prefix, "accounts", "meta"), "quiet", fmt.Sprintf("%d:0:0:0:0", now.UnixMilli()))
 	db.ZAdd(ctx, poolKey(prefix, "accounts", "ready"), redis.Z{Score: float64(now.UnixMicro()), Member: "quiet"})
 	select {
 	case <-f.Done():

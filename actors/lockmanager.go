@@ -539,6 +539,11 @@ func (m *LockManager) onAttempt(d *attemptDone) {
 	case w.req.Try:
 		m.removeWaiter(w)
 		w.respond(m, &messages.AcquireResult{NotObtained: true})
+	case d.err != nil && isCorrupt(d.err):
+		// Data xsync did not write: the script changed nothing, and
+		// retrying would meet it again.
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: d.err})
 	case d.err != nil:
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
 		w.unsure = true
@@ -1194,4 +1199,10 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// isCorrupt reports whether a script failed on data xsync did not write.
+func isCorrupt(err error) bool {
+	kind, _ := redisx.Classify(err)
+	return kind == redisx.Corrupt
 }

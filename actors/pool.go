@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -37,6 +36,7 @@ type PoolErrors struct {
 	NotFound     error // Get or Cooldown of an id the pool does not hold
 	Corrupt      error // a record that does not decode, a key of another type
 	Closed       error // requests after a Stop without Shutdown
+	Unavailable  error // Redis failed to answer
 }
 
 // PoolConfig configures a Pool actor.
@@ -334,7 +334,7 @@ func (p *Pool) attempt(ctx actor.Context) {
 	reqs := make([]takeRequest, len(batch))
 	for i, w := range batch {
 		w.inFlight, w.tried = true, true
-		reqs[i] = takeRequest{token: w.token, n: w.n, random: w.random, budget: w.budget}
+		reqs[i] = takeRequest{token: w.token, n: w.n, random: w.random, wait: w.wait, budget: w.budget}
 	}
 	p.attempting = true
 	cl, keys := p.cfg.Client, p.keys
@@ -397,15 +397,9 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 			o := m.outs[i]
 			if o.kind == takeServed {
 				w.granted = true
-				switch {
-				case w.done:
+				if w.done {
 					handBack = append(handBack, w.token)
-				case len(o.containers) != w.n:
-					// A resent request whose grant lost containers to a
-					// Remove meanwhile: never hand out fewer than asked.
-					handBack = append(handBack, w.token)
-					p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: granted containers were removed", p.cfg.Errors.NotAvailable, p.cfg.Name)})
-				default:
+				} else {
 					p.answer(ctx, w, &messages.PoolTakeResult{Containers: o.containers})
 				}
 				continue
@@ -416,7 +410,7 @@ func (p *Pool) onTakeDone(ctx actor.Context, m *takeDone) {
 			w.short = o.kind == takeShort && o.at >= 0
 			switch {
 			case o.kind == takeCorrupt:
-				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.corrupt(o.corruptID)})
+				p.answer(ctx, w, &messages.PoolTakeResult{Err: fmt.Errorf("%w: pool %q: %s", p.cfg.Errors.Corrupt, p.cfg.Name, o.corrupt)})
 			case !w.wait:
 				p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
 			case w.short:
@@ -474,11 +468,9 @@ func (p *Pool) resetTimer(ctx actor.Context) {
 // tokens: a grant the lost answer held is found by its record. One-shot
 // requests fail; whatever they may have been granted is handed back.
 func (p *Pool) takeFailed(ctx actor.Context, m *takeDone) (handBack []string) {
-	wrongType := strings.HasPrefix(m.err.Error(), "WRONGTYPE")
-	err := fmt.Errorf("xsync: pool %q: take: %w", p.cfg.Name, m.err)
-	if wrongType {
-		err = fmt.Errorf("%w: pool %q: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, m.err)
-	}
+	err := p.wrap("take", m.err)
+	corrupt, _ := redisx.Classify(m.err)
+	wrongType := corrupt == redisx.Corrupt
 	p.log.Warn("pool take failed", zap.Error(m.err))
 	p.backoff = min(max(2*p.backoff, poolRetryMin), poolRetryMax)
 	for _, w := range m.batch {
@@ -505,11 +497,11 @@ func (p *Pool) handBack(ctx actor.Context, tokens []string) {
 	}
 	cl, keys, log := p.cfg.Client, p.keys, p.log
 	p.goCall(ctx, func(c context.Context) any {
-		n, err := runHandBack(c, cl, keys, tokens)
+		back, overtaken, err := runHandBack(c, cl, keys, tokens)
 		if err != nil {
 			log.Warn("pool hand-back failed", zap.Strings("tokens", tokens), zap.Error(err))
 		} else {
-			log.Debug("pool containers handed back", zap.Int64("containers", n))
+			log.Debug("pool containers handed back", zap.Int64("containers", back), zap.Int64("overtaken", overtaken))
 		}
 		return &opDone{}
 	})
@@ -541,10 +533,6 @@ func (p *Pool) notAvailable(w *poolWaiter) error {
 	return fmt.Errorf("%w: pool %q: %d container(s)", p.cfg.Errors.NotAvailable, p.cfg.Name, w.n)
 }
 
-func (p *Pool) corrupt(id string) error {
-	return fmt.Errorf("%w: pool %q: container %q: record does not decode", p.cfg.Errors.Corrupt, p.cfg.Name, id)
-}
-
 func (p *Pool) setTimer(ctx actor.Context, at time.Time) {
 	if p.timer != nil {
 		if p.timerAt.Equal(at) {
@@ -574,7 +562,7 @@ func (p *Pool) onSubscribed(ctx actor.Context, m *messages.SubscribeResult) {
 	if m.Err != nil {
 		// Waiting without the channel could miss a Put: fail the requests;
 		// the next one subscribes again.
-		err := fmt.Errorf("xsync: pool %q: subscribe: %w", p.cfg.Name, m.Err)
+		err := fmt.Errorf("%w: pool %q: subscribe: %w", p.cfg.Errors.Unavailable, p.cfg.Name, m.Err)
 		p.log.Warn("pool subscribe failed", zap.Error(m.Err))
 		for _, w := range p.queue {
 			if !w.done {
@@ -621,11 +609,14 @@ func serve[R any](p *Pool, ctx actor.Context, fail func(error) R, call func(cont
 	})
 }
 
+// wrap turns a failed script call into an error that matches one of the
+// configured sentinels: Corrupt for data xsync did not write (the script
+// changed nothing), Unavailable otherwise (it wraps the cause).
 func (p *Pool) wrap(op string, err error) error {
-	if strings.HasPrefix(err.Error(), "WRONGTYPE") {
-		return fmt.Errorf("%w: pool %q: %s: a key holds another type: %v", p.cfg.Errors.Corrupt, p.cfg.Name, op, err)
+	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
+		return fmt.Errorf("%w: pool %q: %s: %s", p.cfg.Errors.Corrupt, p.cfg.Name, op, detail)
 	}
-	return fmt.Errorf("xsync: pool %q: %s: %w", p.cfg.Name, op, err)
+	return fmt.Errorf("%w: pool %q: %s: %w", p.cfg.Errors.Unavailable, p.cfg.Name, op, err)
 }
 
 func (p *Pool) notFound(id string) error {
@@ -636,11 +627,8 @@ func (p *Pool) onPut(ctx actor.Context, m *messages.PoolPut) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolPutResult { return &messages.PoolPutResult{Err: err} },
 		func(c context.Context) (*messages.PoolPutResult, error) {
-			switch id, err := runPut(c, cl, keys, m.Containers); {
-			case err != nil:
+			if err := runPut(c, cl, keys, m.Containers); err != nil {
 				return nil, p.wrap("put", err)
-			case id != "":
-				return nil, p.corrupt(id)
 			}
 			return &messages.PoolPutResult{}, nil
 		})
@@ -650,16 +638,14 @@ func (p *Pool) onGet(ctx actor.Context, m *messages.PoolGet) {
 	cl, keys := p.cfg.Client, p.keys
 	serve(p, ctx, func(err error) *messages.PoolGetResult { return &messages.PoolGetResult{Err: err} },
 		func(c context.Context) (*messages.PoolGetResult, error) {
-			r, err := runGet(c, cl, keys, m.ID)
+			ct, found, err := runGet(c, cl, keys, m.ID)
 			switch {
 			case err != nil:
 				return nil, p.wrap("get", err)
-			case r.corrupt:
-				return nil, p.corrupt(m.ID)
-			case !r.found:
+			case !found:
 				return nil, p.notFound(m.ID)
 			}
-			return &messages.PoolGetResult{Container: r.c}, nil
+			return &messages.PoolGetResult{Container: ct}, nil
 		})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,7 +53,8 @@ type takeRequest struct {
 	token  string
 	n      int
 	random bool
-	budget int // bypasses left; -1: never holds others back
+	wait   bool // tried afresh when its grant was overtaken
+	budget int  // bypasses left; -1: never holds others back
 }
 
 // Outcomes of one request of a pool_take batch, as the script returns them.
@@ -61,13 +63,14 @@ const (
 	takeServed  = 1
 	takeSkipped = 2
 	takeCorrupt = 3
+	takeVoid    = 4 // a one-shot request's grant was overtaken
 )
 
 type takeOutcome struct {
 	kind       int
 	containers []messages.Container
-	at         int64 // takeShort: earliest time (µs) it could succeed, -1 never
-	corruptID  string
+	at         int64  // takeShort: earliest time (µs) it could succeed, -1 never
+	corrupt    string // takeCorrupt: what is corrupt
 }
 
 // PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
@@ -83,13 +86,16 @@ func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]s
 func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 	keys := make([]string, 0, len(k.base)+len(reqs))
 	keys = append(keys, k.base...)
-	args := make([]any, 0, 3+3*len(reqs))
-	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds(), allowance)
+	args := make([]any, 0, 5+3*len(reqs))
+	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds(), allowance, k.channel, k.name)
 	for _, r := range reqs {
 		keys = append(keys, k.grant(r.token))
 		kind := "a"
 		if r.random {
 			kind = "r"
+		}
+		if r.wait {
+			kind += "w"
 		}
 		args = append(args, kind, r.n, r.budget)
 	}
@@ -152,13 +158,13 @@ func parseOutcome(r any) (takeOutcome, error) {
 		if o.at, ok = a[1].(int64); !ok {
 			return o, fmt.Errorf("time %T", a[1])
 		}
-	case takeSkipped:
+	case takeSkipped, takeVoid:
 	case takeCorrupt:
 		if len(a) != 2 {
-			return o, errors.New("corrupt reply without an id")
+			return o, errors.New("corrupt reply without a detail")
 		}
-		if o.corruptID, ok = a[1].(string); !ok {
-			return o, fmt.Errorf("id %T", a[1])
+		if o.corrupt, ok = a[1].(string); !ok {
+			return o, fmt.Errorf("detail %T", a[1])
 		}
 	default:
 		return o, fmt.Errorf("outcome %d", o.kind)
@@ -205,13 +211,22 @@ func int64s(a []any) ([]int64, bool) {
 	return out, true
 }
 
-// runHandBack runs pool_handback for the grants of tokens.
-func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string) (int64, error) {
-	keys := []string{k.base[0], k.base[2]}
+// runHandBack runs pool_handback for the grants of tokens: it returns how
+// many containers were given back, and how many were left as they were
+// because another take, a Cooldown, a Put or a Remove overtook the grant.
+func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string) (back, overtaken int64, err error) {
+	keys := slices.Clone(k.base)
 	for _, t := range tokens {
 		keys = append(keys, k.grant(t))
 	}
-	return Scripts.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name).Int64()
+	res, err := Scripts.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name, "1").Int64Slice()
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("pool_handback: %d replies", len(res))
+	}
+	return res[0], res[1], nil
 }
 
 // durMs turns a duration into whole milliseconds, rounding up: a positive
@@ -229,8 +244,8 @@ func roundUp(d, unit time.Duration) int64 {
 	return n
 }
 
-// runPut runs pool_put; corruptID names a record that does not decode.
-func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Container) (corruptID string, err error) {
+// runPut runs pool_put.
+func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Container) error {
 	args := make([]any, 0, 2+5*len(cs))
 	args = append(args, k.channel, k.name)
 	for _, c := range cs {
@@ -243,46 +258,27 @@ func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Co
 	for _, c := range cs {
 		args = append(args, c.Data)
 	}
-	res, err := Scripts.Get("pool_put").Run(ctx, cl, k.base, args...).Slice()
-	if err != nil {
-		return "", err
-	}
-	if len(res) != 2 {
-		return "", fmt.Errorf("pool_put: %d replies", len(res))
-	}
-	id, _ := res[1].(string)
-	return id, nil
+	return Scripts.Get("pool_put").Run(ctx, cl, k.base, args...).Err()
 }
 
-// getResult is what pool_get found: found, or corrupt, or neither.
-type getResult struct {
-	found, corrupt bool
-	c              messages.Container
-}
-
-func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (getResult, error) {
+// runGet runs pool_get; found is false when the pool does not hold id.
+func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (c messages.Container, found bool, err error) {
 	res, err := Scripts.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
 	if err != nil {
-		return getResult{}, err
+		return c, false, err
 	}
-	if len(res) < 2 {
-		return getResult{}, fmt.Errorf("pool_get: %d replies", len(res))
+	if len(res) == 2 && res[1] == int64(0) {
+		return c, false, nil
 	}
-	switch res[1] {
-	case int64(0):
-		return getResult{}, nil
-	case int64(2):
-		return getResult{corrupt: true}, nil
-	}
-	if len(res) != 8 {
-		return getResult{}, fmt.Errorf("pool_get: %d replies", len(res))
+	if len(res) != 8 || res[1] != int64(1) {
+		return c, false, fmt.Errorf("pool_get: reply %v", res)
 	}
 	nums, ok := int64s(res[2:7])
 	data, ok2 := res[7].(string)
 	if !ok || !ok2 {
-		return getResult{}, fmt.Errorf("pool_get: fields %v", res[:7])
+		return c, false, fmt.Errorf("pool_get: fields %v", res[:7])
 	}
-	return getResult{found: true, c: container(id, nums, data)}, nil
+	return container(id, nums, data), true, nil
 }
 
 func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string) (int, error) {

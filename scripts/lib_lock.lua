@@ -3,6 +3,26 @@
 -- Turn queues: one ZSET of client ids per lock key, oldest first. The head
 -- of a queue whose turn has begun has for score minus the server time (ms)
 -- at which it began; every other member has a positive score.
+--
+-- Before anything is written, a script checks its keys with checkKeys:
+-- data xsync did not write fails it with an error reply "XSYNC_CORRUPT
+-- <what>", so that it never half-applies.
+
+-- checkKeys fails the script unless each of the keys KEYS[from..to] is of
+-- type want ("string" or "zset") or absent; with counter, the strings must
+-- be integers (fencing counters).
+local function checkKeys(from, to, want, counter)
+  for i = from, to do
+    local ty = redis.call('TYPE', KEYS[i])['ok']
+    if ty ~= 'none' and ty ~= want then
+      error({err = 'XSYNC_CORRUPT ' .. KEYS[i] .. ' is a ' .. ty .. ', not a ' .. want})
+    end
+    if counter and ty == 'string' and not string.match(redis.call('GET', KEYS[i]), '^%d+$') then
+      error({err = 'XSYNC_CORRUPT ' .. KEYS[i] .. ' is not a fencing counter'})
+    end
+  end
+end
+
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 

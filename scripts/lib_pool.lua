@@ -2,13 +2,68 @@
 -- pool's keys below; they include it with "--#include lib_pool".
 -- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
--- KEYS[3] meta:    HASH id -> "createdMs:ttlMs:intervalMs:usageCount"
+-- KEYS[3] meta:    HASH id -> record "createdMs:ttlMs:intervalMs:usageCount:rev"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
 -- KEYS[5] expired: STRING, containers purged on expiry so far
+-- rev counts the writes of a record (takes, Puts, hand-backs): with the
+-- ready score it tells whether a grant was overtaken since (see overtaken).
+--
+-- Before anything is written, the opening checks that every key is of its
+-- type and the purge counter an integer: a script never half-applies on
+-- data it did not write. Corrupt data fails the script with an error reply
+-- "XSYNC_CORRUPT <what>", raised by corrupt() before any write.
 local ready, expiry, meta, data, expired = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+-- corrupt fails the script; call it only before the script's first write.
+local function corrupt(what)
+  error({err = 'XSYNC_CORRUPT ' .. what})
+end
+
+-- checkType fails the script unless key is of type want (or absent).
+local function checkType(key, want)
+  local ty = redis.call('TYPE', key)['ok']
+  if ty ~= 'none' and ty ~= want then
+    corrupt(key .. ' is a ' .. ty .. ', not a ' .. want)
+  end
+end
+
+checkType(ready, 'zset')
+checkType(expiry, 'zset')
+checkType(meta, 'hash')
+checkType(data, 'hash')
+checkType(expired, 'string')
+do
+  local n = redis.call('GET', expired)
+  if n and not string.match(n, '^%d+$') then corrupt(expired .. ' is not a count') end
+end
+
 local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
 local now = math.floor(us / 1000) -- the records' clock
+
+-- decode reads a record: {createdMs, ttlMs, intervalMs, usageCount, rev};
+-- nil when raw is nil or does not decode.
+local function decode(raw)
+  if not raw then return nil end
+  local c, ttl, iv, u, rev = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  if not c then return nil end
+  return {tonumber(c), tonumber(ttl), tonumber(iv), tonumber(u), tonumber(rev)}
+end
+
+-- encode writes a record read by decode.
+local function encode(r)
+  return string.format('%.0f:%.0f:%.0f:%.0f:%.0f', r[1], r[2], r[3], r[4], r[5])
+end
+
+-- record decodes the record of container id; nil when there is none, and
+-- corrupt() when it does not decode.
+local function record(id)
+  local raw = redis.call('HGET', meta, id)
+  if not raw then return nil end
+  local r = decode(raw)
+  if not r then corrupt('container "' .. id .. '": record does not decode') end
+  return r
+end
 
 -- isExpired reports whether the TTL of container id has passed.
 local function isExpired(id)
@@ -39,4 +94,61 @@ end
 local function purgeExpired(n)
   local old = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, n)
   if #old > 0 then drop(old) end
+end
+
+-- Grant records (STRING, msgpack): for each container a take handed out,
+-- five values: id, the record and ready score before the take, and the
+-- record and ready score the take left.
+local grantWidth = 5
+
+-- readGrant decodes the grant record at key; nil when there is none, and
+-- corrupt() when it is not one.
+local function readGrant(key)
+  checkType(key, 'string')
+  local raw = redis.call('GET', key)
+  if not raw then return nil end
+  local ok, g = pcall(cmsgpack.unpack, raw)
+  local good = ok and type(g) == 'table' and #g > 0 and #g % grantWidth == 0
+  for j = 1, good and #g or 0, grantWidth do
+    good = good and type(g[j]) == 'string' and decode(g[j + 1]) and decode(g[j + 3])
+      and tonumber(g[j + 2]) and tonumber(g[j + 4])
+  end
+  if not good then corrupt(key .. ' is not a grant record') end
+  return g
+end
+
+-- overtaken reports whether the take that left record rec and ready score
+-- score on container id was overtaken since: the container was taken
+-- again, cooled down, re-Put, removed, or its TTL has passed. A hand-back's
+-- UsageCount correction (see undo) does not count: it keeps rev.
+local function overtaken(id, rec, score)
+  if isExpired(id) then return true end
+  local cur, want = decode(redis.call('HGET', meta, id)), decode(rec)
+  local s = redis.call('ZSCORE', ready, id)
+  return not cur or not want or cur[5] ~= want[5] or not s or tonumber(s) ~= tonumber(score)
+end
+
+-- undo gives back the containers of grant g that nobody overtook, each as
+-- it was before the take; it returns how many it gave back.
+-- With uncount, a container that was overtaken keeps its NextAvailable but
+-- not the use the grant counted (UsageCount - 1): for grants nobody
+-- received.
+local function undo(g, uncount)
+  local back = 0
+  for j = 1, #g, grantWidth do
+    local id, prevRec, prevScore, rec, score = g[j], g[j + 1], g[j + 2], g[j + 3], g[j + 4]
+    local r = not isExpired(id) and decode(redis.call('HGET', meta, id))
+    if not overtaken(id, rec, score) then
+      -- Since the take, only other hand-backs' UsageCount corrections can
+      -- have changed the record: keep them.
+      r[4], r[5] = math.max(r[4] - 1, 0), decode(prevRec)[5]
+      redis.call('HSET', meta, id, encode(r))
+      redis.call('ZADD', ready, string.format('%.0f', prevScore), id)
+      back = back + 1
+    elseif uncount and r and r[4] > 0 then
+      r[4] = r[4] - 1
+      redis.call('HSET', meta, id, encode(r))
+    end
+  end
+  return back
 end

@@ -16,7 +16,11 @@
 --     counter incremented (counters never expire and never go back); the
 --     caller left the turn queues. A key that already held the token (a
 --     retried call whose answer was lost) only has its lease length renewed
---     and returns its current counter: a retry succeeds again.
+--     and returns its current counter: a retry succeeds again, and the
+--     lease runs from the retry. A retry that finds another key blocked
+--     gives back the keys that still hold the token (and publishes them as
+--     lock_release does): a lease is reported held only while every key
+--     holds the token.
 --   {0, pttl, reserved_by} when a key is held by another owner or reserved
 --     for another client. pttl is the largest remaining time to live in ms
 --     of the held keys that block, -1 when one of them never expires, -2
@@ -34,6 +38,9 @@
 --   turn has not begun.
 --#include lib_lock
 local n = #KEYS / 3
+checkKeys(1, n, 'string')
+checkKeys(n + 1, 2 * n, 'string', true)
+checkKeys(2 * n + 1, 3 * n, 'zset')
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
 local grace = tonumber(ARGV[7])
@@ -90,19 +97,22 @@ for i = 1, n do
 end
 
 if blocked then
-  if queue then
-    local passed = {}
-    for i = 1, n do
-      local q = KEYS[2 * n + i]
-      if state[i] == 'held' or state[i] == 'reserved' then
-        enqueue(q, client)
-      elseif state[i] == 'turn' then
-        redis.call('ZREM', q, client)
-        giveTurn(KEYS[i], q, passed)
-      end
+  local passed = {}
+  for i = 1, n do
+    local q = KEYS[2 * n + i]
+    if state[i] == 'mine' then
+      -- A resent attempt whose earlier grant another key no longer
+      -- allows: what it still holds is given back, never reported held.
+      redis.call('DEL', KEYS[i])
+      giveTurn(KEYS[i], q, passed)
+    elseif queue and (state[i] == 'held' or state[i] == 'reserved') then
+      enqueue(q, client)
+    elseif queue and state[i] == 'turn' then
+      redis.call('ZREM', q, client)
+      giveTurn(KEYS[i], q, passed)
     end
-    publishTurns(channel, passed)
   end
+  publishTurns(channel, passed)
   return {0, wait, reservedBy}
 end
 

@@ -10,6 +10,7 @@
 --   lib_lock.lua).
 --#include lib_lock
 local n = #KEYS / 2
+checkKeys(n + 1, 2 * n, 'zset')
 local client, channel = ARGV[1], ARGV[2]
 local passed, left = {}, 0
 for i = 1, n do

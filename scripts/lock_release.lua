@@ -15,6 +15,8 @@
 -- The client at the head of a queue gets its turn now (see lib_lock.lua).
 --#include lib_lock
 local n = #KEYS / 2
+checkKeys(1, n, 'string')
+checkKeys(n + 1, 2 * n, 'zset')
 local token, channel, client, more = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local freed, count = {}, 0
 for i = 1, n do

@@ -8,15 +8,17 @@
 -- ARGV[3] the id
 -- ARGV[4] d (µs, >= 0)
 -- Returns {now, nextAvailableUs}, or {now, -1} when the id is not found.
+-- A record that does not decode is corrupt (see lib_pool.lua).
 --#include lib_pool
 local id = ARGV[3]
-if purgeIfExpired(id) then return {now, -1} end
+local r = record(id)
 local score = redis.call('ZSCORE', ready, id)
-if not score then return {now, -1} end
+if not r and not score then return {now, -1} end
+if not r or not score then corrupt('container "' .. id .. '": record and ready set disagree') end
+if purgeIfExpired(id) then return {now, -1} end
 -- NextAvailable always moves, if only by 1µs when it is later than now + d
--- already: pool_handback leaves a NextAvailable that moved since the take it
--- undoes, so that handing back a grant nobody received cannot undo this
--- Cooldown.
+-- already: so the Cooldown overtakes every grant made before it (see
+-- lib_pool.lua), and handing one back cannot undo it.
 local nextAt = math.max(tonumber(score) + 1, us + tonumber(ARGV[4]))
 redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
 redis.call('PUBLISH', ARGV[1], ARGV[2])

@@ -10,20 +10,18 @@
 -- ARGV[3+4(i-1)] .. ARGV[6+4(i-1)]: container i's id, createdMs (0: now),
 --         ttlMs (0: forever), intervalMs
 -- ARGV[3+4k+(i-1)] container i's data, for k containers
--- Returns {now, ""} on success, {now, id} when the record of id does not
--- decode (nothing is written).
+-- Every Put of a live id counts as a write of its record (rev + 1), so that
+-- a grant made before it is overtaken (see lib_pool.lua).
+-- Returns {now, ""}. A record that does not decode is corrupt (see
+-- lib_pool.lua): nothing is written.
 --#include lib_pool
 local k = (#ARGV - 2) / 5
 
-local usage = {}
+local old = {}
 for i = 1, k do
   local id = ARGV[3 + 4 * (i - 1)]
-  local raw = redis.call('HGET', meta, id)
-  if raw and not isExpired(id) then
-    local u = string.match(raw, '^%d+:%d+:%d+:(%d+)$')
-    if not u then return {now, id} end
-    usage[i] = u
-  end
+  local r = record(id)
+  if r and not isExpired(id) then old[i] = r end
 end
 
 for i = 1, k do
@@ -32,18 +30,18 @@ for i = 1, k do
   local created, ttl, interval = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
   local payload = ARGV[2 + 4 * k + i]
   if created == 0 then created = now end
-  local u = usage[i]
-  if not u then
+  local r = old[i]
+  if not r then
     if redis.call('HEXISTS', meta, id) == 1 then
       -- expired, not yet purged: purged now, added again as new
       redis.call('INCRBY', expired, 1)
     end
-    u = '0'
+    r = {0, 0, 0, 0, -1}
     redis.call('ZADD', ready, string.format('%.0f', us), id)
   elseif not redis.call('ZSCORE', ready, id) then
     redis.call('ZADD', ready, string.format('%.0f', us), id)
   end
-  redis.call('HSET', meta, id, string.format('%.0f:%.0f:%.0f:', created, ttl, interval) .. u)
+  redis.call('HSET', meta, id, encode({created, ttl, interval, r[4], r[5] + 1}))
   if ttl > 0 then
     redis.call('ZADD', expiry, string.format('%.0f', created + ttl), id)
   else

@@ -12,45 +12,43 @@
 -- is what is left of the budgets of the requests waiting ahead of the batch.
 --
 -- Idempotency: a served request leaves a grant record under its own key
--- (KEYS[5+i]), kept ARGV[2] ms. A request whose record exists is not served
--- again: it gets the containers of its record, as they are now. So the caller
--- may resend a batch whose answer it lost, and hand a grant back by token
--- (pool_handback) even when it never saw the answer.
+-- (KEYS[5+i]), kept ARGV[2] ms, so that the caller may resend a batch whose
+-- answer it lost, and hand a grant back by token (pool_handback) even when
+-- it never saw the answer. A resent request whose grant nobody overtook
+-- since (see overtaken in lib_pool.lua) gets it again, exactly as it was
+-- made. A grant that was overtaken is void, and never handed to its caller:
+-- its containers that nobody overtook are given back, its record deleted,
+-- and the request is tried afresh when it waits ("w") and answered {4} when
+-- it does not.
 --
 -- Containers whose TTL has passed are never handed out: up to ARGV[1] of them
 -- are purged first (and up to ARGV[1] more when a request meets them), and
 -- counted in KEYS[5].
 --
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
--- KEYS[5+i] grant record of request i (STRING, msgpack {id, prev, next, ...})
+-- KEYS[5+i] grant record of request i (see readGrant in lib_pool.lua)
 -- ARGV[1] purge batch size
 -- ARGV[2] grant record lifetime (ms)
 -- ARGV[3] bypasses allowed before the first request (-1: no limit)
--- ARGV[1+3i], ARGV[2+3i], ARGV[3+3i]: request i's kind ("a" ask, "r"
---         random), n (>= 1), bypass budget (>= 0; -1: never holds others
---         back)
+-- ARGV[4] channel to publish on when a void grant gave containers back
+-- ARGV[5] the pool's name (the message)
+-- ARGV[3+3i], ARGV[4+3i], ARGV[5+3i]: request i's kind ("a" ask, "r"
+--         random; "aw", "rw" when it waits), n (>= 1), bypass budget (>= 0;
+--         -1: never holds others back)
 -- Returns {now, r1, r2, ...}, now the server time (µs), ri for request i:
 --   {1, c1, c2, ...} served; each c is {id, createdMs, ttlMs, intervalMs,
 --                    nextAvailableUs, usageCount, data}
 --   {0, at}          not served; at is the earliest time (µs) it could be,
 --                    -1 when the pool holds fewer than n live containers
 --   {2}              skipped: an earlier request may not be bypassed any more
---   {3, id}          not served: the record of container id does not decode
+--   {4}              not served: its grant was overtaken (one-shot requests)
+-- Corrupt data (see lib_pool.lua) fails the script before anything is
+-- written, or, met by a request after others were served, fails that
+-- request before it writes: {3, what}.
 --#include lib_pool
 local batch = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
 local purgeLeft = batch
-
-local function decode(raw)
-  if not raw then return nil end
-  local c, ttl, iv, u = string.match(raw, '^(%d+):(%d+):(%d+):(%d+)$')
-  if not c then return nil end
-  return {tonumber(c), tonumber(ttl), tonumber(iv), tonumber(u)}
-end
-
-local function encode(r)
-  return string.format('%.0f:%.0f:%.0f:%.0f', r[1], r[2], r[3], r[4])
-end
 
 local function live()
   return redis.call('ZCARD', ready) - redis.call('ZCOUNT', expiry, '-inf', now)
@@ -104,10 +102,11 @@ end
 
 -- Applies a take; every record is decoded before anything is written.
 local function take(ids, random, grantKey)
-  local recs = {}
+  local raws, recs = {}, {}
   for i, id in ipairs(ids) do
-    recs[i] = decode(redis.call('HGET', meta, id))
-    if not recs[i] then return {3, id} end
+    raws[i] = redis.call('HGET', meta, id)
+    recs[i] = decode(raws[i])
+    if not recs[i] then return {3, 'container "' .. id .. '": record does not decode'} end
   end
   local out, grant = {1}, {}
   for i, id in ipairs(ids) do
@@ -118,35 +117,41 @@ local function take(ids, random, grantKey)
       nextAt = us + r[3] * 1000
       redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
     end
-    r[4] = r[4] + 1
-    redis.call('HSET', meta, id, encode(r))
+    r[4], r[5] = r[4] + 1, r[5] + 1
+    local rec = encode(r)
+    redis.call('HSET', meta, id, rec)
     out[#out + 1] = view(id, r, nextAt)
-    grant[#grant + 1] = id
-    grant[#grant + 1] = prev
-    grant[#grant + 1] = nextAt
+    for _, v in ipairs({id, raws[i], prev, rec, nextAt}) do grant[#grant + 1] = v end
   end
   redis.call('SET', grantKey, cmsgpack.pack(grant), 'PX', life)
   return out
 end
 
--- The grant already made for a request, as its containers are now; nil when
--- there is none.
-local function granted(grantKey)
-  local raw = redis.call('GET', grantKey)
-  if not raw then return nil end
-  local ok, grant = pcall(cmsgpack.unpack, raw)
-  if not ok or type(grant) ~= 'table' then return nil end
+-- resend answers a request whose grant g (at grantKey) was made by an
+-- earlier call: the grant as it was made, when nobody overtook it; else nil
+-- after the grant is given back and deleted (see the header).
+local gaveBack = false -- a void grant gave containers back: wake the waiters
+local function resend(g, grantKey)
   local out = {1}
-  for i = 1, #grant, 3 do
-    local id = grant[i]
-    local score = redis.call('ZSCORE', ready, id)
-    if score then
-      local r = decode(redis.call('HGET', meta, id))
-      if not r then return {3, id} end
-      out[#out + 1] = view(id, r, tonumber(score))
+  for j = 1, #g, grantWidth do
+    local id, rec, score = g[j], g[j + 3], g[j + 4]
+    if overtaken(id, rec, score) then
+      if undo(g, true) > 0 then gaveBack = true end
+      redis.call('DEL', grantKey)
+      return nil
     end
+    local r = decode(rec)
+    if not r then return {3, grantKey .. ': record does not decode'} end
+    out[#out + 1] = view(id, r, tonumber(score))
   end
   return out
+end
+
+-- Every grant record is read before anything is written.
+local k = (#ARGV - 5) / 3
+local grants = {}
+for i = 1, k do
+  grants[i] = readGrant(KEYS[5 + i]) or false
 end
 
 -- Expired containers first, in one bounded batch.
@@ -154,19 +159,23 @@ purgeExpired(batch)
 
 local results = {us}
 local allowance = tonumber(ARGV[3]) -- grants that may still bypass waiting requests; -1: no limit
-local k = (#ARGV - 3) / 3
 for i = 1, k do
-  local kind, n, budget = ARGV[3 * i + 1], tonumber(ARGV[3 * i + 2]), tonumber(ARGV[3 * i + 3])
+  local kind, n, budget = ARGV[3 * i + 3], tonumber(ARGV[3 * i + 4]), tonumber(ARGV[3 * i + 5])
   local grantKey = KEYS[5 + i]
-  local res = granted(grantKey)
+  local random, waits = string.sub(kind, 1, 1) == 'r', string.sub(kind, 2, 2) == 'w'
+  local res
+  if grants[i] then
+    res = resend(grants[i], grantKey)
+    if not res and not waits then res = {4} end
+  end
   if not res then
     if allowance == 0 then
       res = {2}
     else
       local ids, at
-      if kind == 'r' then ids, at = pickRandom(n) else ids, at = pickReady(n) end
+      if random then ids, at = pickRandom(n) else ids, at = pickReady(n) end
       if ids then
-        res = take(ids, kind == 'r', grantKey)
+        res = take(ids, random, grantKey)
       else
         res = {0, at}
       end
@@ -179,4 +188,5 @@ for i = 1, k do
   end
   results[#results + 1] = res
 end
+if gaveBack then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return results
