@@ -188,9 +188,6 @@ func (p *Pool) List(ctx context.Context) ([]Container, error) {
 		}
 		return nil
 	})
-	if errors.Is(err, actors.ErrCorruptRecord) {
-		return nil, fmt.Errorf("%w: pool %q: %v", ErrCorrupt, p.name, err)
-	}
 	if err != nil {
 		return nil, p.c.inspectErr(fmt.Sprintf("pool %q: list", p.name), err)
 	}
@@ -215,11 +212,15 @@ func (p *Pool) Exists(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// inspectErr wraps a Redis error of an inspection call; a client closed
-// meanwhile is ErrClosed.
+// inspectErr wraps a Redis error of an inspection call as opErr does: a
+// client closed meanwhile is ErrClosed, data xsync did not write
+// ErrCorrupt, any other failure ErrUnavailable.
 func (c *Client) inspectErr(op string, err error) error {
 	if c.isClosing() {
 		return ErrClosed
 	}
-	return fmt.Errorf("xsync: %s: %w", op, err)
+	if errors.Is(err, actors.ErrBadData) {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, op, err)
+	}
+	return opErr(op, err)
 }

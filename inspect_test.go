@@ -17,7 +17,7 @@ import (
 func readOnly(t *testing.T, before map[string]int64) {
 	t.Helper()
 	reads := []string{"scan", "get", "pttl", "zcard", "multi", "exec", "exists", // the calls
-		"evalsha", "time", "zscan", "zscore", "hget", // pool_list's
+		"evalsha", "time", "type", "zscan", "zscore", "hget", // pool_list's
 		"hello", "client"} // a new connection's
 	for name := range commandsSince(t, rawDB(t, 0), before) {
 		if !slices.Contains(reads, name) {
@@ -401,5 +401,26 @@ func TestPoolList_HundredThousandContainersInBoundedPages(t *testing.T) {
 	}
 	if n := commandsSince(t, raw, before); n["evalsha"] != 1 || n["exists"] != 1 {
 		t.Fatalf("Stats and Exists ran %v, want one script call and one EXISTS", n)
+	}
+}
+
+func TestLockInfo_ReportsDataXsyncDidNotWrite(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	if err := raw.Set(ctx, prefix+":fence:{f}", "many", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.HSet(ctx, prefix+":lock:{h}", "a", "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"f", "h"} {
+		if _, err := c.LockInfo(ctx, key); !errors.Is(err, xsync.ErrCorrupt) {
+			t.Errorf("LockInfo(%s): %v, want ErrCorrupt", key, err)
+		}
+	}
+	if _, err := c.Locks(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Errorf("Locks over a hash lock key: %v, want ErrCorrupt", err)
 	}
 }

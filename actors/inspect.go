@@ -20,6 +20,10 @@ import (
 // calls: how many keys or containers one reply holds, roughly.
 const ScanBatch = 256
 
+// ErrBadData is wrapped by the errors of the reads below for a key that
+// holds what xsync does not write.
+var ErrBadData = errors.New("data xsync did not write")
+
 // LockState is what Redis holds about one lock key.
 type LockState struct {
 	Token   string // "" when free
@@ -53,7 +57,7 @@ func ReadLock(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, key strin
 	if v := fence.Val(); v != "" {
 		n, err := fence.Int64()
 		if err != nil {
-			return LockState{}, fmt.Errorf("fence of %q is %q: %w", key, v, err)
+			return LockState{}, fmt.Errorf("%w: the fence of %q is %q", ErrBadData, key, v)
 		}
 		s.Fence = n
 	}
@@ -111,10 +115,6 @@ func PoolExists(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, name st
 	return n > 0, err
 }
 
-// ErrCorruptRecord is wrapped by ListPool's error for a container whose
-// record does not decode.
-var ErrCorruptRecord = errors.New("record does not decode")
-
 // ListPool calls fn with every page of pool name's live containers, one
 // pool_list call (a ZSCAN step) per page; a container may come twice.
 func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name string, fn func([]messages.Container) error) error {
@@ -138,9 +138,6 @@ func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name str
 			f, ok := r.([]any)
 			if !ok {
 				return fmt.Errorf("pool_list: container %T", r)
-			}
-			if len(f) == 1 {
-				return fmt.Errorf("container %v: %w", f[0], ErrCorruptRecord)
 			}
 			c, err := parseContainer(f)
 			if err != nil {
