@@ -116,7 +116,7 @@ func (a *app) lockShow() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show KEY",
 		Short: "Show who holds a lock, for how long, and who waits",
-		Args:  cobra.ExactArgs(1),
+		Args:  positional("KEY"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			info, err := a.lockInfo(args[0])
 			if err != nil {
@@ -150,7 +150,7 @@ func (a *app) lockBreak() *cobra.Command {
 			"waiting for it, as a release does. The holder learns it at its next renewal or\n" +
 			"Refresh (its lease's Lost channel closes); until then it may still believe it\n" +
 			"holds the lock: the fencing token of the next holder is higher.",
-		Args: cobra.ExactArgs(1),
+		Args: positional("KEY"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			info, err := a.lockInfo(args[0])
 			if err != nil {

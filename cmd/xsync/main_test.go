@@ -393,7 +393,7 @@ func TestCLI_BadUsageExits2WithUsage(t *testing.T) {
 		{"lock", "show"},
 	} {
 		r := cli(t, prefix, "", args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "Usage:") || !strings.HasPrefix(r.stderr, "xsync: ") {
+		if r.code != 2 || !strings.Contains(r.stderr, "Usage:") || !strings.HasPrefix(r.stderr, "xsync") {
 			t.Errorf("xsync %s: exit %d, want 2 with usage; stderr:\n%s", strings.Join(args, " "), r.code, r.stderr)
 		}
 	}

@@ -101,7 +101,7 @@ func (a *app) poolLs() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls NAME",
 		Short: "List a pool's containers",
-		Args:  cobra.ExactArgs(1),
+		Args:  positional("NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			p, err := a.pool(args[0])
 			if err != nil {
@@ -156,7 +156,7 @@ func (a *app) poolStats() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stats NAME [--watch DUR]",
 		Short: "Show a pool's counts, once or every DUR until interrupted",
-		Args:  cobra.ExactArgs(1),
+		Args:  positional("NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if watch < 0 {
 				return usagef("--watch %v: want a positive duration", watch)
@@ -233,7 +233,7 @@ func (a *app) poolPut() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put NAME --id ID [--interval D] [--ttl D] [--data S]",
 		Short: "Add a container to a pool, or update it (keeping its usage and cooldown)",
-		Args:  cobra.ExactArgs(1),
+		Args:  positional("NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			if err := c.Validate(); err != nil {
 				return usageError{err.Error()}
@@ -271,7 +271,7 @@ func (a *app) poolImport() *cobra.Command {
 			"then writes nothing, unless --partial: then it writes the good lines (and exits 1\n" +
 			"all the same). A container whose next_time_available is still to come is\n" +
 			"cooled down until then; usage_count is the pool's to keep and is not imported.",
-		Args: cobra.RangeArgs(1, 2),
+		Args: positional("NAME", "[FILE]"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			in := a.stdin
 			src := "stdin"
@@ -369,7 +369,7 @@ func (a *app) poolExport() *cobra.Command {
 	return &cobra.Command{
 		Use:   "export NAME",
 		Short: "Print a pool's containers as JSON lines (what import reads)",
-		Args:  cobra.ExactArgs(1),
+		Args:  positional("NAME"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			p, err := a.pool(args[0])
 			if err != nil {
@@ -394,7 +394,7 @@ func (a *app) poolCooldown() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cooldown NAME ID DUR",
 		Short: "Keep a container from use until now+DUR (e.g. 10m), at least",
-		Args:  cobra.ExactArgs(3),
+		Args:  positional("NAME", "ID", "DUR"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			d, err := time.ParseDuration(args[2])
 			if err != nil || d < 0 {
@@ -427,7 +427,7 @@ func (a *app) poolRm() *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME ID...",
 		Short: "Remove containers from a pool",
-		Args:  cobra.MinimumNArgs(2),
+		Args:  positional("NAME", "ID..."),
 		RunE: func(_ *cobra.Command, args []string) error {
 			p, err := a.pool(args[0])
 			if err != nil {

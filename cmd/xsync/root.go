@@ -89,10 +89,11 @@ func run(ctx context.Context, args []string, e env) int {
 	return exitUsage
 }
 
-// oneLine is err as the one line xsync prints: "xsync: ...".
+// oneLine is err as the one line xsync prints: "xsync: ..." (or "xsync
+// pool ls: ..." for a verb's usage).
 func oneLine(err error) string {
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
-	if !strings.HasPrefix(msg, "xsync: ") {
+	if !strings.HasPrefix(msg, "xsync: ") && !strings.HasPrefix(msg, "xsync ") {
 		msg = "xsync: " + msg
 	}
 	return msg
@@ -131,10 +132,37 @@ func (a *app) rootCommand() *cobra.Command {
 
 // needVerb is the RunE of the commands that only group verbs.
 func needVerb(cmd *cobra.Command, args []string) error {
-	if len(args) == 0 {
-		return usagef("%s needs a verb", cmd.CommandPath())
+	var verbs []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			verbs = append(verbs, c.Name())
+		}
 	}
-	return usagef("unknown verb %q for %s", args[0], cmd.CommandPath())
+	if len(args) == 0 {
+		return usagef("%s: missing verb (%s)", cmd.CommandPath(), strings.Join(verbs, ", "))
+	}
+	return usagef("%s: unknown verb %q (want %s)", cmd.CommandPath(), args[0], strings.Join(verbs, ", "))
+}
+
+// positional checks the arguments of a verb against their names: the
+// last may end in "..." (one or more) or be in [brackets] (optional).
+func positional(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		var required []string
+		last := names[len(names)-1]
+		for _, n := range names {
+			if !strings.HasPrefix(n, "[") {
+				required = append(required, strings.TrimSuffix(n, "..."))
+			}
+		}
+		if len(args) < len(required) {
+			return usagef("%s: missing %s", cmd.CommandPath(), strings.Join(required[len(args):], " "))
+		}
+		if len(args) > len(names) && !strings.HasSuffix(last, "...") {
+			return usagef("%s: unexpected argument %q", cmd.CommandPath(), args[len(names)])
+		}
+		return nil
+	}
 }
 
 // connect returns the client of the run, connected on first use.

@@ -61,7 +61,8 @@ func (a *app) topLoop(c *xsync.Client) error {
 	width, height := 80, 24
 	out, eol := a.stdout, "\n"
 	if f, ok := a.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		if w, h, err := term.GetSize(int(f.Fd())); err == nil {
+		// A terminal that does not know its size says 0x0.
+		if w, h, err := term.GetSize(int(f.Fd())); err == nil && w >= 40 && h >= 10 {
 			width, height = w, h
 		}
 	}
