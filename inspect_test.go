@@ -381,6 +381,7 @@ func TestPoolList_HundredThousandContainersInBoundedPages(t *testing.T) {
 	if minCalls := int64(total / (4 * actors.ScanBatch)); calls < minCalls {
 		t.Fatalf("List made %d script calls for %d containers: pages of over %d, want about %d", calls, total, total/int(calls), actors.ScanBatch)
 	}
+	t.Logf("List of %d containers: %d script calls", total, calls)
 	used := 0
 	for _, ct := range got {
 		if ct.UsageCount == 1 {

@@ -10,14 +10,16 @@ import (
 	"unicode/utf8"
 )
 
-// table writes aligned columns: a header, then rows.
+// table writes aligned columns: a header (if any), then rows.
 type table struct {
 	tw *tabwriter.Writer
 }
 
 func newTable(w io.Writer, header ...string) *table {
 	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	t.row(header...)
+	if len(header) > 0 {
+		t.row(header...)
+	}
 	return t
 }
 

@@ -136,7 +136,7 @@ func (a *app) lockShow() *cobra.Command {
 			t.row("holder:", holder)
 			t.row("ttl:", ttl)
 			t.row("fence:", fmt.Sprint(info.Fence))
-			t.row("waiting:", fmt.Sprintf("%d clients", info.Waiting))
+			t.row("waiting:", plural(info.Waiting, "client"))
 			return failed(t.flush())
 		},
 	}
@@ -175,4 +175,12 @@ func (a *app) lockBreak() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// plural is "1 client", "2 clients".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
