@@ -31,6 +31,26 @@
 // closes its connections and leaves no goroutine behind. A client started
 // in the caller's actor system (Options.System) leaves that system running.
 //
+// # Inspection
+//
+// Client.LockInfo, Client.Locks, Client.Pools, Pool.List and Pool.Exists
+// read what Redis holds without changing it, in bounded batches (SCAN,
+// ZSCAN); Client.ForceUnlock frees a stuck lock and hands it to its next
+// waiter. Container marshals to JSON with the field names of the Python
+// package's LimitedModel. The xsync command (cmd/xsync) is built on them.
+//
+// # Metrics
+//
+// With Options.MeterProvider set, a client records OpenTelemetry metrics:
+// xsync.lock.wait (histogram, seconds; attribute outcome), xsync.lock.acquired,
+// xsync.lock.lost and xsync.lock.broken (counters), xsync.pool.wait
+// (histogram, seconds; pool, kind, outcome), xsync.pool.granted (counter of
+// containers; pool, kind = ready or random) and xsync.pool.containers (a
+// gauge of the pools the client has used; pool, state = total or ready),
+// which reads Redis only when it is collected. Without a MeterProvider
+// nothing is recorded. A lease is watched for its loss by one goroutine
+// while metrics are on, until it is released or lost.
+//
 // # Errors
 //
 // Every error matches an exported sentinel with errors.Is. A wait that ends
