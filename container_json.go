@@ -12,6 +12,10 @@ import (
 // limitedModel is Container in the JSON shape of the seed's LimitedModel
 // (the Python package's): times in milliseconds since the epoch, durations
 // in milliseconds, 0 for a zero time or duration.
+//
+// The design's "failures" and "retired" fields are not here yet: Container
+// has no Failures or Retired to carry. They join this shape (and
+// UnmarshalJSON, which ignores them until then) when Container gains them.
 type limitedModel struct {
 	ID                string `json:"id"`
 	CT                int64  `json:"ct"`
