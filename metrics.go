@@ -183,29 +183,36 @@ func takeObserver[T any](m *metrics, pool string, random bool, n int) func(T, er
 }
 
 // observePools reports the containers of every pool this client has used,
-// one Stats call each.
+// one Stats call each. A pool it cannot read is left out of the reading
+// and logged: an error returned here would be printed by the exporter,
+// and xsync prints nothing.
 func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metric.Int64ObservableGauge) error {
 	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return nil
+	}
 	pools := make([]*Pool, 0, len(c.pools))
 	for _, p := range c.pools {
 		pools = append(pools, p)
 	}
 	c.mu.Unlock()
-	var errs []error
 	for _, p := range pools {
 		if !p.started() {
 			continue
 		}
 		s, err := p.Stats(ctx)
 		if err != nil {
-			errs = append(errs, err)
+			if !errors.Is(err, ErrClosed) {
+				c.log.Warn("metrics: pool not read", zap.String("pool", p.name), zap.Error(err))
+			}
 			continue
 		}
 		name := poolKey.String(p.name)
 		o.ObserveInt64(gauge, int64(s.Total), metric.WithAttributes(name, stateTotal))
 		o.ObserveInt64(gauge, int64(s.Ready), metric.WithAttributes(name, stateReady))
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // started reports whether the pool's actor runs: the pool was used.

@@ -433,8 +433,11 @@ func TestMetricsOfEveryProcessAreServed(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // ok: polls an observation (the scrape) with a deadline
 	}
 	cancel()
-	if code := <-done; code != 0 {
-		t.Errorf("exit status %d after the interrupt, want 0:\n%s", code, stderr.String())
+	// The crawl's own rules are the other tests' business: on a machine
+	// busy enough to delay a request into a 429 it exits 1, still a crawl
+	// that ran and reported (2 would be one that could not run).
+	if code := <-done; code != 0 && code != 1 {
+		t.Errorf("exit status %d after the interrupt, want 0 or 1:\n%s", code, stderr.String())
 	}
 }
 
