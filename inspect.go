@@ -67,9 +67,9 @@ func lockInfo(key string, st actors.LockState) LockInfo {
 
 // Locks returns the locks held on Options.DB (or the DB that OnDB gives)
 // under the client's KeyPrefix, sorted by key. It changes nothing: it finds
-// the keys with SCAN in batches of a few hundred, then reads each as
-// LockInfo does. A lock taken or released during the scan may or may not be
-// in the list.
+// the keys with SCAN in batches of a few hundred and reads each batch in one
+// pipeline. A lock taken or released during the scan may or may not be in
+// the list.
 func (c *Client) Locks(ctx context.Context, opts ...LockOption) ([]LockInfo, error) {
 	s, err := lockSettingsOf(c, opts)
 	if err != nil {
@@ -81,17 +81,22 @@ func (c *Client) Locks(ctx context.Context, opts ...LockOption) ([]LockInfo, err
 	}
 	seen := map[string]bool{}
 	var out []LockInfo
-	err = actors.ScanLocks(ctx, cl, c.keys, func(key string) error {
-		if seen[key] {
-			return nil
+	err = actors.ScanLocks(ctx, cl, c.keys, func(page []string) error {
+		fresh := page[:0:0]
+		for _, key := range page {
+			if !seen[key] {
+				seen[key] = true
+				fresh = append(fresh, key)
+			}
 		}
-		seen[key] = true
-		st, err := actors.ReadLock(ctx, cl, c.keys, key)
+		states, err := actors.ReadLocks(ctx, cl, c.keys, fresh)
 		if err != nil {
 			return err
 		}
-		if st.Token != "" {
-			out = append(out, lockInfo(key, st))
+		for i, st := range states {
+			if st.Token != "" {
+				out = append(out, lockInfo(fresh[i], st))
+			}
 		}
 		return nil
 	})

@@ -425,3 +425,34 @@ func TestLockInfo_ReportsDataXsyncDidNotWrite(t *testing.T) {
 		t.Errorf("Locks over a hash lock key: %v, want ErrCorrupt", err)
 	}
 }
+
+// More locks than one SCAN page: every one is listed, once.
+func TestLocks_ListsManyLocksPageByPage(t *testing.T) {
+	const n = 3*actors.ScanBatch + 10
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := newClient(t, withPrefix(prefix))
+	for i := range n {
+		if _, err := c.TryLock(ctx, []string{fmt.Sprintf("k%04d", i)}, xsync.TTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := rawDB(t, 0)
+	before := commandCounts(t, raw)
+	got, err := c.Locks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scans := commandsSince(t, raw, before)["scan"]
+	if len(got) != n {
+		t.Fatalf("Locks listed %d locks, want %d", len(got), n)
+	}
+	for i, info := range got {
+		if want := fmt.Sprintf("k%04d", i); info.Key != want || !info.Held {
+			t.Fatalf("Locks[%d] = %+v, want %s held", i, info, want)
+		}
+	}
+	if scans < 2 {
+		t.Fatalf("%d SCAN calls for %d lock keys (and their fences): want pages", scans, n)
+	}
+}

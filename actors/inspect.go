@@ -32,73 +32,110 @@ type LockState struct {
 	Waiting int64  // clients in the key's turn queue
 }
 
-// ReadLock reads the lock on key: four reads in one MULTI.
+// ReadLock reads the lock on key: four reads in one MULTI (the keys share
+// the key's slot).
 func ReadLock(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, key string) (LockState, error) {
-	pipe := cl.TxPipeline() // MULTI: the four reads see one moment
-	token := pipe.Get(ctx, keys.Lock(key))
-	pttl := pipe.PTTL(ctx, keys.Lock(key))
-	fence := pipe.Get(ctx, keys.Fence(key))
-	waiting := pipe.ZCard(ctx, keys.LockQueue(key))
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	states, err := readLocks(ctx, cl.TxPipeline(), keys, []string{key})
+	if err != nil {
 		return LockState{}, err
 	}
-	s := LockState{Token: token.Val(), Waiting: waiting.Val()}
-	if s.Token == "" {
-		s.PTTL = -2
-	} else {
-		// go-redis keeps PTTL's codes -1 (no expiry) and -2 (no key) as
-		// they are: -1ns and -2ns.
-		if d := pttl.Val(); d < 0 {
-			s.PTTL = int64(d)
-		} else {
-			s.PTTL = d.Milliseconds()
-		}
-	}
-	if v := fence.Val(); v != "" {
-		n, err := fence.Int64()
-		if err != nil {
-			return LockState{}, fmt.Errorf("%w: the fence of %q is %q", ErrBadData, key, v)
-		}
-		s.Fence = n
-	}
-	return s, nil
+	return states[0], nil
 }
 
-// ScanLocks calls fn with the caller's key of every lock key under the
-// prefix, in SCAN order; a key may come twice.
-func ScanLocks(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, fn func(key string) error) error {
-	return scanKeys(ctx, cl, keys.LockPattern(), func(raw string) error {
-		if k, ok := keys.LockKeyOf(raw); ok {
-			return fn(k)
+// ReadLocks reads the locks on keys in one pipeline; the reads of a key
+// are not atomic, but a lock that expires between them reads as free.
+func ReadLocks(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, lockKeys []string) ([]LockState, error) {
+	return readLocks(ctx, cl.Pipeline(), keys, lockKeys)
+}
+
+func readLocks(ctx context.Context, pipe redis.Pipeliner, keys redisx.Keys, lockKeys []string) ([]LockState, error) {
+	type reads struct {
+		token, fence *redis.StringCmd
+		pttl         *redis.DurationCmd
+		waiting      *redis.IntCmd
+	}
+	rs := make([]reads, len(lockKeys))
+	for i, key := range lockKeys {
+		rs[i] = reads{
+			token:   pipe.Get(ctx, keys.Lock(key)),
+			pttl:    pipe.PTTL(ctx, keys.Lock(key)),
+			fence:   pipe.Get(ctx, keys.Fence(key)),
+			waiting: pipe.ZCard(ctx, keys.LockQueue(key)),
 		}
-		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]LockState, len(lockKeys))
+	for i, r := range rs {
+		s := LockState{Token: r.token.Val(), PTTL: -2, Waiting: r.waiting.Val()}
+		// go-redis keeps PTTL's codes -1 (no expiry) and -2 (no key) as
+		// they are: -1ns and -2ns.
+		switch d := r.pttl.Val(); {
+		case s.Token == "" || d == -2:
+			s.Token = ""
+		case d < 0:
+			s.PTTL = int64(d)
+		default:
+			s.PTTL = d.Milliseconds()
+		}
+		if v := r.fence.Val(); v != "" {
+			n, err := r.fence.Int64()
+			if err != nil {
+				return nil, fmt.Errorf("%w: the fence of %q is %q", ErrBadData, lockKeys[i], v)
+			}
+			s.Fence = n
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// ScanLocks calls fn with the caller's keys of the lock keys under the
+// prefix, one SCAN page at a time; a key may come twice.
+func ScanLocks(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, fn func(lockKeys []string) error) error {
+	return scanKeys(ctx, cl, keys.LockPattern(), func(page []string) error {
+		var out []string
+		for _, raw := range page {
+			if k, ok := keys.LockKeyOf(raw); ok {
+				out = append(out, k)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return fn(out)
 	})
 }
 
 // ScanPools calls fn with the name of every pool under the prefix that has
 // containers or has had some expire, in SCAN order; a name may come twice.
 func ScanPools(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, fn func(name string) error) error {
-	return scanKeys(ctx, cl, keys.PoolPattern(), func(raw string) error {
-		for _, part := range []string{"ready", "expired"} {
-			if name, ok := keys.PoolNameOf(raw, part); ok {
-				return fn(name)
+	return scanKeys(ctx, cl, keys.PoolPattern(), func(page []string) error {
+		for _, raw := range page {
+			for _, part := range []string{"ready", "expired"} {
+				if name, ok := keys.PoolNameOf(raw, part); ok {
+					if err := fn(name); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		return nil
 	})
 }
 
-func scanKeys(ctx context.Context, cl redis.Cmdable, pattern string, fn func(raw string) error) error {
+// scanKeys calls fn with every page of a SCAN of the keys that match
+// pattern.
+func scanKeys(ctx context.Context, cl redis.Cmdable, pattern string, fn func(page []string) error) error {
 	var cursor uint64
 	for {
 		page, next, err := cl.Scan(ctx, cursor, pattern, ScanBatch).Result()
 		if err != nil {
 			return err
 		}
-		for _, raw := range page {
-			if err := fn(raw); err != nil {
-				return err
-			}
+		if err := fn(page); err != nil {
+			return err
 		}
 		if next == 0 {
 			return nil

@@ -40,9 +40,10 @@ func (k Keys) PoolNameOf(raw, part string) (string, bool) {
 }
 
 // untagged undoes Tagged for a key that was wrapped whole: "{orders}"
-// becomes "orders"; a key whose tag is only part of it stays as it is.
+// becomes "orders" (and "{a}b}" becomes "a}b", which Tagged wraps back); a
+// key whose tag is only part of it stays as it is.
 func untagged(key string) string {
-	if len(key) > 2 && key[0] == '{' && key[len(key)-1] == '}' && !strings.ContainsAny(key[1:len(key)-1], "{}") {
+	if len(key) > 2 && key[0] == '{' && key[len(key)-1] == '}' && !strings.Contains(key[1:len(key)-1], "{") {
 		return key[1 : len(key)-1]
 	}
 	return key
