@@ -373,6 +373,28 @@ func TestCLI_MissingPoolSaysSo(t *testing.T) {
 	}
 }
 
+// --db, or the URL's DB, is where the pools and locks are.
+func TestCLI_DBFromTheFlagOrTheURL(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	c := client(t, prefix)
+	cli(t, prefix, "", "--db", "3", "pool", "put", "on3", "--id", "a").want(t, 0, "put on DB 3")
+	if ok, err := c.Pool("on3", xsync.OnDB(3)).Exists(ctx); err != nil || !ok {
+		t.Fatalf("the pool put with --db 3 is not on DB 3: %v, %v", ok, err)
+	}
+	if r := cli(t, prefix, "", "pools").want(t, 0, "pools of DB 0"); strings.Contains(r.stdout, "on3") {
+		t.Errorf("DB 0 lists the pool of DB 3:\n%s", r.stdout)
+	}
+	for _, args := range [][]string{
+		{"--db", "3", "pools"},
+		{"--url", "redis://" + testredis.Addr(t) + "/3", "pools"},
+	} {
+		if r := cli(t, prefix, "", args...).want(t, 0, strings.Join(args, " ")); !strings.Contains(r.stdout, "on3") {
+			t.Errorf("xsync %s does not list the pool of DB 3:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}
+
 func TestCLI_BadUsageExits2WithUsage(t *testing.T) {
 	prefix := testPrefix(t)
 	for _, args := range [][]string{

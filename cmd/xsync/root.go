@@ -185,7 +185,8 @@ func (a *app) connect() (*xsync.Client, error) {
 		u.Path = "/" + strconv.Itoa(a.db)
 		raw = u.String()
 	}
-	c, err := xsync.New(xsync.Options{URL: raw, KeyPrefix: a.prefix})
+	// The DB of the pools and locks is Options.DB: the URL's, or --db.
+	c, err := xsync.New(xsync.Options{URL: raw, KeyPrefix: a.prefix, DB: a.dbOf()})
 	if errors.Is(err, xsync.ErrInvalidOptions) {
 		return nil, usageError{err.Error()}
 	}
