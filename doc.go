@@ -47,7 +47,8 @@
 // (histogram, seconds; pool, kind, outcome), xsync.pool.granted (counter of
 // containers; pool, kind = ready or random) and xsync.pool.containers (a
 // gauge of the pools the client has used; pool, state = total or ready),
-// which reads Redis only when it is collected. Without a MeterProvider
+// which reads Redis only when it is collected, and xsync.errors (calls
+// that Redis failed; op, kind = unavailable or corrupt). Without a MeterProvider
 // nothing is recorded. A lease is watched for its loss by one goroutine
 // while metrics are on, until it is released or lost.
 //

@@ -38,8 +38,9 @@ type Future[T any] struct {
 	// opCtx is the context of the …Async call: once it is done, a result
 	// that arrives is handed back, whoever is waiting.
 	opCtx context.Context
-	// observe, when set, is told the final result once complete has set
-	// it (metrics); it must not block.
+	// observe, when set, is told the result when complete sets it, before
+	// done closes (metrics); it runs under mu, so it must not block nor
+	// call the future.
 	observe func(T, error)
 }
 
@@ -152,14 +153,15 @@ func (f *Future[T]) complete(v T, err error) {
 		v, err = zero, f.cancelErr(f.cause)
 	}
 	f.val, f.err = v, err
-	stop, observe := f.stopAfter, f.observe
+	if f.observe != nil {
+		// Before done closes: whoever Waits on the result finds it counted.
+		f.observe(v, err)
+	}
+	stop := f.stopAfter
 	close(f.done)
 	f.mu.Unlock()
 	if stop != nil {
 		stop()
-	}
-	if observe != nil {
-		observe(v, err)
 	}
 }
 

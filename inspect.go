@@ -48,7 +48,7 @@ func (c *Client) LockInfo(ctx context.Context, key string, opts ...LockOption) (
 	}
 	st, err := actors.ReadLock(ctx, cl, c.keys, key)
 	if err != nil {
-		return LockInfo{}, c.inspectErr("lock info", err)
+		return LockInfo{}, c.inspectErr("lock.info", "lock info", err)
 	}
 	return lockInfo(key, st), nil
 }
@@ -101,7 +101,7 @@ func (c *Client) Locks(ctx context.Context, opts ...LockOption) ([]LockInfo, err
 		return nil
 	})
 	if err != nil {
-		return nil, c.inspectErr("locks", err)
+		return nil, c.inspectErr("locks", "locks", err)
 	}
 	slices.SortFunc(out, func(a, b LockInfo) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
@@ -129,7 +129,7 @@ func (c *Client) ForceUnlock(ctx context.Context, key string, opts ...LockOption
 	}
 	holder, err := actors.ForceUnlock(ctx, cl, c.keys, s.db, key)
 	if err != nil {
-		return false, c.inspectErr("force unlock", err)
+		return false, c.inspectErr("lock.force_unlock", "force unlock", err)
 	}
 	if holder != "" {
 		c.metrics.broken()
@@ -160,7 +160,7 @@ func (c *Client) Pools(ctx context.Context, opts ...PoolOption) ([]string, error
 		return nil
 	})
 	if err != nil {
-		return nil, c.inspectErr("pools", err)
+		return nil, c.inspectErr("pools", "pools", err)
 	}
 	slices.Sort(out)
 	return out, nil
@@ -194,7 +194,7 @@ func (p *Pool) List(ctx context.Context) ([]Container, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, p.c.inspectErr(fmt.Sprintf("pool %q: list", p.name), err)
+		return nil, p.c.inspectErr("pool.list", fmt.Sprintf("pool %q: list", p.name), err)
 	}
 	slices.SortFunc(out, func(a, b Container) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
@@ -212,20 +212,24 @@ func (p *Pool) Exists(ctx context.Context) (bool, error) {
 	}
 	ok, err := actors.PoolExists(ctx, cl, p.c.keys, p.name)
 	if err != nil {
-		return false, p.c.inspectErr(fmt.Sprintf("pool %q: exists", p.name), err)
+		return false, p.c.inspectErr("pool.exists", fmt.Sprintf("pool %q: exists", p.name), err)
 	}
 	return ok, nil
 }
 
 // inspectErr wraps a Redis error of an inspection call as opErr does: a
 // client closed meanwhile is ErrClosed, data xsync did not write
-// ErrCorrupt, any other failure ErrUnavailable.
-func (c *Client) inspectErr(op string, err error) error {
+// ErrCorrupt, any other failure ErrUnavailable. op names the call in
+// xsync.errors, what in the error.
+func (c *Client) inspectErr(op, what string, err error) error {
 	if c.isClosing() {
 		return ErrClosed
 	}
 	if errors.Is(err, actors.ErrBadData) {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, op, err)
+		err = fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
+	} else {
+		err = opErr(what, err)
 	}
-	return opErr(op, err)
+	c.metrics.failed(op, err)
+	return err
 }

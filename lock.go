@@ -146,7 +146,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 				return nil, ErrNotObtained
 			}
 			l := &Lease{sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
-				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost, done: make(chan struct{})}
+				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost, done: make(chan struct{}), metrics: c.metrics}
 			for i, k := range userKeys {
 				l.fences[k] = r.Lease.Fences[i]
 			}
@@ -221,6 +221,7 @@ type Lease struct {
 
 	done     chan struct{} // closed by Release: see leaseDone
 	doneOnce sync.Once
+	metrics  *metrics
 }
 
 // Keys returns the keys of the lease, as given to Lock.
@@ -291,6 +292,7 @@ func (l *Lease) call(ctx context.Context, op string, msg any) error {
 		return struct{}{}, nil
 	}, nil)
 	_, err := f.Wait(ctx)
+	l.metrics.failed(op, err)
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/messages"
 )
 
 // Metric instrument names: see the package doc's Metrics section.
@@ -19,6 +21,7 @@ const (
 	MetricPoolWait       = "xsync.pool.wait"
 	MetricPoolGranted    = "xsync.pool.granted"
 	MetricPoolContainers = "xsync.pool.containers"
+	MetricErrors         = "xsync.errors"
 )
 
 // meterName is the instrumentation scope of xsync's instruments.
@@ -37,6 +40,7 @@ type metrics struct {
 	lockBroken   metric.Int64Counter
 	poolWait     metric.Float64Histogram
 	poolGranted  metric.Int64Counter
+	errors       metric.Int64Counter
 	gauge        metric.Registration
 }
 
@@ -75,6 +79,9 @@ func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
 	m.poolGranted, err = meter.Int64Counter(MetricPoolGranted, metric.WithUnit("{container}"),
 		metric.WithDescription("Containers handed out, by pool and kind (ready, random)"))
 	note(err)
+	m.errors, err = meter.Int64Counter(MetricErrors, metric.WithUnit("{call}"),
+		metric.WithDescription("Calls that Redis failed, by op and kind (unavailable, corrupt)"))
+	note(err)
 	gauge, err := meter.Int64ObservableGauge(MetricPoolContainers, metric.WithUnit("{container}"),
 		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready); read from Redis when collected"))
 	note(err)
@@ -107,6 +114,8 @@ var (
 	kindRandom   = kindKey.String("random")
 	stateTotal   = stateKey.String("total")
 	stateReady   = stateKey.String("ready")
+	opKey        = attribute.Key("op")
+	errKindKey   = attribute.Key("kind")
 	lockAcquired = metric.WithAttributes(outcomeKey.String("acquired"))
 	lockRefused  = metric.WithAttributes(outcomeKey.String("not_obtained"))
 	lockFailed   = metric.WithAttributes(outcomeKey.String("error"))
@@ -131,8 +140,28 @@ func (m *metrics) lockObserver(c *Client) func(*Lease, error) {
 			m.lockWait.Record(ctx, wait, lockRefused)
 		default:
 			m.lockWait.Record(ctx, wait, lockFailed)
+			m.failed("lock", err)
 		}
 	}
+}
+
+// failed counts a call of op that Redis failed: it could not be reached
+// or answered in time (unavailable), or it holds data xsync did not write
+// (corrupt). Other errors (bad input, a closed client) are not Redis's.
+func (m *metrics) failed(op string, err error) {
+	if m == nil || err == nil {
+		return
+	}
+	var kind string
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		kind = "corrupt"
+	case errors.Is(err, ErrUnavailable):
+		kind = "unavailable"
+	default:
+		return
+	}
+	m.errors.Add(context.Background(), 1, metric.WithAttributes(opKey.String(op), errKindKey.String(kind)))
 }
 
 // watchLease counts l as lost if its Lost channel closes before it is
@@ -176,6 +205,7 @@ func takeObserver[T any](m *metrics, pool string, random bool, n int) func(T, er
 			outcome = "not_available"
 		default:
 			outcome = "error"
+			m.failed("pool.take", err)
 		}
 		m.poolWait.Record(ctx, time.Since(start).Seconds(),
 			metric.WithAttributes(poolKey.String(pool), kind, outcomeKey.String(outcome)))
@@ -225,4 +255,21 @@ func (p *Pool) started() bool {
 // leaseDone closes l.done once: the lease was released or handed back.
 func (l *Lease) leaseDone() {
 	l.doneOnce.Do(func() { close(l.done) })
+}
+
+// poolOp names the pool call of msg in xsync.errors.
+func poolOp(msg any) string {
+	switch msg.(type) {
+	case *messages.PoolPut:
+		return "pool.put"
+	case *messages.PoolGet:
+		return "pool.get"
+	case *messages.PoolRemove:
+		return "pool.remove"
+	case *messages.PoolCooldown:
+		return "pool.cooldown"
+	case *messages.PoolStats:
+		return "pool.stats"
+	}
+	return "pool"
 }

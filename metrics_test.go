@@ -247,3 +247,43 @@ func TestMetrics_Pools(t *testing.T) {
 		t.Error("a pool this client never used was observed")
 	}
 }
+
+// Calls that Redis fails are counted by call and kind; bad input is not.
+func TestMetrics_ErrorsByCallAndKind(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	p := h.c.Pool("accounts")
+	put(t, p, xsync.Container{ID: "good"}, xsync.Container{ID: "bad"})
+	raw := rawDB(t, 0)
+	if err := raw.HSet(ctx, poolKey(prefix, "accounts", "meta"), "bad", "not a record").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.HSet(ctx, prefix+":lock:{h}", "a", "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(ctx, "bad"); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("Get of a corrupt record: %v", err)
+	}
+	if _, err := p.List(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("List over a corrupt record: %v", err)
+	}
+	if _, err := h.c.LockInfo(ctx, "h"); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("LockInfo of a hash: %v", err)
+	}
+	if _, err := h.c.TryLock(ctx, []string{"h"}); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("TryLock of a hash: %v", err)
+	}
+	if _, err := p.Get(ctx, ""); !errors.Is(err, xsync.ErrInvalidContainer) { // not Redis's fault
+		t.Fatalf("Get of no id: %v", err)
+	}
+	data := h.collect()
+	for op, want := range map[string]int64{"pool.get": 1, "pool.list": 1, "lock.info": 1, "lock": 1} {
+		if n := sum(t, data, "xsync.errors", attrs("op", op, "kind", "corrupt")); n != want {
+			t.Errorf("xsync.errors{op=%s, kind=corrupt} = %d, want %d", op, n, want)
+		}
+	}
+	if agg, ok := data["xsync.errors"].(metricdata.Sum[int64]); !ok || len(agg.DataPoints) != 4 {
+		t.Errorf("xsync.errors = %+v, want the four corrupt calls only", data["xsync.errors"])
+	}
+}

@@ -327,7 +327,7 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 		var zero T
 		return zero, err
 	}
-	return request(ctx, p.c.sys, pid, msg, nil, func(m any) (T, error) {
+	v, err := request(ctx, p.c.sys, pid, msg, nil, func(m any) (T, error) {
 		r, ok := m.(R)
 		if !ok {
 			var zero T
@@ -335,6 +335,8 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 		}
 		return convert(r)
 	}, nil).Wait(ctx)
+	p.c.metrics.failed(poolOp(msg), err)
+	return v, err
 }
 
 // take sends a take request to the pool's actor; pick turns the containers
