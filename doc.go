@@ -41,16 +41,20 @@
 //
 // # Metrics
 //
-// With Options.MeterProvider set, a client records OpenTelemetry metrics:
-// xsync.lock.wait (histogram, seconds; attribute outcome), xsync.lock.acquired,
-// xsync.lock.lost and xsync.lock.broken (counters), xsync.pool.wait
-// (histogram, seconds; pool, kind, outcome), xsync.pool.granted (counter of
-// containers; pool, kind = ready or random) and xsync.pool.containers (a
-// gauge of the pools the client has used; pool, state = total or ready),
-// which reads Redis only when it is collected, and xsync.errors (calls
-// that Redis failed; op, kind = unavailable or corrupt). Without a MeterProvider
-// nothing is recorded. A lease is watched for its loss by one goroutine
-// while metrics are on, until it is released or lost.
+// With Options.MeterProvider set, a client records OpenTelemetry metrics;
+// without one it records nothing:
+//
+//   - xsync.lock.wait, xsync.pool.wait: histograms of the seconds from a
+//     call to its answer (outcome; pool and kind for pools).
+//   - xsync.lock.acquired, xsync.lock.lost, xsync.lock.broken: counters of
+//     leases granted, lost before their release, and freed by ForceUnlock.
+//     While metrics are on, one goroutine per lease waits for its loss.
+//   - xsync.pool.granted: containers handed out (pool, kind = ready or
+//     random).
+//   - xsync.pool.containers: a gauge of the pools the client has used
+//     (pool, state = total or ready), read from Redis only when collected.
+//   - xsync.errors: calls that Redis failed (op, kind = unavailable or
+//     corrupt).
 //
 // # Errors
 //
