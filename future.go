@@ -3,6 +3,7 @@ package xsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -42,6 +43,9 @@ type Future[T any] struct {
 	// done closes (metrics); it runs under mu, so it must not block nor
 	// call the future.
 	observe func(T, error)
+	// cleanup, when set, runs once the future is complete (it frees what
+	// the call set up for its wait, e.g. a MaxWait timer).
+	cleanup func()
 }
 
 func newFuture[T any](waitErr error) *Future[T] {
@@ -74,7 +78,7 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 			default:
 				var zero T
 				if f.waitErr != nil {
-					return zero, errors.Join(f.waitErr, ctx.Err())
+					return zero, joinErr(f.waitErr, ctx.Err())
 				}
 				return zero, ctx.Err()
 			}
@@ -126,10 +130,15 @@ func (f *Future[T]) cancel(cause error) {
 
 func (f *Future[T]) cancelErr(cause error) error {
 	if f.waitErr != nil {
-		return errors.Join(f.waitErr, cause)
+		return joinErr(f.waitErr, cause)
 	}
 	return cause
 }
+
+// joinErr is an error that matches both a and b with errors.Is, and prints
+// on one line as "a: b" (errors.Join would print two lines, which breaks
+// one-line logs).
+func joinErr(a, b error) error { return fmt.Errorf("%w: %w", a, b) }
 
 // complete sets the result once; later calls do nothing. It never blocks.
 func (f *Future[T]) complete(v T, err error) {
@@ -157,11 +166,14 @@ func (f *Future[T]) complete(v T, err error) {
 		// Before done closes: whoever Waits on the result finds it counted.
 		f.observe(v, err)
 	}
-	stop := f.stopAfter
+	stop, cleanup := f.stopAfter, f.cleanup
 	close(f.done)
 	f.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if cleanup != nil {
+		cleanup()
 	}
 }
 
@@ -201,9 +213,6 @@ func (r *reply[T]) Stop(pid *actor.PID) {
 func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any,
 	waitErr error, convert func(msg any) (T, error), setup func(f *Future[T], reply *actor.PID)) *Future[T] {
 	f := newFuture[T](waitErr)
-	if ctx.Done() != nil {
-		f.opCtx = ctx
-	}
 	r := &reply[T]{f: f, sys: sys, convert: convert}
 	replyPID, ok := sys.ProcessRegistry.Add(r, "xsync-future-"+sys.ProcessRegistry.NextId())
 	if !ok {
@@ -212,6 +221,15 @@ func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID,
 	}
 	if setup != nil {
 		setup(f, replyPID)
+	}
+	if ctx.Err() != nil {
+		// A call whose context is done already sends nothing.
+		sys.ProcessRegistry.Remove(replyPID)
+		f.complete(*new(T), f.cancelErr(context.Cause(ctx)))
+		return f
+	}
+	if ctx.Done() != nil {
+		f.opCtx = ctx
 	}
 	sys.Root.RequestWithCustomSender(pid, msg, replyPID)
 	// After the send: a withdrawal must never overtake its request.
