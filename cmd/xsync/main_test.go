@@ -413,6 +413,8 @@ func TestCLI_BadUsageExits2WithUsage(t *testing.T) {
 		{"--db", "-1", "pools"},
 		{"--url", "http://example.com", "pools"},
 		{"lock", "show"},
+		{"pool", "ls", "a{b}"}, // the library refuses braces in a pool name
+		{"pool", "put", "a{b}", "--id", "x"},
 	} {
 		r := cli(t, prefix, "", args...)
 		if r.code != 2 || !strings.Contains(r.stderr, "Usage:") || !strings.HasPrefix(r.stderr, "xsync") {

@@ -50,11 +50,17 @@ type failure struct{ err error }
 func (f failure) Error() string { return f.err.Error() }
 func (f failure) Unwrap() error { return f.err }
 
-// failed marks err as a failed operation; usage errors pass as they are.
+// failed marks err as a failed operation; usage errors pass as they are,
+// and so do the library's errors for bad input (a pool name with a brace,
+// an empty key), which are usage errors too.
 func failed(err error) error {
 	var u usageError
-	if err == nil || errors.As(err, &u) {
+	switch {
+	case err == nil || errors.As(err, &u):
 		return err
+	case errors.Is(err, xsync.ErrInvalidOptions), errors.Is(err, xsync.ErrInvalidKey),
+		errors.Is(err, xsync.ErrInvalidContainer), errors.Is(err, xsync.ErrInvalidTTL):
+		return usageError{err.Error()}
 	}
 	return failure{err}
 }
@@ -212,7 +218,7 @@ func (a *app) pool(name string) (*xsync.Pool, error) {
 	p := c.Pool(name)
 	ok, err := p.Exists(a.ctx)
 	if err != nil {
-		return nil, failure{err}
+		return nil, failed(err)
 	}
 	if !ok {
 		return nil, failure{fmt.Errorf("no pool %q under prefix %q (db %d); `xsync pools` lists them", name, a.prefix, a.dbOf())}
