@@ -2,13 +2,13 @@ package xsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -185,11 +185,11 @@ func (p *Pool) List(ctx context.Context) ([]Container, error) {
 	err = actors.ListPool(ctx, cl, p.c.keys, p.name, func(page []messages.Container) error {
 		for _, mc := range page {
 			if i, ok := byID[mc.ID]; ok {
-				out[i] = Container(mc) // seen twice: the later reading
+				out[i] = containerOf(mc) // seen twice: the later reading
 				continue
 			}
 			byID[mc.ID] = len(out)
-			out = append(out, Container(mc))
+			out = append(out, containerOf(mc))
 		}
 		return nil
 	})
@@ -217,19 +217,16 @@ func (p *Pool) Exists(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// inspectErr wraps a Redis error of an inspection call as opErr does: a
-// client closed meanwhile is ErrClosed, data xsync did not write
-// ErrCorrupt, any other failure ErrUnavailable. op names the call in
-// xsync.errors, what in the error.
+// inspectErr turns the Redis error of an inspection call into one that
+// matches a sentinel, as every call does (xerr.Redis): a client closed
+// meanwhile is ErrClosed, data xsync did not write ErrCorrupt, any other
+// failure ErrUnavailable. op names the call in xsync.errors, what in the
+// error.
 func (c *Client) inspectErr(op, what string, err error) error {
 	if c.isClosing() {
 		return ErrClosed
 	}
-	if errors.Is(err, actors.ErrBadData) {
-		err = fmt.Errorf("%w: %s: %v", ErrCorrupt, what, err)
-	} else {
-		err = opErr(what, err)
-	}
+	err = xerr.Redis(what, err)
 	c.metrics.failed(op, err)
 	return err
 }

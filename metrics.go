@@ -268,8 +268,10 @@ func poolOp(msg any) string {
 		return "pool.remove"
 	case *messages.PoolCooldown:
 		return "pool.cooldown"
-	case *messages.PoolStats:
+	case *messages.PoolReadStats:
 		return "pool.stats"
+	case *messages.PoolReturn:
+		return "pool.return"
 	}
 	return "pool"
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -19,10 +20,6 @@ import (
 // ScanBatch is the COUNT hint of the SCAN and ZSCAN steps of the inspection
 // calls: how many keys or containers one reply holds, roughly.
 const ScanBatch = 256
-
-// ErrBadData is wrapped by the errors of the reads below for a key that
-// holds what xsync does not write.
-var ErrBadData = errors.New("data xsync did not write")
 
 // LockState is what Redis holds about one lock key.
 type LockState struct {
@@ -82,7 +79,7 @@ func readLocks(ctx context.Context, pipe redis.Pipeliner, keys redisx.Keys, lock
 		if v := r.fence.Val(); v != "" {
 			n, err := r.fence.Int64()
 			if err != nil {
-				return nil, fmt.Errorf("%w: the fence of %q is %q", ErrBadData, lockKeys[i], v)
+				return nil, fmt.Errorf("%w: the fence of %q is %q", xerr.ErrCorrupt, lockKeys[i], v)
 			}
 			s.Fence = n
 		}
@@ -156,7 +153,7 @@ func PoolExists(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, name st
 // pool_list call (a ZSCAN step) per page; a container may come twice.
 func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name string, fn func([]messages.Container) error) error {
 	k := newPoolKeys(keys, name, 0)
-	script := Scripts.Get("pool_list")
+	script := registry.Get("pool_list")
 	cursor := "0"
 	for {
 		res, err := script.Run(ctx, cl, k.base, cursor, ScanBatch).Slice()
@@ -196,6 +193,6 @@ func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name str
 // it to the next client in its turn queue. It returns the token that held
 // it, "" when it was free.
 func ForceUnlock(ctx context.Context, cl redis.Scripter, keys redisx.Keys, db int, key string) (string, error) {
-	return Scripts.Get("lock_force_unlock").Run(ctx, cl,
+	return registry.Get("lock_force_unlock").Run(ctx, cl,
 		[]string{keys.Lock(key), keys.LockQueue(key)}, keys.LockChannel(db)).Text()
 }

@@ -33,7 +33,7 @@ func (k Keys) PoolNameOf(raw, part string) (string, bool) {
 		return "", false
 	}
 	tagged, ok := strings.CutSuffix(rest, ":"+part)
-	if !ok || !HasTag(tagged) {
+	if !ok || !hasTag(tagged) {
 		return "", false
 	}
 	return untagged(tagged), true
