@@ -31,9 +31,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/redisxsync/xsync"
 )
 
 func main() {
+	// go-redis prints its own lines (a failed dial) to stderr unless told
+	// otherwise; the command says what failed in one line of its own.
+	xsync.RouteGoRedisLogs(nil)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
