@@ -53,6 +53,9 @@ type Client struct {
 	workers []*actor.PID
 	lockMgr *actor.PID
 	pools   map[string]*Pool
+	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
+	limiters   map[string]*Limiter
+	semaphores map[string]*semaphoreActor
 
 	metrics *metrics // nil without Options.MeterProvider
 }
