@@ -253,8 +253,11 @@ func (p *Pool) started() bool {
 }
 
 // leaseDone closes l.done once: the lease was released or handed back.
+// A lease without done (a semaphore's permits) is not watched.
 func (l *Lease) leaseDone() {
-	l.doneOnce.Do(func() { close(l.done) })
+	if l.done != nil {
+		l.doneOnce.Do(func() { close(l.done) })
+	}
 }
 
 // poolOp names the pool call of msg in xsync.errors.
