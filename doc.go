@@ -131,8 +131,9 @@
 // With Options.MeterProvider set, a client records OpenTelemetry metrics;
 // without one it records nothing:
 //
-//   - xsync.lock.wait, xsync.pool.wait: histograms of the seconds from a
-//     call to its answer (outcome; pool and kind for pools).
+//   - xsync.lock.wait, xsync.pool.wait, xsync.limiter.wait: histograms of
+//     the seconds from a call to its answer (outcome; pool and kind for
+//     pools, limiter for limiters' Waits).
 //   - xsync.lock.acquired, xsync.lock.lost, xsync.lock.broken: counters of
 //     leases granted, lost before their release, and freed by ForceUnlock.
 //     While metrics are on, one goroutine per lease waits for its loss.

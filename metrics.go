@@ -22,6 +22,7 @@ const (
 	MetricPoolGranted    = "xsync.pool.granted"
 	MetricPoolContainers = "xsync.pool.containers"
 	MetricErrors         = "xsync.errors"
+	MetricLimiterWait    = "xsync.limiter.wait"
 )
 
 // meterName is the instrumentation scope of xsync's instruments.
@@ -41,6 +42,7 @@ type metrics struct {
 	poolWait     metric.Float64Histogram
 	poolGranted  metric.Int64Counter
 	errors       metric.Int64Counter
+	limiterWait  metric.Float64Histogram
 	gauge        metric.Registration
 }
 
@@ -82,6 +84,10 @@ func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
 	m.errors, err = meter.Int64Counter(MetricErrors, metric.WithUnit("{call}"),
 		metric.WithDescription("Calls that Redis failed, by op and kind (unavailable, corrupt)"))
 	note(err)
+	m.limiterWait, err = meter.Float64Histogram(MetricLimiterWait, metric.WithUnit("s"),
+		metric.WithDescription("Time from a limiter's Wait to its answer, by limiter and outcome (allowed, not_available, error)"),
+		metric.WithExplicitBucketBoundaries(waitBuckets...))
+	note(err)
 	gauge, err := meter.Int64ObservableGauge(MetricPoolContainers, metric.WithUnit("{container}"),
 		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready); read from Redis when collected"))
 	note(err)
@@ -108,6 +114,7 @@ func (m *metrics) close() {
 var (
 	outcomeKey   = attribute.Key("outcome")
 	poolKey      = attribute.Key("pool")
+	limiterKey   = attribute.Key("limiter")
 	kindKey      = attribute.Key("kind")
 	stateKey     = attribute.Key("state")
 	kindReady    = kindKey.String("ready")
@@ -209,6 +216,28 @@ func takeObserver[T any](m *metrics, pool string, random bool, n int) func(T, er
 		}
 		m.poolWait.Record(ctx, time.Since(start).Seconds(),
 			metric.WithAttributes(poolKey.String(pool), kind, outcomeKey.String(outcome)))
+	}
+}
+
+// limiterObserver returns the observer of a limiter's wait, started now;
+// nil without metrics.
+func (m *metrics) limiterObserver(limiter string) func(LimitResult, error) {
+	if m == nil {
+		return nil
+	}
+	start := time.Now()
+	return func(_ LimitResult, err error) {
+		outcome := "allowed"
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrNotAvailable):
+			outcome = "not_available"
+		default:
+			outcome = "error"
+			m.failed("limiter.wait", err)
+		}
+		m.limiterWait.Record(context.Background(), time.Since(start).Seconds(),
+			metric.WithAttributes(limiterKey.String(limiter), outcomeKey.String(outcome)))
 	}
 }
 

@@ -287,3 +287,32 @@ func TestMetrics_ErrorsByCallAndKind(t *testing.T) {
 		t.Errorf("xsync.errors = %+v, want the four corrupt calls only", data["xsync.errors"])
 	}
 }
+
+func TestMetrics_LimiterWait(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	// One event per 200ms, no burst beyond it: the second Wait waits.
+	l := h.c.Limiter("api", xsync.Limit{Rate: 1, Period: 200 * time.Millisecond, Burst: 1})
+	for i := range 2 {
+		if err := l.Wait(ctx, "host-a"); err != nil {
+			t.Fatalf("Wait %d: %v", i, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(wctx, "host-a"); !errors.Is(err, xsync.ErrNotAvailable) {
+		t.Fatalf("Wait past its context: %v", err)
+	}
+	if _, err := l.Allow(ctx, "host-b"); err != nil { // not a wait: not recorded
+		t.Fatal(err)
+	}
+	data := h.collect()
+	n, total := histCount(t, data, "xsync.limiter.wait", attrs("limiter", "api", "outcome", "allowed"))
+	if n != 2 || total < 0.1 {
+		t.Errorf("xsync.limiter.wait{allowed}: %d values summing %.3fs, want 2, one of them ~0.2s", n, total)
+	}
+	if n, _ := histCount(t, data, "xsync.limiter.wait", attrs("limiter", "api", "outcome", "not_available")); n != 1 {
+		t.Errorf("xsync.limiter.wait{not_available} counted %d, want 1", n)
+	}
+}
