@@ -403,7 +403,7 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 			// to HostBurst-3 turns late: the site's burst holds them, with
 			// one page to spare for the jitter of delivery.
 			AccountWait: time.Duration(max(c.cfg.HostBurst-3, 0)) * c.hostEvery(),
-			Metrics:   c.cfg.Metrics != "",
+			Metrics:     c.cfg.Metrics != "",
 		})
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
