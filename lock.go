@@ -140,18 +140,20 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		return failedFuture[*Lease](err)
 	}
 	req := &messages.Acquire{
-		Token:     newToken(),
-		DB:        s.db,
-		Client:    cl,
-		Keys:      make([]string, len(keys)),
-		FenceKeys: make([]string, len(keys)),
-		QueueKeys: make([]string, len(keys)),
-		TTL:       s.ttl,
-		AutoRenew: s.autoRenew,
-		Try:       try,
+		Token:      newToken(),
+		DB:         s.db,
+		Client:     cl,
+		Keys:       make([]string, len(keys)),
+		FenceKeys:  make([]string, len(keys)),
+		QueueKeys:  make([]string, len(keys)),
+		TicketKeys: make([]string, len(keys)),
+		TTL:        s.ttl,
+		AutoRenew:  s.autoRenew,
+		Try:        try,
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
+		req.TicketKeys[i] = c.keys.LockTickets(k)
 	}
 	userKeys := slices.Clone(keys)
 	stopMaxWait := context.CancelFunc(func() {})

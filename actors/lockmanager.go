@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +37,14 @@ const (
 	// times the turns (lock_acquire), so that a TryLock, too, gets a key
 	// whose turn went to a dead client.
 	lockTurnGrace = 100 * time.Millisecond
+	// lockLateTransfer: a key transferred to a waiter of this client whose
+	// news comes with less than this left before the transfer's short lease
+	// ends is handed on, not granted: its confirmation could not land in time.
+	lockLateTransfer = lockTurnGrace / 4
+	// lockConfirmAfter is when the holder of a transferred key renews it to
+	// its full lease: early in the turn grace, so that the renewal has most
+	// of it to land; a lease released sooner never sends it.
+	lockConfirmAfter = lockTurnGrace / 4
 )
 
 // The waits lock_acquire answers that are no time to live: -1 (a blocker
@@ -95,14 +102,21 @@ type LockManager struct {
 	// orphans are the waiters withdrawn during their attempt: what the
 	// attempt took is released when it answers.
 	orphans map[string]*lockWaiter
-	queues  map[dbKey]*waitQueue
-	leases  map[uint64]*heldLease
-	held    map[dbKey]uint64 // the lease of this client holding a key
+	// superseded are the waiters granted by a transfer during their
+	// attempt: its answer confirms the lease, or is given back if the lease
+	// is gone.
+	superseded map[string]*lockWaiter
+	queues     map[dbKey]*waitQueue
+	leases     map[uint64]*heldLease
+	held       map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
 	clients map[int]*redis.Client // script clients by DB
-	qkeys   map[string]string     // lock key -> its turn queue key
+	names   map[string]keyNames   // lock key -> the names of its other keys
+	// clock is the latest reading of the server's clock, which dates the
+	// transfers that other clients' releases publish.
+	clock serverClock
 
 	subs      map[int]*lockSub // by DB
 	channels  map[string]int   // channel -> DB
@@ -185,10 +199,13 @@ type heldLease struct {
 	client    *redis.Client
 	keys      []dbKey
 	lockKeys  []string
-	queueKeys []string
+	names     lockNames
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
+	// pending: a transfer gave the key this lease's token for the turn grace
+	// at most; the first renewal, due before then, confirms the full TTL.
+	pending bool
 
 	expiresAt time.Time // conservative: counted from when the call was sent
 	due       time.Time // next renewal, or expiresAt without auto-renewal
@@ -222,6 +239,7 @@ type (
 		// turn.
 		wait       time.Duration
 		reservedBy string
+		serverNow  int64 // the server's clock (ms) when it answered a blocked attempt
 		err        error
 	}
 	waiterTimer struct {
@@ -231,8 +249,15 @@ type (
 	releaseDone struct {
 		sender *actor.PID
 		keys   []dbKey
-		freed  int
-		err    error
+		// next are the waiters of this client whose tickets went with the
+		// release, by key (nil for none); fences, the fences of the keys
+		// transferred to them (0 for none).
+		next      []*lockWaiter
+		sentAt    time.Time
+		freed     int
+		fences    []int64
+		serverNow int64
+		err       error
 	}
 	leaveDone   struct{}
 	refreshDone struct {
@@ -261,21 +286,22 @@ type (
 func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
 		return &LockManager{
-			id:        id,
-			keys:      keys,
-			conn:      conn,
-			log:       log,
-			waiters:   map[string]*lockWaiter{},
-			orphans:   map[string]*lockWaiter{},
-			queues:    map[dbKey]*waitQueue{},
-			leases:    map[uint64]*heldLease{},
-			held:      map[dbKey]uint64{},
-			queued:    map[dbKey]bool{},
-			clients:   map[int]*redis.Client{},
-			qkeys:     map[string]string{},
-			subs:      map[int]*lockSub{},
-			channels:  map[string]int{},
-			subFlight: -1,
+			id:         id,
+			keys:       keys,
+			conn:       conn,
+			log:        log,
+			waiters:    map[string]*lockWaiter{},
+			orphans:    map[string]*lockWaiter{},
+			superseded: map[string]*lockWaiter{},
+			queues:     map[dbKey]*waitQueue{},
+			leases:     map[uint64]*heldLease{},
+			held:       map[dbKey]uint64{},
+			queued:     map[dbKey]bool{},
+			clients:    map[int]*redis.Client{},
+			names:      map[string]keyNames{},
+			subs:       map[int]*lockSub{},
+			channels:   map[string]int{},
+			subFlight:  -1,
 		}
 	}
 }
@@ -303,7 +329,8 @@ func (m *LockManager) Receive(ctx actor.Context) {
 		m.onSubscribed(ctx, msg)
 	case *messages.Published:
 		if db, ok := m.channels[msg.Channel]; ok {
-			m.onTurns(db, decodeTurns(msg.Payload))
+			now, turns := decodeTurns(msg.Payload)
+			m.onTurns(db, now, turns)
 		}
 	case *messages.Resubscribed:
 		if db, ok := m.channels[msg.Channel]; ok {
@@ -354,7 +381,7 @@ func (m *LockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	}
 	m.clients[req.DB] = req.Client
 	for i, k := range req.Keys {
-		m.qkeys[k] = req.QueueKeys[i]
+		m.names[k] = keyNames{fence: req.FenceKeys[i], queue: req.QueueKeys[i], tickets: req.TicketKeys[i]}
 	}
 	m.seq++
 	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
@@ -461,13 +488,12 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 	w.inflight, w.dirty = true, false
 	m.stopTimer(w)
 	req, gen := w.req, w.gen
-	keys := make([]string, 0, 3*len(req.Keys))
-	keys = append(append(append(keys, req.Keys...), req.FenceKeys...), req.QueueKeys...)
+	keys := namesOf(req).all()
 	queue := "1"
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds()}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req)}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()
@@ -482,9 +508,10 @@ func (m *LockManager) attempt(w *lockWaiter, skip string) {
 			ints[i], _ = v.(int64)
 		}
 		switch {
-		case len(res) == 3 && ints[0] == 0:
+		case len(res) == 4 && ints[0] == 0:
 			done.wait = time.Duration(ints[1]) * time.Millisecond
 			done.reservedBy, _ = res[2].(string)
+			done.serverNow = ints[3]
 		case len(res) == len(req.Keys)+1 && ints[0] == 1:
 			done.ok, done.fences = true, ints[1:]
 		default:
@@ -505,6 +532,14 @@ func (m *LockManager) stopTimer(w *lockWaiter) {
 func (m *LockManager) onAttempt(d *attemptDone) {
 	m.busy--
 	defer m.maybeShutDown()
+	if d.serverNow > 0 {
+		m.clock = serverClock{ms: d.serverNow, sentAt: d.sentAt}
+	}
+	if s := m.superseded[d.token]; s != nil {
+		delete(m.superseded, d.token)
+		m.onSupersededAttempt(s, d)
+		return
+	}
 	w := m.waiters[d.token]
 	if w == nil || w.gen != d.gen {
 		// Withdrawn (or failed by Shutdown) while the attempt was under way:
@@ -637,18 +672,15 @@ func (m *LockManager) leave(req *messages.Acquire, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
-	keys := make([]string, 0, 2*len(idx))
+	var names lockNames
 	for _, i := range idx {
-		keys = append(keys, req.Keys[i])
+		names.add(req.Keys[i], keyNames{fence: req.FenceKeys[i], queue: req.QueueKeys[i], tickets: req.TicketKeys[i]})
 	}
-	for _, i := range idx {
-		keys = append(keys, req.QueueKeys[i])
-	}
-	m.runLeave(req.Client, req.DB, keys)
+	m.runLeave(req.Client, req.DB, names.all())
 }
 
 func (m *LockManager) runLeave(cl *redis.Client, db int, keys []string) {
-	args := []any{m.id, m.keys.LockChannel(db)}
+	args := []any{m.id, m.keys.LockChannel(db), lockTurnGrace.Milliseconds()}
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()
@@ -677,7 +709,7 @@ func (m *LockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
 		client:    w.req.Client,
 		keys:      w.keys,
 		lockKeys:  w.req.Keys,
-		queueKeys: w.req.QueueKeys,
+		names:     namesOf(w.req),
 		ttl:       w.req.TTL,
 		autoRenew: w.req.AutoRenew,
 		lost:      make(chan struct{}),
@@ -725,7 +757,7 @@ func (m *LockManager) lose(l *heldLease, release bool) {
 	m.dropLease(l)
 	close(l.lost)
 	if release {
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
 	} else {
 		m.wakeKeys(l.keys)
 	}
@@ -747,7 +779,7 @@ func (m *LockManager) release(ctx actor.Context, id uint64) {
 	// release wakes this client's waiters as it wakes the others'.
 	m.dropLease(l)
 	m.schedule()
-	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, ctx.Sender())
+	m.runRelease(l.client, l.db, l.token, l.keys, l.names, ctx.Sender())
 }
 
 func (m *LockManager) releaseToken(req *messages.Acquire) {
@@ -755,27 +787,46 @@ func (m *LockManager) releaseToken(req *messages.Acquire) {
 	for i, k := range req.Keys {
 		keys[i] = dbKey{req.DB, k}
 	}
-	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, req.QueueKeys, nil)
+	m.runRelease(req.Client, req.DB, req.Token, keys, namesOf(req), nil)
 }
 
 // runRelease runs lock_release. This client queues for its next turn on the
 // keys it has more waiters for.
-func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
-	more := make([]byte, len(keys))
+func (m *LockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, names lockNames, sender *actor.PID) {
+	args := make([]any, 0, 4+len(keys))
+	args = append(args, token, m.keys.LockChannel(db), m.id, lockTurnGrace.Milliseconds())
+	next := make([]*lockWaiter, len(keys))
 	for i, k := range keys {
-		more[i] = '0'
-		if m.queues[k] != nil && m.closedErr == nil {
-			more[i] = '1'
+		ticket := "" // no more waiters for the key
+		if q := m.queues[k]; q != nil && m.closedErr == nil {
 			m.queued[k] = true
+			ticket = "-"
+			if t := ticketOf(q.head().req); t != "" {
+				ticket, next[i] = t, q.head()
+			}
 		}
+		args = append(args, ticket)
 	}
-	all := append(slices.Clone(lockKeys), queueKeys...)
-	args := []any{token, m.keys.LockChannel(db), m.id, string(more)}
+	all := names.all()
 	m.goRedis(func() any {
 		ctx, cancel := context.WithTimeout(context.Background(), lockOpTimeout)
 		defer cancel()
-		n, err := releaseScript.Run(ctx, cl, all, args...).Int()
-		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
+		d := &releaseDone{sender: sender, keys: keys, next: next, sentAt: time.Now()}
+		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
+		if err != nil {
+			d.err = err
+			return d
+		}
+		ints := make([]int64, len(res))
+		for i, v := range res {
+			ints[i], _ = v.(int64)
+		}
+		if len(ints) != len(keys)+2 {
+			d.err = fmt.Errorf("lock_release answered %v", res)
+			return d
+		}
+		d.freed, d.serverNow, d.fences = int(ints[0]), ints[1], ints[2:]
+		return d
 	})
 }
 
@@ -796,6 +847,15 @@ func (m *LockManager) onRelease(d *releaseDone) {
 	}
 	if d.sender != nil {
 		m.sys.Root.Send(d.sender, res)
+	}
+	if d.err == nil {
+		m.clock = serverClock{ms: d.serverNow, sentAt: d.sentAt}
+	}
+	for i, fence := range d.fences {
+		if fence > 0 && d.next[i] != nil {
+			w := d.next[i]
+			m.transferred(w, d.keys[i], fence, d.sentAt.Add(transferLease(w.req.TTL)))
+		}
 	}
 }
 
@@ -860,7 +920,7 @@ func (m *LockManager) onRefresh(d *refreshDone) {
 		m.lose(l, true)
 	default:
 		res = &messages.RefreshResult{}
-		l.refreshing, l.unsure = false, false
+		l.refreshing, l.unsure, l.pending = false, false, false
 		l.ttl = d.ttl
 		l.setExpiry(d.sentAt)
 	}
@@ -890,7 +950,7 @@ func (m *LockManager) tick() {
 		if l.renewing || l.refreshing {
 			continue
 		}
-		if l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
+		if l.pending && !l.due.After(now) || !l.pending && l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
 			l.renewing = true
 			batches[l.client] = append(batches[l.client], l)
 		}
@@ -965,7 +1025,7 @@ func (m *LockManager) onRenew(d *renewDone) {
 		case !r.ok:
 			m.lose(l, true)
 		default:
-			l.unsure = false
+			l.unsure, l.pending = false, false
 			l.setExpiry(r.sentAt)
 		}
 		m.nextRefresh(l)
@@ -981,7 +1041,7 @@ func (m *LockManager) schedule() {
 	var next time.Time
 	for _, l := range m.leases {
 		at := l.expiresAt
-		if l.autoRenew && !l.renewing && !l.refreshing {
+		if (l.autoRenew || l.pending) && !l.renewing && !l.refreshing {
 			at = minTime(l.due, l.expiresAt)
 		}
 		if next.IsZero() || at.Before(next) {
@@ -1057,15 +1117,18 @@ func (m *LockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResul
 	m.nextSubscribe(ctx)
 }
 
-// turn is one entry of a published release: a freed key and the client
-// whose turn it is ("" for anybody).
+// turn is one entry of a published hand-off: a freed key and the client
+// whose turn it is ("" for anybody), or to whose waiter's token the key was
+// transferred, with its fence.
 type turn struct {
-	key, next string
+	key, next, token string
+	fence            int64
 }
 
 // decodeTurns reads the payload of lock_release, lock_acquire and
-// lock_leave: pairs of strings written as <byte length>:<string>.
-func decodeTurns(p string) []turn {
+// lock_leave, strings written as <byte length>:<string>: the server time in
+// ms, then four strings per turn.
+func decodeTurns(p string) (serverNow int64, turns []turn) {
 	var strs []string
 	for len(p) > 0 {
 		i := strings.IndexByte(p, ':')
@@ -1079,20 +1142,31 @@ func decodeTurns(p string) []turn {
 		strs = append(strs, p[i+1:i+1+n])
 		p = p[i+1+n:]
 	}
-	turns := make([]turn, 0, len(strs)/2)
-	for i := 0; i+1 < len(strs); i += 2 {
-		turns = append(turns, turn{key: strs[i], next: strs[i+1]})
+	if len(strs) == 0 {
+		return 0, nil
 	}
-	return turns
+	serverNow, _ = strconv.ParseInt(strs[0], 10, 64)
+	strs = strs[1:]
+	turns = make([]turn, 0, len(strs)/4)
+	for i := 0; i+3 < len(strs); i += 4 {
+		t := turn{key: strs[i], next: strs[i+1], token: strs[i+2]}
+		t.fence, _ = strconv.ParseInt(strs[i+3], 10, 64)
+		turns = append(turns, t)
+	}
+	return serverNow, turns
 }
 
 // onTurns handles a published release: the head waiter of a key whose turn
 // is this client's (or anybody's) tries; the head waiter of a key whose turn
 // is another client's waits lockTurnGrace for that client to take it.
-func (m *LockManager) onTurns(db int, turns []turn) {
+func (m *LockManager) onTurns(db int, serverNow int64, turns []turn) {
 	var mine []string
 	others := map[*lockWaiter]string{}
 	for _, t := range turns {
+		if t.token != "" && t.next == m.id {
+			m.onTransfer(db, t, serverNow)
+			continue
+		}
 		if t.next == "" || t.next == m.id {
 			mine = append(mine, t.key)
 			continue
@@ -1135,21 +1209,18 @@ func (m *LockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	for _, l := range m.leases {
 		m.dropLease(l)
 		close(l.lost)
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
 	}
 	byDB := map[int][]dbKey{}
 	for k := range m.queued {
 		byDB[k.db] = append(byDB[k.db], k)
 	}
 	for db, ks := range byDB {
-		keys := make([]string, 0, 2*len(ks))
+		var names lockNames
 		for _, k := range ks {
-			keys = append(keys, k.key)
+			names.add(k.key, m.names[k.key])
 		}
-		for _, k := range ks {
-			keys = append(keys, m.qkeys[k.key])
-		}
-		m.runLeave(m.clients[db], db, keys)
+		m.runLeave(m.clients[db], db, names.all())
 	}
 	m.queued = map[dbKey]bool{}
 	m.stopTimers()

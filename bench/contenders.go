@@ -32,6 +32,9 @@ type rig struct {
 // lockFunc waits for the lock until ctx is done; unlock releases it.
 type lockFunc func(ctx context.Context) (unlock func(context.Context) error, err error)
 
+// errLost marks a release that found its lease gone: it expired before.
+var errLost = errors.New("lease lost before its release")
+
 // lockTTL is the lease of the polling locks when their defaults do not
 // set one; xsync's default lease is 30s too.
 const lockTTL = 30 * time.Second
@@ -58,7 +61,7 @@ func openXsync(ctx context.Context, addr, prefix string) (*rig, error) {
 		}
 	}
 	for i := range clients {
-		c, err := xsync.New(xsync.Options{Addr: addr, KeyPrefix: prefix})
+		c, err := xsync.New(xsync.Options{Addr: addr, KeyPrefix: prefix, Logger: debugLogger()})
 		if err != nil {
 			closeAll()
 			return nil, err
@@ -75,7 +78,13 @@ func openXsync(ctx context.Context, addr, prefix string) (*rig, error) {
 				if err != nil {
 					return nil, err
 				}
-				return l.Release, nil
+				return func(ctx context.Context) error {
+					if err := l.Release(ctx); errors.Is(err, xsync.ErrLockNotHeld) {
+						return errors.Join(errLost, err)
+					} else {
+						return err
+					}
+				}, nil
 			}, db
 		},
 		close: closeAll,
@@ -100,8 +109,8 @@ func openRedsync(opts ...redsync.Option) func(ctx context.Context, addr, prefix 
 						if err == nil {
 							return func(ctx context.Context) error {
 								ok, err := m.UnlockContext(ctx)
-								if err == nil && !ok {
-									err = errors.New("redsync: lock not held at unlock")
+								if err == nil && !ok || errors.Is(err, redsync.ErrLockAlreadyExpired) {
+									return errors.Join(errLost, err)
 								}
 								return err
 							}, nil
@@ -141,7 +150,13 @@ func openRedislock(backoff time.Duration) func(ctx context.Context, addr, prefix
 					if err != nil {
 						return nil, fmt.Errorf("redislock: %w", err)
 					}
-					return l.Release, nil
+					return func(ctx context.Context) error {
+						if err := l.Release(ctx); errors.Is(err, redislock.ErrLockNotHeld) {
+							return errors.Join(errLost, err)
+						} else {
+							return err
+						}
+					}, nil
 				}, rdbs[g%2]
 			},
 			close: func() {
