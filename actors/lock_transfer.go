@@ -109,15 +109,15 @@ func (m *LockManager) onTransfer(db int, t turn, serverNow int64) {
 }
 
 // transferred grants w the key k that a release transferred to it, with
-// fence, unless w left meanwhile or the news came too late to confirm the
-// lease: then the key is released (and handed on), and w, if it waits, queues
-// again.
+// fence, unless w left meanwhile or the news came after the transfer's short
+// lease ended: then the key is released (and handed on), and w, if it
+// waits, queues again. A lease whose news came late is confirmed at once.
 func (m *LockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
 	if m.waiters[w.req.Token] != w {
 		m.releaseKey(k, w.req.Token)
 		return
 	}
-	if m.closedErr != nil || time.Until(expiresAt) < lockLateTransfer {
+	if m.closedErr != nil || !time.Now().Before(expiresAt) {
 		m.releaseToken(w.req)
 		return
 	}

@@ -37,10 +37,6 @@ const (
 	// times the turns (lock_acquire), so that a TryLock, too, gets a key
 	// whose turn went to a dead client.
 	lockTurnGrace = 100 * time.Millisecond
-	// lockLateTransfer: a key transferred to a waiter of this client whose
-	// news comes with less than this left before the transfer's short lease
-	// ends is handed on, not granted: its confirmation could not land in time.
-	lockLateTransfer = lockTurnGrace / 4
 	// lockConfirmAfter is when the holder of a transferred key renews it to
 	// its full lease: early in the turn grace, so that the renewal has most
 	// of it to land; a lease released sooner never sends it.
