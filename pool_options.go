@@ -2,8 +2,7 @@ package xsync
 
 // poolSettings are the settings of a pool handle, built from PoolOptions.
 type poolSettings struct {
-	db    int
-	dbSet bool
+	db int
 }
 
 func newPoolSettings(c *Client, opts []PoolOption) poolSettings {

@@ -88,7 +88,7 @@ func (c serverClock) earliest(ms int64) time.Time {
 
 // onTransfer handles a published transfer of key t.key to a token of this
 // client.
-func (m *LockManager) onTransfer(db int, t turn, serverNow int64) {
+func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 	k := dbKey{db, t.key}
 	w := m.waiters[t.token]
 	if w == nil || w.req.Try {
@@ -112,7 +112,7 @@ func (m *LockManager) onTransfer(db int, t turn, serverNow int64) {
 // fence, unless w left meanwhile or the news came after the transfer's short
 // lease ended: then the key is released (and handed on), and w, if it
 // waits, queues again. A lease whose news came late is confirmed at once.
-func (m *LockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
+func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
 	if m.waiters[w.req.Token] != w {
 		m.releaseKey(k, w.req.Token)
 		return
@@ -145,7 +145,7 @@ func (m *LockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 // transfer granted meanwhile. An attempt that ran after the transfer found
 // the key holding the token and set its full lease: it confirms the lease,
 // or is given back if the lease is gone.
-func (m *LockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
+func (m *lockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
 	for _, l := range m.leases {
 		if l.token != w.req.Token {
 			continue
@@ -164,9 +164,9 @@ func (m *LockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
 
 // releaseKey releases key k if it still holds token: a key transferred to a
 // waiter that no longer wants it.
-func (m *LockManager) releaseKey(k dbKey, token string) {
+func (m *lockManager) releaseKey(k dbKey, token string) {
 	cl := m.clients[k.db]
-	if cl == nil || m.closedErr != nil && m.shutdown == nil {
+	if cl == nil || m.finished {
 		return // closed: the transfer's short lease ends by itself
 	}
 	var names lockNames

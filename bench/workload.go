@@ -17,7 +17,7 @@ type result struct {
 	elapsed      time.Duration
 	waits        []time.Duration // sorted; a wait the end of the run cut short counts as it stood
 	perGoroutine []int
-	lost         int // releases that found the lease gone (expired)
+	lost         int           // releases that found the lease gone (expired)
 	server       serverStats   // the server's work during the run
 	clientCPU    time.Duration // this process's CPU time during the run
 }

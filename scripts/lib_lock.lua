@@ -45,16 +45,19 @@ local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- microseconds, so that the queue is in order of arrival.
 local arrival = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
+-- A turn queue lives this long (ms) after its last arrival: long enough
+-- for any wait, short enough that the queues of a crashed client go away.
+local turnQueueLifeMs = 10 * 60 * 1000
+
 -- enqueue puts client at the tail of turn queue q, behind everyone queued
 -- before, unless it is queued already (it keeps its place), and files its
--- ticket in t ("" for none). A queue and its tickets live ten minutes after
--- the last arrival.
+-- ticket in t ("" for none); q and t then live turnQueueLifeMs.
 local function enqueue(q, t, client, ticket)
   redis.call('ZADD', q, 'NX', arrival, client)
-  redis.call('PEXPIRE', q, 600000)
+  redis.call('PEXPIRE', q, turnQueueLifeMs)
   if ticket ~= '' then
     redis.call('HSET', t, client, ticket)
-    redis.call('PEXPIRE', t, 600000)
+    redis.call('PEXPIRE', t, turnQueueLifeMs)
   else
     redis.call('HDEL', t, client)
   end
