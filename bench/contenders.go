@@ -61,7 +61,7 @@ func openXsync(ctx context.Context, addr, prefix string) (*rig, error) {
 		}
 	}
 	for i := range clients {
-		c, err := xsync.New(xsync.Options{Addr: addr, KeyPrefix: prefix, Logger: debugLogger()})
+		c, err := xsync.New(xsync.Options{Addr: addr, KeyPrefix: prefix})
 		if err != nil {
 			closeAll()
 			return nil, err
