@@ -52,13 +52,17 @@ const (
 // and every waiter is tried again after a pub/sub reconnection.
 //
 // Clients take turns: a client whose waiter found a key taken queues (once,
-// keeping its place) in the key's turn queue in Redis, and a release
-// publishes whose turn it is. Only that client tries; the others set a
-// timer of lockTurnGrace, after which a turn that was not taken is skipped.
-// A release by a client that has more waiters for the key queues it again,
-// behind the clients that waited before: the lock passes from client to
-// client in the order they asked, at one acquire and one release script per
-// acquisition, and the waiters of one client get it in their own order.
+// keeping its place) in the key's turn queue in Redis, with a ticket for
+// that waiter. A release transfers the key to the ticket of the client at
+// the head of the queue (lock_transfer.go), or publishes whose turn it is
+// (a head whose waiter wants several keys): only that client tries; the
+// others set a timer of lockTurnGrace, after which a turn that was not
+// taken, or a transferred key that was not confirmed, is over. A release
+// by a client that has more waiters for the key queues it again with its
+// next waiter's ticket, behind the clients that waited before: the lock
+// passes from client to client in the order they asked, at one release
+// script per acquisition, and the waiters of one client get it in their
+// own order.
 //
 // Leases with auto-renewal are renewed every TTL/3, every lease due at about
 // the same time in one pipeline per DB. A lease that a renewal or a Refresh
