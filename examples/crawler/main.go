@@ -17,7 +17,9 @@
 // an account with Pool.WaitAskOne, fetches a page, and queues the links no
 // process has queued yet (a Redis set); an expired cookie is renewed under
 // Client.WithLock on the account, by one worker only. At the end it prints
-// a summary and exits with status 1 if a rule was broken: a 429 answer, a
+// a summary and exits with status 1 if a rule was broken: a 429 answer (the
+// site limits each account, and each host: the workers keep the host's
+// limit with an xsync Limiter shared by every process), a
 // page fetched twice, or more than one login per expired cookie. -naive
 // runs the same crawl with random accounts (Pool.AcquireRandomOne) to show
 // the 429s that the pool prevents; its status ignores them.
@@ -86,6 +88,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.LoginDelay, "login-delay", 300*time.Millisecond, "how long a login takes on the site")
 	fs.DurationVar(&cfg.Tolerance, "tolerance", 5*time.Millisecond, "the site lets a request come this much before the account's interval has passed")
 	fs.DurationVar(&cfg.Margin, "margin", 30*time.Millisecond, "added to the site's interval in the pool")
+	fs.Float64Var(&cfg.HostRate, "host-rate", 20, "the site's per-host limit in pages per second (0: none); the workers keep it with an xsync Limiter")
+	fs.IntVar(&cfg.HostBurst, "host-burst", 5, "pages the site lets a host send at once; at least 4, which the workers need to absorb their delays")
+	fs.DurationVar(&cfg.HostMargin, "host-margin", 2*time.Millisecond, "added to the time between two pages per host in the workers' limiter")
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +114,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.CookieTTL < time.Millisecond {
 		problems = append(problems, "-cookie-ttl must be at least 1ms")
+	}
+	if cfg.HostRate < 0 || (cfg.HostRate > 0 && cfg.HostBurst < 4) || cfg.HostMargin < 0 {
+		problems = append(problems, "-host-rate may not be negative, -host-burst must be at least 4, -host-margin not negative")
 	}
 	if cfg.Duration < 0 || cfg.PageLimit < 0 || cfg.LoginDelay < 0 || cfg.Tolerance < 0 || cfg.Margin < 0 || cfg.CrawlDB < 0 {
 		problems = append(problems, "durations, -pages and -db may not be negative")
