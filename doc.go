@@ -44,8 +44,8 @@
 //     blocks it expires.
 //   - Clients take turns through a small queue per key in Redis; a release
 //     transfers the key to the next client's waiter inside the release
-//     script, and a client that died in its turn, or with the key just
-//     transferred to it, delays the key by 100ms at most.
+//     script; a client that died in its turn delays the key by 100ms at
+//     most, one that died with the key just transferred to it by 500ms.
 //   - The waiters of one client get a key in the order they asked for it.
 //   - A lease lasts DefaultLockTTL and is renewed every third of it unless
 //     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is

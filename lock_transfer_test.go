@@ -17,9 +17,9 @@ import (
 // Transfers: a release that has a waiter hands it the key inside the
 // release script; the waiter runs no attempt of its own.
 
-// grace is the turn grace (100ms): the longest a transferred key is held
-// before its new holder confirms it.
-const grace = 100 * time.Millisecond
+// transferLease (500ms) is the longest a transferred key is held before its
+// new holder confirms it.
+const transferLease = 500 * time.Millisecond
 
 // handOffs subscribes to the lock channel of DB 0 under prefix and returns
 // the hand-offs published on it, decoded as "key>client:token" (token ""
@@ -96,9 +96,9 @@ func TestLock_ReleaseTransfersTheKeyToTheNextWaiter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// A lease of the turn grace needs no confirmation: nothing but
-			// the release runs between the release and the grant.
-			f := two.LockAsync(ctx, []string{"k"}, xsync.TTL(grace))
+			// A lease no longer than the transfer's needs no confirmation:
+			// nothing but the release runs between the release and the grant.
+			f := two.LockAsync(ctx, []string{"k"}, xsync.TTL(transferLease))
 			settled(t, two, 1)
 			before := commandCounts(t, raw)
 			if err := holder.Release(ctx); err != nil {
@@ -126,8 +126,8 @@ func TestLock_ReleaseTransfersTheKeyToTheNextWaiter(t *testing.T) {
 	}
 }
 
-// A transferred lease lives the turn grace until its holder confirms it;
-// the confirmation, sent early in the grace, gives it its full TTL.
+// A transferred lease lives the transfer's short lease until its holder
+// confirms it; the confirmation, sent early, gives it its full TTL.
 func TestLock_TransferredLeaseIsConfirmedToItsFullTTL(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -239,9 +239,9 @@ func nextHandOff(t *testing.T, ch <-chan string, prefix string) string {
 }
 
 // A client that died with a ticket filed gets the key transferred to a
-// token nobody holds: the key lives the turn grace at most, then the next
-// client's waiter gets it.
-func TestLock_TransferToADeadClientEndsWithinTheTurnGrace(t *testing.T) {
+// token nobody holds: the key lives the transfer's short lease at most,
+// then the next client's waiter gets it.
+func TestLock_TransferToADeadClientEndsWithinTheTransferLease(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -263,11 +263,11 @@ func TestLock_TransferToADeadClientEndsWithinTheTurnGrace(t *testing.T) {
 	if err := holder.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The transfer gave the dead token the key for the grace, not a minute.
-	// Nobody can take it before that: c's waiter, told of the transfer,
-	// looks again after the grace.
-	if v, ttl := raw.Get(ctx, keys.Lock("k")).Val(), raw.PTTL(ctx, keys.Lock("k")).Val(); v != "dead-token" || ttl <= 0 || ttl > grace {
-		t.Fatalf("after the release the key holds %q for %v, want the dead token for the grace (%v) at most", v, ttl, grace)
+	// The transfer gave the dead token the key for the transfer's lease,
+	// not a minute. Nobody can take it before that: c's waiter, told of
+	// the transfer, looks again when it ends.
+	if v, ttl := raw.Get(ctx, keys.Lock("k")).Val(), raw.PTTL(ctx, keys.Lock("k")).Val(); v != "dead-token" || ttl <= 0 || ttl > transferLease {
+		t.Fatalf("after the release the key holds %q for %v, want the dead token for %v at most", v, ttl, transferLease)
 	}
 	lease, err := fc.Wait(ctx)
 	if err != nil {

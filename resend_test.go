@@ -149,7 +149,7 @@ func TestLock_ResentAcquireNeverReportsALeaseItLost(t *testing.T) {
 	acquire := func() []any {
 		t.Helper()
 		res, err := xsync.Scripts.Get("lock_acquire").Run(ctx, db, all,
-			"tok-1", 60000, "client-1", "1", "", keys.LockChannel(0), 100, "").Slice()
+			"tok-1", 60000, "client-1", "1", "", keys.LockChannel(0), 100, "", 500).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}

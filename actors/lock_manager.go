@@ -33,10 +33,16 @@ const (
 	// times the turns (lock_acquire), so that a TryLock, too, gets a key
 	// whose turn went to a dead client.
 	lockTurnGrace = 100 * time.Millisecond
+	// lockTransferLease is the longest a key transferred by a release
+	// (lock_transfer.go) is held before its new holder confirms it: a holder
+	// that died delays the key by no more. It is longer than a turn so that
+	// a live holder whose news or timer comes late (a busy machine, a GC
+	// pause) does not lose its lease.
+	lockTransferLease = 500 * time.Millisecond
 	// lockConfirmAfter is when the holder of a transferred key renews it to
-	// its full lease: early in the turn grace, so that the renewal has most
-	// of it to land; a lease released sooner never sends it.
-	lockConfirmAfter = lockTurnGrace / 4
+	// its full lease: early, so that the renewal has most of the transfer's
+	// lease to land; a lease released sooner never sends it.
+	lockConfirmAfter = 50 * time.Millisecond
 )
 
 // lockManager is the actor that owns the locks of one client: the waiters,
@@ -57,7 +63,8 @@ const (
 // the head of the queue (lock_transfer.go), or publishes whose turn it is
 // (a head whose waiter wants several keys): only that client tries; the
 // others set a timer of lockTurnGrace, after which a turn that was not
-// taken, or a transferred key that was not confirmed, is over. A release
+// taken is over (lockTransferLease for a key transferred to another
+// client, which ends unless confirmed). A release
 // by a client that has more waiters for the key queues it again with its
 // next waiter's ticket, behind the clients that waited before: the lock
 // passes from client to client in the order they asked, at one release

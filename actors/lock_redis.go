@@ -34,7 +34,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req)}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
@@ -61,7 +61,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 }
 
 func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
-	args := []any{m.id, m.keys.LockChannel(db), lockTurnGrace.Milliseconds()}
+	args := []any{m.id, m.keys.LockChannel(db), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
@@ -73,7 +73,7 @@ func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
 // release may transfer the key to that waiter (see lock_transfer.go).
 func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, names lockNames, sender *actor.PID) {
 	args := make([]any, 0, 4+len(keys))
-	args = append(args, token, m.keys.LockChannel(db), m.id, lockTurnGrace.Milliseconds())
+	args = append(args, token, m.keys.LockChannel(db), m.id, lockTransferLease.Milliseconds())
 	next := make([]*lockWaiter, len(keys))
 	for i, k := range keys {
 		ticket := "" // no more waiters for the key

@@ -18,10 +18,11 @@ import (
 //     queue. The new holder learns it from the release's answer (a waiter
 //     of the releasing client) or from the published hand-off (a waiter of
 //     another client): no attempt of its own.
-//   - The transferred key lives the turn grace at most until its holder
+//   - The transferred key lives lockTransferLease at most until its holder
 //     confirms it with a renewal, due lockConfirmAfter after the grant (a
-//     lease released before never needs it). A holder that died lets it expire by then; one whose
-//     waiter withdrew releases it at once, and the release hands it on.
+//     lease released before never needs it). A holder that died lets it
+//     expire by then; one whose waiter withdrew releases it at once, and
+//     the release hands it on.
 //   - The holder dates a published transfer by the server's clock, against
 //     its latest reading of that clock, so that its lease is lost by the
 //     local clock before Redis lets the key go.
@@ -66,7 +67,7 @@ func ticketOf(req *messages.Acquire) string {
 // transferLease is how long a transferred key lives until its holder
 // confirms it.
 func transferLease(ttl time.Duration) time.Duration {
-	return time.Duration(min(ttlMillis(ttl), lockTurnGrace.Milliseconds())) * time.Millisecond
+	return time.Duration(min(ttlMillis(ttl), lockTransferLease.Milliseconds())) * time.Millisecond
 }
 
 // serverClock is one reading of the server's clock: ms, taken while a call
@@ -129,7 +130,7 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 	}
 	l := m.grant(w, &attemptDone{sentAt: time.Now()})
 	l.expiresAt = expiresAt
-	if l.ttl > lockTurnGrace {
+	if l.ttl > lockTransferLease {
 		l.pending = true
 		l.due = time.Now().Add(min(time.Until(expiresAt)/2, lockConfirmAfter))
 	} else {

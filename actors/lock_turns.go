@@ -3,6 +3,7 @@ package actors
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -100,11 +101,16 @@ func decodeTurns(p string) (serverNow int64, turns []turn) {
 // onTurns handles a published hand-off: a key transferred to a waiter of
 // this client is its lease; the head waiter of a key whose turn is this
 // client's (or anybody's) tries; the head waiter of a key whose turn is
-// another client's, or that was transferred to another client, waits
-// lockTurnGrace for that client to take it (or to confirm it).
+// another client's waits lockTurnGrace for that client to take it, and
+// that of a key transferred to another client lockTransferLease, the most
+// that client can hold it unconfirmed.
 func (m *lockManager) onTurns(db int, serverNow int64, turns []turn) {
 	var mine []string
-	others := map[*lockWaiter]string{}
+	type wait struct {
+		next string
+		d    time.Duration
+	}
+	others := map[*lockWaiter]wait{}
 	for _, t := range turns {
 		if t.token != "" && t.next == m.id {
 			m.onTransfer(db, t, serverNow)
@@ -115,11 +121,15 @@ func (m *lockManager) onTurns(db int, serverNow int64, turns []turn) {
 			continue
 		}
 		if q := m.queues[dbKey{db, t.key}]; q != nil {
-			others[q.head()] = t.next
+			d := lockTurnGrace
+			if t.token != "" {
+				d = lockTransferLease
+			}
+			others[q.head()] = wait{t.next, d}
 		}
 	}
 	m.wake(db, mine)
-	for w, next := range others {
+	for w, o := range others {
 		if w.inflight {
 			// Its attempt may have seen the key still held: once it fails,
 			// it tries again, and learns whose turn it is.
@@ -127,8 +137,8 @@ func (m *lockManager) onTurns(db int, serverNow int64, turns []turn) {
 			continue
 		}
 		if m.closedErr == nil && m.eligible(w) {
-			m.startWaiterTimer(w, lockTurnGrace)
-			w.skip = next
+			m.startWaiterTimer(w, o.d)
+			w.skip = o.next
 		}
 	}
 }

@@ -90,8 +90,8 @@ end
 -- handOn hands the free key k (fencing counter fk) to the head of queue q.
 -- A head with a ticket in t is the new holder at once: k holds its token
 -- for its lease, at most grace ms until it confirms with a renewal, so that
--- a holder that died or no longer wants the key keeps it no longer than a
--- turn; the fence is counted, and the head leaves the queue. A head without
+-- a holder that died keeps it no longer than that; the fence is counted,
+-- and the head leaves the queue. A head without
 -- a ticket gets its turn. Adds to out, for publishTurns, the entry
 -- {k, head ("" when none waits), token, fence} (token and fence "" for a
 -- turn), and returns it.

@@ -34,11 +34,12 @@
 -- ARGV[6]: the pub/sub channel of lock releases of this DB.
 -- ARGV[7]: the turn grace in ms: a turn on a free key that its client has not
 --   taken after this long is over (the client died, or cannot use the key),
---   and goes to the next client, for waiters and tries alike; and the most
---   a key handed on here is held before its new holder confirms it.
+--   and goes to the next client, for waiters and tries alike.
 -- ARGV[8]: the ticket a waiter files when it queues: "<lease ms>:<token>"
 --   for a waiter of one key, so that a release transfers the key to it; ""
 --   for none (a waiter of several keys gets turns).
+-- ARGV[9]: the most (ms) a key handed on here is held before its new holder
+--   confirms it (see lock_release).
 -- Turns (see lib_lock.lua) begin when a release or a leave hands them out,
 --   or when an attempt finds the key free (it expired) with a head whose
 --   turn has not begun.
@@ -50,7 +51,7 @@ checkKeys(2 * n + 1, 3 * n, 'zset')
 checkKeys(3 * n + 1, 4 * n, 'hash')
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
-local grace, ticket = tonumber(ARGV[7]), ARGV[8]
+local grace, ticket, transferMs = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 
 local function head(q)
   local h = redis.call('ZRANGE', q, 0, 0)
@@ -111,12 +112,12 @@ if blocked then
       -- A resent attempt whose earlier grant another key no longer
       -- allows: what it still holds is given back, never reported held.
       redis.call('DEL', KEYS[i])
-      handOn(KEYS[i], KEYS[n + i], q, t, grace, passed)
+      handOn(KEYS[i], KEYS[n + i], q, t, transferMs, passed)
     elseif queue and (state[i] == 'held' or state[i] == 'reserved') then
       enqueue(q, t, client, ticket)
     elseif queue and state[i] == 'turn' then
       dequeue(q, t, client)
-      handOn(KEYS[i], KEYS[n + i], q, t, grace, passed)
+      handOn(KEYS[i], KEYS[n + i], q, t, transferMs, passed)
     end
   end
   publishTurns(channel, passed)

@@ -6,7 +6,8 @@
 --   KEYS[i]).
 -- ARGV[1]: the id of the client.
 -- ARGV[2]: the pub/sub channel of lock releases of this DB.
--- ARGV[3]: the turn grace in ms (see lock_release).
+-- ARGV[3]: the most (ms) a transferred key is held unconfirmed (see
+--   lock_release).
 -- Returns: the number of queues the client left. Each hand-off is PUBLISHed
 --   on ARGV[2], as lock_release does.
 --#include lib_lock

@@ -7,8 +7,8 @@
 -- ARGV[1]: the owner token.
 -- ARGV[2]: the pub/sub channel of lock releases of this DB.
 -- ARGV[3]: the id of the releasing client.
--- ARGV[4]: the turn grace in ms: the most a transferred key is held before
---   its new holder confirms it.
+-- ARGV[4]: the most (ms) a transferred key is held before its new holder
+--   confirms it: a holder that died delays the key by no more.
 -- ARGV[4+i]: "" when the releasing client has no more waiters for KEYS[i];
 --   otherwise it queues for its next turn (keeping its place if it is queued
 --   already), behind the clients queued before, with this ticket: "-" for
