@@ -153,7 +153,14 @@ func (m *lockManager) onRelease(d *releaseDone) {
 		m.root.Send(d.sender, res)
 	}
 	if d.err == nil {
-		m.clock = serverClock{ms: d.serverNow, sentAt: d.sentAt}
+		m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
+	}
+	if m.releasing[d.token]--; m.releasing[d.token] <= 0 {
+		delete(m.releasing, d.token)
+		if req := m.rerelease[d.token]; req != nil {
+			delete(m.rerelease, d.token)
+			m.releaseToken(req)
+		}
 	}
 	for i, fence := range d.fences {
 		if fence > 0 && d.next[i] != nil {

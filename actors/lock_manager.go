@@ -94,9 +94,13 @@ type lockManager struct {
 	// attempt: its answer confirms the lease, or is given back if the lease
 	// is gone.
 	superseded map[string]*lockWaiter
-	queues     map[dbKey]*waitQueue[*lockWaiter]
-	leases     map[uint64]*heldLease
-	held       map[dbKey]uint64 // the lease of this client holding a key
+	// releasing counts the releases under way by token; rerelease are the
+	// tokens to release again once they are done (see onSupersededAttempt).
+	releasing map[string]int
+	rerelease map[string]*messages.Acquire
+	queues    map[dbKey]*waitQueue[*lockWaiter]
+	leases    map[uint64]*heldLease
+	held      map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
@@ -147,6 +151,7 @@ type (
 	}
 	releaseDone struct {
 		sender *actor.PID
+		token  string
 		keys   []dbKey
 		// next are the waiters of this client whose tickets went with the
 		// release, by key (nil for none); fences, the fences of the keys
@@ -192,6 +197,8 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			waiters:    map[string]*lockWaiter{},
 			orphans:    map[string]*lockWaiter{},
 			superseded: map[string]*lockWaiter{},
+			releasing:  map[string]int{},
+			rerelease:  map[string]*messages.Acquire{},
 			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:     map[uint64]*heldLease{},
 			held:       map[dbKey]uint64{},

@@ -87,8 +87,9 @@ func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []
 		args = append(args, ticket)
 	}
 	all := names.all()
+	m.releasing[token]++
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
-		d := &releaseDone{sender: sender, keys: keys, next: next, sentAt: time.Now()}
+		d := &releaseDone{sender: sender, token: token, keys: keys, next: next, sentAt: time.Now()}
 		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
 		if err != nil {
 			d.err = err

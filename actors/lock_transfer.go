@@ -84,7 +84,27 @@ func (c serverClock) earliest(ms int64) time.Time {
 	if c.sentAt.IsZero() {
 		return time.Time{}
 	}
-	return minTime(c.sentAt.Add(time.Duration(ms-c.ms-1)*time.Millisecond), time.Now())
+	return minTime(c.bound(ms), time.Now())
+}
+
+func (c serverClock) bound(ms int64) time.Time {
+	return c.sentAt.Add(time.Duration(ms-c.ms-1) * time.Millisecond)
+}
+
+// lockClockAge is how long a reading of the server's clock is kept while
+// no tighter one comes: the clocks' drift over it is negligible.
+const lockClockAge = time.Minute
+
+// readClock keeps the reading that dates the server's clock the closest: a
+// call that waited long before it reached the server (for a connection, on
+// a busy machine) reads it late, and would date transfers too early.
+func (m *lockManager) readClock(c serverClock) {
+	if c.ms <= 0 {
+		return
+	}
+	if m.clock.sentAt.IsZero() || time.Since(m.clock.sentAt) > lockClockAge || c.bound(c.ms).After(m.clock.bound(c.ms)) {
+		m.clock = c
+	}
 }
 
 // onTransfer handles a published transfer of key t.key to a token of this
@@ -159,6 +179,12 @@ func (m *lockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
 		return
 	}
 	if d.ok || d.err != nil {
+		if m.releasing[w.req.Token] > 0 {
+			// Sent now, this release could overtake the one under way (on
+			// another connection) and make it report the lease lost.
+			m.rerelease[w.req.Token] = w.req
+			return
+		}
 		m.releaseToken(w.req)
 	}
 }
@@ -169,6 +195,9 @@ func (m *lockManager) releaseKey(k dbKey, token string) {
 	cl := m.clients[k.db]
 	if cl == nil || m.finished {
 		return // closed: the transfer's short lease ends by itself
+	}
+	if m.releasing[token] > 0 {
+		return // the release under way hands it on
 	}
 	var names lockNames
 	names.add(k.key, m.names[k.key])

@@ -155,9 +155,7 @@ func (m *lockManager) stopTimer(w *lockWaiter) {
 
 func (m *lockManager) onAttempt(d *attemptDone) {
 	defer m.callDone()
-	if d.serverNow > 0 {
-		m.clock = serverClock{ms: d.serverNow, sentAt: d.sentAt}
-	}
+	m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
 	if s := m.superseded[d.token]; s != nil {
 		delete(m.superseded, d.token)
 		m.onSupersededAttempt(s, d)
