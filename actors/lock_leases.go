@@ -22,8 +22,9 @@ type heldLease struct {
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
-	// pending: a transfer gave the key this lease's token for the turn grace
-	// at most; the first renewal, due before then, confirms the full TTL.
+	// pending: a transfer gave the key this lease's token for
+	// lockTransferLease at most; the first renewal, due before then,
+	// confirms the full TTL.
 	pending bool
 
 	expiresAt time.Time // conservative: counted from when the call was sent

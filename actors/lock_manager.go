@@ -64,12 +64,11 @@ const (
 // (a head whose waiter wants several keys): only that client tries; the
 // others set a timer of lockTurnGrace, after which a turn that was not
 // taken is over (lockTransferLease for a key transferred to another
-// client, which ends unless confirmed). A release
-// by a client that has more waiters for the key queues it again with its
-// next waiter's ticket, behind the clients that waited before: the lock
-// passes from client to client in the order they asked, at one release
-// script per acquisition, and the waiters of one client get it in their
-// own order.
+// client, which ends unless confirmed). A release by a client that has
+// more waiters for the key queues it again with its next waiter's ticket,
+// behind the clients that waited before: the lock passes from client to
+// client in the order they asked, at one release script per acquisition,
+// and the waiters of one client get it in their own order.
 //
 // Leases with auto-renewal are renewed every TTL/3, every lease due at about
 // the same time in one pipeline per DB. A lease that a renewal or a Refresh
@@ -106,8 +105,8 @@ type lockManager struct {
 	queued  map[dbKey]bool
 	clients map[int]*redis.Client // script clients by DB
 	names   map[string]keyNames   // lock key -> the names of its other keys
-	// clock is the latest reading of the server's clock, which dates the
-	// transfers that other clients' releases publish.
+	// clock is the reading of the server's clock that dates the transfers
+	// other clients' releases publish (see readClock).
 	clock serverClock
 
 	subs      map[int]*lockSub // by DB
