@@ -29,7 +29,7 @@ bench:
 ## bench-compare: xsync against redsync and redislock (bench/, its own module),
 ## one after the other in one process, on a private Redis pinned to another
 ## CPU than the clients; median of 3 runs. BENCH_FLAGS: -goroutines, -runs,
-## -duration, -only.
+## -duration, -only, -cpuprofile.
 BENCH_FLAGS ?=
 bench-compare:
 	$(WITH_REDIS) ./hack/bench-compare.sh $(BENCH_FLAGS)
