@@ -43,8 +43,9 @@
 //     release of one of its keys is published, or when the lease that
 //     blocks it expires.
 //   - Clients take turns through a small queue per key in Redis; a release
-//     hands the key to the client whose turn it is, and a client that died
-//     in its turn delays the key by 100ms at most.
+//     transfers the key to the next client's waiter inside the release
+//     script; a client that died in its turn delays the key by 100ms at
+//     most, one that died with the key just transferred to it by 500ms.
 //   - The waiters of one client get a key in the order they asked for it.
 //   - A lease lasts DefaultLockTTL and is renewed every third of it unless
 //     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is

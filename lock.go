@@ -142,18 +142,20 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 		return failedFuture[*Lease](err)
 	}
 	req := &messages.Acquire{
-		Token:     newToken(),
-		DB:        s.db,
-		Client:    cl,
-		Keys:      make([]string, len(keys)),
-		FenceKeys: make([]string, len(keys)),
-		QueueKeys: make([]string, len(keys)),
-		TTL:       s.ttl,
-		AutoRenew: s.autoRenew,
-		Try:       mode == tryOnce,
+		Token:      newToken(),
+		DB:         s.db,
+		Client:     cl,
+		Keys:       make([]string, len(keys)),
+		FenceKeys:  make([]string, len(keys)),
+		QueueKeys:  make([]string, len(keys)),
+		TicketKeys: make([]string, len(keys)),
+		TTL:        s.ttl,
+		AutoRenew:  s.autoRenew,
+		Try:        mode == tryOnce,
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
+		req.TicketKeys[i] = c.keys.LockTickets(k)
 	}
 	userKeys := slices.Clone(keys)
 	stopMaxWait := context.CancelFunc(func() {})
