@@ -8,7 +8,7 @@ WITH_REDIS := ./hack/with-redis.sh
 # Flags of the crawler demo; CI runs a short one.
 DEMO_FLAGS ?=
 
-.PHONY: test test-sentinel test-cluster demo demo-cluster bench bench-cluster vet fmt check-fmt
+.PHONY: test test-sentinel test-cluster demo demo-cluster bench bench-cluster bench-compare vet fmt check-fmt
 
 # The tests that run on Sentinel and on Cluster: locks, pools, the
 # topology tests (failovers included) and the crawler.
@@ -60,6 +60,14 @@ bench:
 ## those whose keys are spread over the slots (BenchmarkSpread_).
 bench-cluster:
 	$(WITH_REDIS) cluster $(GO) test -run '^$$' -bench 'Spread|Lock_Uncontended|PoolThroughput' -benchmem -count 6 .
+
+## bench-compare: xsync against redsync and redislock (bench/, its own module),
+## one after the other in one process, on a private Redis pinned to another
+## CPU than the clients; median of 3 runs. BENCH_FLAGS: -goroutines, -runs,
+## -duration, -only, -cpuprofile.
+BENCH_FLAGS ?=
+bench-compare:
+	$(WITH_REDIS) ./hack/bench-compare.sh $(BENCH_FLAGS)
 
 check-fmt:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

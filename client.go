@@ -57,6 +57,8 @@ type Client struct {
 	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
 	limiters   map[string]*Limiter
 	semaphores map[string]*semaphoreActor
+
+	metrics *metrics // nil without Options.MeterProvider
 }
 
 // New connects to the Redis deployment of opts and returns a client that is
@@ -116,6 +118,7 @@ func newClient(label string, opts Options) (*Client, error) {
 			actor.WithDeadLetterRequestLogging(false),
 		)
 	}
+	c.metrics = newMetrics(c, opts.MeterProvider)
 	c.internal.Store(target.DB(), first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))
@@ -232,6 +235,7 @@ func (c *Client) Close(ctx context.Context) error {
 	workers := c.workers
 	c.mu.Unlock()
 	defer close(c.closed)
+	c.metrics.close()
 
 	if c.label != "" {
 		registry.remove(c)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/redisx"
@@ -96,6 +97,10 @@ type Options struct {
 	// behind xsync's back) and ContextTimeoutEnabled (xsync bounds its
 	// calls by their context). Default nil: go-redis's defaults.
 	Redis func(*redis.UniversalOptions)
+	// MeterProvider receives xsync's metrics (OpenTelemetry; see the
+	// package doc's Metrics section). Default none: nothing is recorded,
+	// at no cost.
+	MeterProvider metric.MeterProvider
 }
 
 // normalized returns o with its defaults set, or ErrInvalidOptions.
