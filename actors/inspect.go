@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 
@@ -123,8 +124,25 @@ func ScanPools(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, fn func(
 }
 
 // scanKeys calls fn with every page of a SCAN of the keys that match
-// pattern.
+// pattern. On a Redis Cluster every master holds a share of the keys: each
+// is scanned, and fn is called for one page at a time.
 func scanKeys(ctx context.Context, cl redis.Cmdable, pattern string, fn func(page []string) error) error {
+	cc, ok := cl.(*redis.ClusterClient)
+	if !ok {
+		return scanNode(ctx, cl, pattern, fn)
+	}
+	var mu sync.Mutex
+	return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		return scanNode(ctx, m, pattern, func(page []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return fn(page)
+		})
+	})
+}
+
+// scanNode is scanKeys on one node.
+func scanNode(ctx context.Context, cl redis.Cmdable, pattern string, fn func(page []string) error) error {
 	var cursor uint64
 	for {
 		page, next, err := cl.Scan(ctx, cursor, pattern, ScanBatch).Result()
