@@ -54,6 +54,14 @@ type Container struct {
 	// UsageCount is how many times the container was taken; read-only,
 	// kept by the pool (Put ignores it).
 	UsageCount int64
+	// Failures is the container's current streak of Failed and Blocked
+	// reports (see Pool.Report); read-only, kept by the pool. Succeeded
+	// clears it, and so does the Put that revives a retired container.
+	Failures int64
+	// Retired reports that a streak of failures retired the container (see
+	// HealthPolicy): it is never handed out until a Put of its ID revives
+	// it. Read-only, kept by the pool.
+	Retired bool
 }
 
 // PoolStats are a pool's counters at one moment.
@@ -66,13 +74,18 @@ type Container struct {
 type PoolStats struct {
 	// At is the Redis server's time of the reading.
 	At time.Time
-	// Total is the number of live containers.
+	// Total is the number of live containers, retired ones included.
 	Total int
-	// Ready is the number of live containers that may be taken now.
+	// Ready is the number of live containers that may be taken now;
+	// retired ones never may.
 	Ready int
-	// NextReadyAt is the earliest NextAvailable of the live containers: at
-	// or before At when one is ready; zero when the pool is empty.
+	// NextReadyAt is the earliest NextAvailable of the live containers that
+	// are not retired: at or before At when one is ready; zero when there
+	// is none.
 	NextReadyAt time.Time
+	// Retired is the number of live containers that are retired (see
+	// HealthPolicy), counted in Total until their TTL ends.
+	Retired int
 	// Expired is the number of containers purged because their TTL had
 	// passed, since the pool began.
 	Expired int64
@@ -322,6 +335,7 @@ func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
 			Ready:       r.Ready,
 			NextReadyAt: r.NextReadyAt,
 			Expired:     r.Expired,
+			Retired:     r.Retired,
 			Waiting:     r.Waiting,
 		}, r.Err
 	})

@@ -12,6 +12,8 @@ type Container struct {
 	NextAvailable time.Time
 	Data          string
 	UsageCount    int64
+	Failures      int64
+	Retired       bool
 }
 
 // PoolTake asks a pool actor for N containers. Random takes any live ones
@@ -102,6 +104,7 @@ type PoolStatsResult struct {
 	Ready       int
 	NextReadyAt time.Time
 	Expired     int64
+	Retired     int
 	Waiting     int
 	Err         error
 }
