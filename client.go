@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,9 +55,11 @@ type Client struct {
 }
 
 // New connects to the Redis deployment of opts and returns a client that is
-// not in the registry. It reaches the server before it returns: a bad option
-// is ErrInvalidOptions, an unreachable server or a refused password is an
-// error that names the address (never the password).
+// not in the registry. It reaches the server before it returns, within
+// Options.ConnectTimeout: a bad option (a DB the server does not have
+// included) is ErrInvalidOptions; an unreachable or silent server, or a
+// refused password, is ErrUnavailable. Both errors name the address, never
+// the password, and wrap the cause (errors.As(err, new(*net.OpError))).
 func New(opts Options) (*Client, error) {
 	return newClient("", opts)
 }
@@ -70,11 +73,20 @@ func newClient(label string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
+	// The URL's DB, when Options.DB does not override it, is the default DB
+	// of locks and pools too.
+	opts.DB = base.DB
 	routeGoRedisLogs(opts.Logger)
 	first := redis.NewClient(base)
-	if err := redisx.Ping(context.Background(), first); err != nil {
+	pingCtx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
+	err = redisx.Ping(pingCtx, first)
+	cancel()
+	if err != nil {
 		_ = first.Close()
-		return nil, fmt.Errorf("xsync: connect: %w", err)
+		if strings.Contains(err.Error(), "DB index is out of range") {
+			return nil, fmt.Errorf("%w: connect: %w", ErrInvalidOptions, err)
+		}
+		return nil, fmt.Errorf("%w: connect: %w", ErrUnavailable, err)
 	}
 
 	c := &Client{

@@ -10,7 +10,9 @@ var (
 	// ErrUnknownLabel is returned by Resolve for a label never registered.
 	ErrUnknownLabel = errors.New("xsync: unknown label")
 	// ErrInvalidOptions is returned by Register and New for options that
-	// cannot work: a bad URL, a negative DB, Addr and URL that disagree.
+	// cannot work: a bad URL, a negative DB or ConnectTimeout, both Addr
+	// and URL set (even when they agree), a DB the server does not have;
+	// and by calls given an option that cannot work (a negative OnDB).
 	ErrInvalidOptions = errors.New("xsync: invalid options")
 	// ErrClosed is returned by every call on a closed client, and by the
 	// futures and waiters that a Close ended.

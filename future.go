@@ -3,6 +3,7 @@ package xsync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -38,6 +39,9 @@ type Future[T any] struct {
 	// opCtx is the context of the …Async call: once it is done, a result
 	// that arrives is handed back, whoever is waiting.
 	opCtx context.Context
+	// cleanup, when set, runs once the future is complete (it frees what
+	// the call set up for its wait, e.g. a MaxWait timer).
+	cleanup func()
 }
 
 func newFuture[T any](waitErr error) *Future[T] {
@@ -70,7 +74,7 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 			default:
 				var zero T
 				if f.waitErr != nil {
-					return zero, errors.Join(f.waitErr, ctx.Err())
+					return zero, joinErr(f.waitErr, ctx.Err())
 				}
 				return zero, ctx.Err()
 			}
@@ -122,10 +126,15 @@ func (f *Future[T]) cancel(cause error) {
 
 func (f *Future[T]) cancelErr(cause error) error {
 	if f.waitErr != nil {
-		return errors.Join(f.waitErr, cause)
+		return joinErr(f.waitErr, cause)
 	}
 	return cause
 }
+
+// joinErr is an error that matches both a and b with errors.Is, and prints
+// on one line as "a: b" (errors.Join would print two lines, which breaks
+// one-line logs).
+func joinErr(a, b error) error { return fmt.Errorf("%w: %w", a, b) }
 
 // complete sets the result once; later calls do nothing. It never blocks.
 func (f *Future[T]) complete(v T, err error) {
@@ -149,11 +158,14 @@ func (f *Future[T]) complete(v T, err error) {
 		v, err = zero, f.cancelErr(f.cause)
 	}
 	f.val, f.err = v, err
-	stop := f.stopAfter
+	stop, cleanup := f.stopAfter, f.cleanup
 	close(f.done)
 	f.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if cleanup != nil {
+		cleanup()
 	}
 }
 
@@ -193,9 +205,6 @@ func (r *reply[T]) Stop(pid *actor.PID) {
 func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any,
 	waitErr error, convert func(msg any) (T, error), setup func(f *Future[T], reply *actor.PID)) *Future[T] {
 	f := newFuture[T](waitErr)
-	if ctx.Done() != nil {
-		f.opCtx = ctx
-	}
 	r := &reply[T]{f: f, sys: sys, convert: convert}
 	replyPID, ok := sys.ProcessRegistry.Add(r, "xsync-future-"+sys.ProcessRegistry.NextId())
 	if !ok {
@@ -204,6 +213,15 @@ func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID,
 	}
 	if setup != nil {
 		setup(f, replyPID)
+	}
+	if ctx.Err() != nil {
+		// A call whose context is done already sends nothing.
+		sys.ProcessRegistry.Remove(replyPID)
+		f.complete(*new(T), f.cancelErr(context.Cause(ctx)))
+		return f
+	}
+	if ctx.Done() != nil {
+		f.opCtx = ctx
 	}
 	sys.Root.RequestWithCustomSender(pid, msg, replyPID)
 	// After the send: a withdrawal must never overtake its request.

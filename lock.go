@@ -42,7 +42,11 @@ const releaseTimeout = 5 * time.Second
 //
 // The lease lasts DefaultLockTTL and is renewed until it is released,
 // unless TTL or AutoRenew say otherwise. Release it when done, or use
-// WithLock.
+// WithLock. MaxWait bounds the wait without a ctx deadline.
+//
+// Locks are not reentrant: a Lock of a key that the same client already
+// holds waits for that lease to be released (until ctx ends), even from the
+// goroutine that holds it.
 func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
 	return c.LockAsync(ctx, keys, opts...).Wait(ctx)
 }
@@ -66,7 +70,10 @@ func (c *Client) LockAsync(ctx context.Context, keys []string, opts ...LockOptio
 // WithLock takes the locks on keys as Lock does, runs fn, and releases the
 // lease when fn returns. fn's context is cancelled when ctx is, and when the
 // lease is lost (context.Cause is then ErrLockNotHeld): fn must stop
-// touching the guarded resource then. The error is fn's, joined with the
+// touching the guarded resource then. LeaseFrom(fn's ctx) gives fn the
+// lease, for its fencing tokens. To bound the wait for the keys but not fn
+// (a scheduler that skips a tick when another process runs it), give
+// MaxWait rather than a ctx deadline. The error is fn's, joined with the
 // release's if that failed (ErrLockNotHeld when the lease was lost). If fn
 // panics, the lease is released and the panic goes on up.
 func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx context.Context) error, opts ...LockOption) (err error) {
@@ -74,7 +81,7 @@ func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx contex
 	if err != nil {
 		return err
 	}
-	fnCtx, cancel := context.WithCancelCause(ctx)
+	fnCtx, cancel := context.WithCancelCause(context.WithValue(ctx, leaseKey{}, lease))
 	stop := make(chan struct{})
 	var watch sync.WaitGroup
 	watch.Add(1)
@@ -97,10 +104,20 @@ func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx contex
 		if err == nil {
 			err = relErr
 		} else if relErr != nil {
-			err = errors.Join(err, relErr)
+			err = joinErr(err, relErr)
 		}
 	}()
 	return fn(fnCtx)
+}
+
+// leaseKey is the context key under which WithLock hands fn its lease.
+type leaseKey struct{}
+
+// LeaseFrom returns the lease of the WithLock call whose fn was given ctx
+// (or a context derived from it), for its fencing tokens; false elsewhere.
+func LeaseFrom(ctx context.Context) (*Lease, bool) {
+	l, ok := ctx.Value(leaseKey{}).(*Lease)
+	return l, ok
 }
 
 func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []LockOption) *Future[*Lease] {
@@ -110,6 +127,9 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 	s, err := lockSettingsOf(c, opts)
 	if err != nil {
 		return failedFuture[*Lease](err)
+	}
+	if s.maxWaitSet && s.maxWait == 0 {
+		try = true
 	}
 	cl, err := c.db(s.db, true)
 	if err != nil {
@@ -134,6 +154,10 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
 	}
 	userKeys := slices.Clone(keys)
+	stopMaxWait := context.CancelFunc(func() {})
+	if s.maxWaitSet && !try {
+		ctx, stopMaxWait = context.WithTimeoutCause(ctx, s.maxWait, fmt.Errorf("MaxWait %v passed", s.maxWait))
+	}
 	return request(ctx, c.sys, mgr, req, ErrNotObtained,
 		func(msg any) (*Lease, error) {
 			r, ok := msg.(*messages.AcquireResult)
@@ -145,7 +169,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			case r.NotObtained || r.Lease == nil:
 				return nil, ErrNotObtained
 			}
-			l := &Lease{sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
+			l := &Lease{c: c, sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
 				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost}
 			for i, k := range userKeys {
 				l.fences[k] = r.Lease.Fences[i]
@@ -153,6 +177,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			return l, nil
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
+			f.cleanup = stopMaxWait
 			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.Withdraw{Token: req.Token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
@@ -209,6 +234,7 @@ func newToken() string {
 // LockAsync or WithLock. Release it when done. Its methods are safe for
 // concurrent use.
 type Lease struct {
+	c      *Client
 	sys    *actor.ActorSystem
 	mgr    *actor.PID
 	id     uint64
@@ -265,6 +291,11 @@ func (l *Lease) Release(ctx context.Context) error {
 
 // call asks the lock manager to refresh or release the lease.
 func (l *Lease) call(ctx context.Context, op string, msg any) error {
+	if l.c.isClosing() {
+		// Close releases every lease; the lock manager is gone or going,
+		// and a message to it would only be a dead letter in the logs.
+		return ErrClosed
+	}
 	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
 		var err error
 		var notHeld bool

@@ -18,11 +18,15 @@ type lockSettings struct {
 	ttlSet       bool
 	autoRenew    bool
 	autoRenewSet bool
+
+	maxWait    time.Duration
+	maxWaitSet bool
 }
 
-// TTL sets the lease length of a lock (default DefaultLockTTL). A lock taken
-// with TTL is not renewed unless AutoRenew(true) is given too: it expires d
-// after it was taken, or refreshed with Lease.Refresh. d under one
+// TTL sets the lease length of a lock (default DefaultLockTTL). TTL alone
+// turns renewal off: a lock taken with TTL is not renewed unless
+// AutoRenew(true) is given too, and expires d after it was taken (or
+// refreshed with Lease.Refresh). d under one
 // millisecond makes the call fail with ErrInvalidTTL; d is counted in whole
 // milliseconds.
 func TTL(d time.Duration) LockOption { return ttlOption(d) }
@@ -40,6 +44,17 @@ type autoRenewOption bool
 
 func (o autoRenewOption) applyLock(s *lockSettings) { s.autoRenew, s.autoRenewSet = bool(o), true }
 
+// MaxWait bounds the wait for the keys of Lock, LockAsync and WithLock to
+// d: a lock not obtained by then fails with ErrNotObtained. Unlike a ctx
+// deadline, it does not bound what is done under the lock (WithLock's fn),
+// and the error does not match context.DeadlineExceeded. MaxWait(0) makes
+// one attempt, as TryLock does; a negative d is ErrInvalidOptions.
+func MaxWait(d time.Duration) LockOption { return maxWaitOption(d) }
+
+type maxWaitOption time.Duration
+
+func (o maxWaitOption) applyLock(s *lockSettings) { s.maxWait, s.maxWaitSet = time.Duration(o), true }
+
 // lockSettingsOf applies opts over the defaults of client c.
 func lockSettingsOf(c *Client, opts []LockOption) (lockSettings, error) {
 	s := lockSettings{db: c.opts.DB, ttl: DefaultLockTTL}
@@ -50,6 +65,9 @@ func lockSettingsOf(c *Client, opts []LockOption) (lockSettings, error) {
 	}
 	if s.db < 0 {
 		return s, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, s.db)
+	}
+	if s.maxWait < 0 {
+		return s, fmt.Errorf("%w: negative MaxWait %v", ErrInvalidOptions, s.maxWait)
 	}
 	if s.ttl < time.Millisecond {
 		return s, fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, s.ttl)

@@ -4,12 +4,16 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/redisx"
 )
+
+// DefaultConnectTimeout is Options.ConnectTimeout when it is not set.
+const DefaultConnectTimeout = 5 * time.Second
 
 // Options configure a Client. The zero value is a client of the Redis server
 // at 127.0.0.1:6379, DB 0, keys under "xsync", logging nothing.
@@ -18,15 +22,16 @@ type Options struct {
 	// Give Addr or URL, not both.
 	Addr string
 	// URL is an alternative to Addr: redis://user:pass@host:port/db, or
-	// rediss:// for TLS. Username, Password, DB and TLS, when set, win over
-	// the URL's.
+	// rediss:// for TLS. Its DB is the default DB of locks and pools, as DB
+	// is. Username, Password, DB and TLS, when set, win over the URL's.
 	URL string
 	// Username for Redis ACLs. Default none.
 	Username string
 	// Password. Default none. It never appears in an error or a log line.
 	Password string
 	// DB is the default DB of locks and pools (OnDB picks another per call).
-	// Default 0; negative is ErrInvalidOptions.
+	// Default 0, or the URL's DB when URL names one; negative is
+	// ErrInvalidOptions.
 	DB int
 	// TLS, when set, connects with TLS. Default none (rediss:// URLs get a
 	// default TLS config).
@@ -37,6 +42,10 @@ type Options struct {
 	// Logger receives every log line of xsync, of its actors and of the
 	// actor system xsync starts. Default zap.NewNop(): nothing is printed.
 	Logger *zap.Logger
+	// ConnectTimeout bounds New's and Register's first contact with the
+	// server (dial, AUTH, SELECT, PING). Default 5s; negative is
+	// ErrInvalidOptions.
+	ConnectTimeout time.Duration
 	// System, when set, is the actor system xsync's actors are spawned in;
 	// Close stops xsync's actors but leaves the system running. Default: a
 	// system of xsync's own, shut down by Close.
@@ -50,6 +59,12 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.DB < 0 {
 		return o, fmt.Errorf("%w: negative DB %d", ErrInvalidOptions, o.DB)
+	}
+	switch {
+	case o.ConnectTimeout < 0:
+		return o, fmt.Errorf("%w: negative ConnectTimeout %v", ErrInvalidOptions, o.ConnectTimeout)
+	case o.ConnectTimeout == 0:
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = redisx.DefaultPrefix

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,8 +148,9 @@ type Pool struct {
 
 // Pool returns the pool called name, on Options.DB or on the DB that OnDB
 // gives. Every call with the same name and DB returns the same *Pool. Pool
-// itself never fails: an empty name or a negative DB makes every call on the
-// pool fail with ErrInvalidOptions, a closed client with ErrClosed. The pool
+// itself never fails: an empty name, a name holding '{' or '}' (the name is
+// the pool's hash tag) or a negative DB makes every call on the pool fail
+// with ErrInvalidOptions, a closed client with ErrClosed. The pool
 // starts its actor on first use.
 func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	s := newPoolSettings(c, opts)
@@ -156,6 +158,10 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	switch {
 	case name == "":
 		p.err = fmt.Errorf("%w: empty pool name", ErrInvalidOptions)
+	case strings.ContainsAny(name, "{}"):
+		// The name is the pool's hash tag: braces in it would make
+		// "{x}" and "x" one pool, as KeyPrefix forbids them for the same reason.
+		p.err = fmt.Errorf("%w: pool name %q holds a brace", ErrInvalidOptions, name)
 	case s.db < 0:
 		p.err = fmt.Errorf("%w: pool %q: negative DB %d", ErrInvalidOptions, name, s.db)
 	}
@@ -232,6 +238,10 @@ func (p *Pool) nextToken() string {
 // UsageCount and NextAvailable and takes the new CreatedAt (now when zero),
 // TTL, Interval and Data. When an ID appears twice, the last one wins. Put
 // wakes the pool's waiters on every client.
+//
+// A Put whose ctx is done already sends nothing. One whose ctx ends while
+// it is in flight (or that fails with ErrUnavailable) may have been
+// applied: Put is safe to repeat.
 func (p *Pool) Put(ctx context.Context, cs ...Container) error {
 	if p.err != nil {
 		return p.err
@@ -289,6 +299,8 @@ func (p *Pool) Get(ctx context.Context, id string) (Container, error) {
 }
 
 // Remove deletes containers from the pool and returns how many it held.
+// A Remove whose ctx is done already sends nothing; one whose ctx ends in
+// flight (or that fails with ErrUnavailable) may have been applied.
 func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 	for _, id := range ids {
 		if err := p.checkID(id); err != nil {
@@ -313,6 +325,8 @@ func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 // now+d). Cooldown wakes the pool's waiters on every
 // client. ErrNotFound when the pool does not hold it (or its TTL has
 // passed); a negative d, or one over 100 years, is ErrInvalidContainer.
+// A Cooldown whose ctx is done already sends nothing; one whose ctx ends in
+// flight (or that fails with ErrUnavailable) may have been applied.
 func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
 	if err := p.checkID(id); err != nil {
 		return err

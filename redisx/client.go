@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -101,11 +100,9 @@ func OnDB(o *redis.Options, n int) *redis.Options {
 	return &c
 }
 
-// Ping checks that the server answers and accepts the credentials. Its
-// error names the address, never the password.
+// Ping checks, within ctx, that the server answers and accepts the
+// credentials and the DB. Its error names the address, never the password.
 func Ping(ctx context.Context, c *redis.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis %s db %d: %w", c.Options().Addr, c.Options().DB, err)
 	}
