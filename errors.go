@@ -36,6 +36,9 @@ var (
 	ErrNotFound = errors.New("xsync: not found")
 	// ErrInvalidQuantity is returned when asking for n <= 0 containers.
 	ErrInvalidQuantity = errors.New("xsync: invalid quantity")
+	// ErrInvalidOutcome is returned by Pool.Report for an Outcome that is
+	// none of Succeeded, Failed and Blocked.
+	ErrInvalidOutcome = errors.New("xsync: invalid outcome")
 	// ErrInvalidContainer is returned for a container that cannot be stored:
 	// no ID, a negative TTL or Interval, a payload over 1 MiB.
 	ErrInvalidContainer = errors.New("xsync: invalid container")

@@ -133,6 +133,11 @@ type PoolStats struct {
 // Every take leaves a small grant record in Redis for 30 seconds (about 150
 // bytes), by which a take whose answer was lost can be resent without being
 // served twice, and a grant handed back.
+//
+// Health: Report tells the pool how each use went (Succeeded, Failed,
+// Blocked). Blocked cools the container down, longer for each Blocked in a
+// row, and a streak of failures can retire it (see HealthPolicy). No take
+// hands out a retired container, until a Put of its ID revives it.
 type Pool struct {
 	c    *Client
 	name string
@@ -141,6 +146,7 @@ type Pool struct {
 
 	tokenPrefix string
 	seq         atomic.Uint64
+	health      atomic.Pointer[HealthPolicy] // nil: the defaults (see Health)
 
 	mu  sync.Mutex
 	pid *actor.PID
@@ -150,11 +156,17 @@ type Pool struct {
 // gives. Every call with the same name and DB returns the same *Pool. Pool
 // itself never fails: an empty name, a name holding '{' or '}' (the name is
 // the pool's hash tag) or a negative DB makes every call on the pool fail
-// with ErrInvalidOptions, a closed client with ErrClosed. The pool
-// starts its actor on first use.
+// with ErrInvalidOptions, a closed client with ErrClosed; so does an
+// invalid Health policy, or one other than the pool's (see Health). The
+// pool starts its actor on first use.
 func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	s := newPoolSettings(c, opts)
 	p := &Pool{c: c, name: name, db: s.db}
+	var health HealthPolicy
+	var healthErr error
+	if s.healthSet {
+		health, healthErr = s.health.resolved()
+	}
 	switch {
 	case name == "":
 		p.err = fmt.Errorf("%w: empty pool name", ErrInvalidOptions)
@@ -164,6 +176,8 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 		p.err = fmt.Errorf("%w: pool name %q holds a brace", ErrInvalidOptions, name)
 	case s.db < 0:
 		p.err = fmt.Errorf("%w: pool %q: negative DB %d", ErrInvalidOptions, name, s.db)
+	case healthErr != nil:
+		p.err = fmt.Errorf("pool %q: %w", name, healthErr)
 	}
 	if p.err != nil {
 		return p
@@ -172,6 +186,12 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if q := c.pools[key]; q != nil {
+		if s.healthSet {
+			if err := q.adoptHealth(health); err != nil {
+				p.err = err
+				return p
+			}
+		}
 		return q
 	}
 	if c.closing {
@@ -181,6 +201,9 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	p.tokenPrefix = hex.EncodeToString(b[:])
+	if s.healthSet {
+		p.health.Store(&health)
+	}
 	c.pools[key] = p
 	return p
 }
@@ -235,8 +258,10 @@ func (p *Pool) nextToken() string {
 // container is checked first, and one with no ID, a negative TTL or
 // Interval, or Data over MaxPayload makes Put fail with ErrInvalidContainer
 // and write nothing. A new ID is ready at once. An existing ID keeps its
-// UsageCount and NextAvailable and takes the new CreatedAt (now when zero),
-// TTL, Interval and Data. When an ID appears twice, the last one wins. Put
+// UsageCount, NextAvailable and Failures and takes the new CreatedAt (now
+// when zero), TTL, Interval and Data. A retired ID is revived: Failures 0,
+// back in turn at the NextAvailable it had when it was retired (a cooldown
+// still in force holds). When an ID appears twice, the last one wins. Put
 // wakes the pool's waiters on every client.
 //
 // A Put whose ctx is done already sends nothing. One whose ctx ends while
@@ -323,8 +348,10 @@ func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 // for longer keeps its time (plus 1µs: a grant of it that nobody received
 // and that is handed back later then cannot make it ready again before
 // now+d). Cooldown wakes the pool's waiters on every
-// client. ErrNotFound when the pool does not hold it (or its TTL has
+// client. A retired container stays retired; its NextAvailable moves all
+// the same. ErrNotFound when the pool does not hold it (or its TTL has
 // passed); a negative d, or one over 100 years, is ErrInvalidContainer.
+// Pool.Report with Blocked picks the cooldown by the pool's HealthPolicy.
 // A Cooldown whose ctx is done already sends nothing; one whose ctx ends in
 // flight (or that fails with ErrUnavailable) may have been applied.
 func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {

@@ -2,8 +2,10 @@ package xsync
 
 // poolSettings are the settings of a pool handle, built from PoolOptions.
 type poolSettings struct {
-	db    int
-	dbSet bool
+	db        int
+	dbSet     bool
+	health    HealthPolicy
+	healthSet bool
 }
 
 func newPoolSettings(c *Client, opts []PoolOption) poolSettings {

@@ -33,7 +33,7 @@ const DefaultMaxBypass = 16
 // sentinels, so that callers match the answers with errors.Is.
 type PoolErrors struct {
 	NotAvailable error // a take that cannot be served
-	NotFound     error // Get or Cooldown of an id the pool does not hold
+	NotFound     error // Get, Cooldown or Report of an id the pool does not hold
 	Corrupt      error // a record that does not decode, a key of another type
 	Closed       error // requests after a Stop without Shutdown
 	Unavailable  error // Redis failed to answer
@@ -181,6 +181,8 @@ func (p *Pool) Receive(ctx actor.Context) {
 		p.onRemove(ctx, m)
 	case *messages.PoolCooldown:
 		p.onCooldown(ctx, m)
+	case *messages.PoolReport:
+		p.onReport(ctx, m)
 	case *messages.PoolStats:
 		p.onStats(ctx)
 	case *messages.SubscribeResult:

@@ -108,3 +108,22 @@ type PoolStatsResult struct {
 	Waiting     int
 	Err         error
 }
+
+// PoolReport applies the outcome of one use of container ID to its health:
+// Outcome 0 succeeded, 1 failed, 2 blocked (xsync.Outcome's values), under
+// the reporting handle's policy.
+type PoolReport struct {
+	ID          string
+	Outcome     int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+	RetireAfter int
+}
+
+// PoolReportResult answers PoolReport with the container's health after it.
+type PoolReportResult struct {
+	NextAvailable time.Time
+	Failures      int64
+	Retired       bool
+	Err           error
+}
