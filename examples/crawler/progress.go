@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/redisxsync/xsync"
 )
 
 // progress prints the progress line.
@@ -35,8 +38,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// update shows the state of the crawl after elapsed.
-func (p *progress) update(elapsed time.Duration, st siteStats, ready, total int, waiting int64) {
+// update shows the state of the crawl after elapsed; pool.Total is -1 when
+// the pool's counters are unknown.
+func (p *progress) update(elapsed time.Duration, st siteStats, pool xsync.PoolStats, waiting int64) {
 	if sec := int(elapsed / time.Second); !p.tty {
 		if p.printed && sec == p.lastSec {
 			return
@@ -49,11 +53,14 @@ func (p *progress) update(elapsed time.Duration, st siteStats, ready, total int,
 		rate = float64(st.Served) / elapsed.Seconds()
 	}
 	readyText := "?"
-	if ready >= 0 {
-		readyText = fmt.Sprintf("%d/%d", ready, total)
+	if pool.Total >= 0 {
+		readyText = fmt.Sprintf("%d/%d", pool.Ready, pool.Total)
+		if pool.Retired > 0 {
+			readyText += fmt.Sprintf(" (%d retired)", pool.Retired)
+		}
 	}
-	line := fmt.Sprintf("%5.1fs  pages %5d  %6.1f pages/s  accounts ready %-7s  waiters %4d  429s %d  logins %d",
-		elapsed.Seconds(), st.Served, rate, readyText, waiting, st.TooMany, st.Relogins)
+	line := fmt.Sprintf("%5.1fs  pages %5d  %6.1f pages/s  accounts ready %-7s  waiters %4d  429s %d  bans %d  logins %d",
+		elapsed.Seconds(), st.Served, rate, readyText, waiting, st.TooMany, st.Bans, st.Relogins)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 	} else {
@@ -77,13 +84,13 @@ func printSummary(w io.Writer, s *summary) {
 		twice = fmt.Sprintf("%d fetched twice", s.FetchedTwice)
 	}
 	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
-	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval)",
+	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval, while neither banned nor dead)",
 		s.Rate, 100*s.RateRatio, s.MaxRate)
 	if s.RateRatio > 1 {
 		fmt.Fprint(w, ": a short run, and every account starts ready")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  429s         %d", s.TooMany)
+	fmt.Fprintf(w, "  429s         %d for an account used too soon", s.TooMany)
 	if s.TooManyLate > 0 {
 		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
 	}
@@ -96,6 +103,13 @@ func printSummary(w io.Writer, s *summary) {
 		fmt.Fprintf(w, ", %d more expired as the crawl stopped", s.Unrenewed)
 	}
 	fmt.Fprintf(w, "; %d %s a worker waited on another's login and reused its cookie\n", s.ReusedCookie, plural(s.ReusedCookie, "time", "times"))
+	if s.Mode == "naive" {
+		fmt.Fprintf(w, "  bans         %d, which refused %d requests; %d logins of dead accounts refused (no pool health)\n", s.Bans, s.Banned, s.Refused)
+	} else {
+		fmt.Fprintf(w, "  bans         %d, which refused %d requests (429): absorbed, the pool backed each account off (%d outcomes reported)\n",
+			s.Bans, s.Banned, s.Reports)
+		fmt.Fprintf(w, "  dead         %s: %d logins refused; retired by the pool: %s\n", list(s.Dead), s.Refused, list(s.Retired))
+	}
 	if s.Mode == "naive" {
 		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (no pool limits; the site tolerates %gms early)\n",
 			s.MinSlackMS, s.ToleranceMS)
@@ -110,7 +124,7 @@ func printSummary(w io.Writer, s *summary) {
 		if s.Mode == "naive" && s.TooMany > 0 {
 			fmt.Fprintf(w, "naive mode: %d requests were refused with 429; the pool (run without -naive) makes that zero\n", s.TooMany)
 		} else {
-			fmt.Fprintln(w, "OK: no 429, no page fetched twice, one login per expired cookie")
+			fmt.Fprintln(w, "OK: no 429 for an account used too soon, no page fetched twice, one login per expired cookie, bans absorbed, no live account retired")
 		}
 		return
 	}
@@ -118,6 +132,13 @@ func printSummary(w io.Writer, s *summary) {
 	for _, v := range s.Violations {
 		fmt.Fprintf(w, "  - %s\n", v)
 	}
+}
+
+func list(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
 }
 
 func modeText(mode string) string {
