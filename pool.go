@@ -70,8 +70,9 @@ type Container struct {
 // Stats purges up to 128 containers whose TTL has passed, as every take
 // does. When more than that expired at once, until the purges catch up,
 // Total is exact, Ready may be short (it takes off every expired container
-// left, as if each were ready) and NextReadyAt may be the NextAvailable of
-// one of them: the bound keeps each script short.
+// left, as if each were ready), Retired may count retired ones among them,
+// and NextReadyAt may be the NextAvailable of one of them: the bound keeps
+// each script short.
 type PoolStats struct {
 	// At is the Redis server's time of the reading.
 	At time.Time
