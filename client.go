@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
@@ -76,7 +77,6 @@ func newClient(label string, opts Options) (*Client, error) {
 	// The URL's DB, when Options.DB does not override it, is the default DB
 	// of locks and pools too.
 	opts.DB = base.DB
-	routeGoRedisLogs(opts.Logger)
 	first := redis.NewClient(base)
 	pingCtx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
 	err = redisx.Ping(pingCtx, first)
@@ -86,7 +86,7 @@ func newClient(label string, opts Options) (*Client, error) {
 		if strings.Contains(err.Error(), "DB index is out of range") {
 			return nil, fmt.Errorf("%w: connect: %w", ErrInvalidOptions, err)
 		}
-		return nil, fmt.Errorf("%w: connect: %w", ErrUnavailable, err)
+		return nil, xerr.Redis("connect", err)
 	}
 
 	c := &Client{

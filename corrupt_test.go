@@ -18,7 +18,7 @@ import (
 // snapshot is every key under prefix with its serialized value.
 func snapshot(t testing.TB, db *redis.Client, prefix string) map[string]string {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	keys, err := db.Keys(ctx, prefix+":*").Result()
 	if err != nil {
 		t.Fatal(err)

@@ -18,27 +18,84 @@
 //
 // # Ownership and lifetimes
 //
-// Each client owns a small set of actors (protoactor-go): a connection
-// actor holding the go-redis clients per DB and the one pub/sub connection
-// of the client, a lock manager, and one actor per pool. Calls validate
-// their input, send a message to an actor and wait on a Future; every
-// blocking call X(ctx, ...) has an XAsync form that returns the Future
-// instead. Actors never wait on Redis inside their mailbox, and nothing
-// waits by polling: waiters are woken by Redis pub/sub and by timers.
+//   - Each client owns a few actors (protoactor-go): a connection actor
+//     (the go-redis clients per DB and the client's one pub/sub
+//     connection), a lock manager, and one actor per pool.
+//   - A call validates its input, sends a message to an actor and waits on
+//     a Future; every blocking call X(ctx, ...) has an XAsync form that
+//     returns the Future instead.
+//   - Actors never wait on Redis inside their mailbox, and nothing waits by
+//     polling: waiters are woken by Redis pub/sub and by timers.
+//   - Client.Close (or CloseAll) ends a client: it releases the client's
+//     leases, fails its waiters with ErrClosed, stops its actors, closes
+//     its connections and leaves no goroutine behind. A client started in
+//     the caller's actor system (Options.System) leaves that system running.
 //
-// Client.Close (or CloseAll) is the end of a client's life: it releases the
-// client's leases, fails its waiters with ErrClosed, stops its actors,
-// closes its connections and leaves no goroutine behind. A client started
-// in the caller's actor system (Options.System) leaves that system running.
+// # Locks
+//
+//   - Time is the Redis server's: lock expiry never depends on a machine's
+//     clock.
+//   - A lock of several keys takes all of them or none.
+//   - Waiting costs no Redis command: a waiter is tried again when a
+//     release of one of its keys is published, or when the lease that
+//     blocks it expires.
+//   - Clients take turns through a small queue per key in Redis; a release
+//     hands the key to the client whose turn it is, and a client that died
+//     in its turn delays the key by 100ms at most.
+//   - The waiters of one client get a key in the order they asked for it.
+//   - A lease lasts DefaultLockTTL and is renewed every third of it unless
+//     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is
+//     known lost, no later than Redis lets the keys go.
+//   - Fencing tokens rise with every acquisition of a key, across clients.
+//
+// # Pools
+//
+//   - Time is the Redis server's: readiness, expiry, CreatedAt and
+//     NextAvailable agree to the millisecond across machines.
+//   - Every operation is one Lua script, O(log N) per container it touches.
+//   - Ask and kin take n ready containers or none: those ready longest,
+//     each with NextAvailable moved to now+Interval and UsageCount+1.
+//     AcquireRandom and kin take n live ones at random and leave
+//     NextAvailable alone.
+//   - Waiting (WaitAsk and kin) costs no Redis command while nothing
+//     changes: a failed try gives the earliest time it could succeed, the
+//     pool's actor sets one timer for it, and a Put, Cooldown or hand-back
+//     on any client wakes it through pub/sub. One script call tries many
+//     waiters.
+//   - The bypass rule: the waiters of one client are served in arrival
+//     order, except that a waiter that cannot be served yet (it asks for 5,
+//     3 are ready) lets later waiters go first, at most PoolBypassLimit
+//     times; then it holds them back until it is served. A waiter for more
+//     containers than the pool holds never holds others back. Between
+//     clients there is no queue: whoever asks first when containers are
+//     ready gets them.
+//   - A cancelled wait (its context, or Future.Cancel) is withdrawn, and
+//     containers granted meanwhile are handed back: ready again, with
+//     NextAvailable and UsageCount restored. The one exception is a grant
+//     whose Future is cancelled after the client's Close began: it counts
+//     as used.
+//   - Every take leaves a grant record (about 150 bytes) for 30 seconds, by
+//     which a take whose answer was lost is resent without being served
+//     twice, or handed back.
+//   - Health: Report tells the pool how each use went (Succeeded, Failed,
+//     Blocked). Blocked cools the container down, twice as long for each
+//     Blocked of a streak, and a streak of failures can retire it (see
+//     HealthPolicy). No take hands out a retired container until a Put of
+//     its ID revives it; a report wakes no waiter, a reviving Put does.
 //
 // # Errors
 //
-// Every error matches an exported sentinel with errors.Is. A wait that ends
-// because its context is done matches both the operation's sentinel
-// (ErrNotObtained, ErrNotAvailable) and ctx.Err().
+//   - Every error matches an exported sentinel with errors.Is.
+//   - A wait that ends because its context is done matches both the
+//     operation's sentinel (ErrNotObtained, ErrNotAvailable) and ctx.Err().
+//   - A Redis that cannot be reached, refuses the credentials or does not
+//     answer in time is ErrUnavailable, which wraps the cause.
 //
 // # Logging
 //
 // xsync prints nothing. Its log lines, and those of the actor system it
-// starts, go to Options.Logger (a no-op logger by default).
+// starts, go to Options.Logger (a no-op logger by default). go-redis logs
+// through a process-wide logger of its own, which xsync leaves alone:
+// RouteGoRedisLogs sends those lines to a zap logger too, when the program
+// asks.
 package xsync

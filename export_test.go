@@ -3,8 +3,11 @@ package xsync
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+	"github.com/redisxsync/xsync/scripts"
 )
 
 // LockStats reports what c's lock manager holds: pending waiters (tries
@@ -15,8 +18,8 @@ func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err e
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	f := request(ctx, c.sys, mgr, &messages.LockStats{}, nil, func(msg any) (*messages.LockStatsResult, error) {
-		r, ok := msg.(*messages.LockStatsResult)
+	f := request(ctx, c.sys, mgr, &messages.ReadLockStats{}, nil, func(msg any) (*messages.ReadLockStatsResult, error) {
+		r, ok := msg.(*messages.ReadLockStatsResult)
 		if !ok {
 			return nil, fmt.Errorf("unexpected answer %T", msg)
 		}
@@ -27,4 +30,24 @@ func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err e
 		return 0, 0, 0, err
 	}
 	return r.Waiters, r.Leases, r.Busy, nil
+}
+
+// Scripts is a registry of xsync's Lua scripts, for the tests and
+// benchmarks that call one directly.
+var Scripts = redisx.MustNewRegistry(scripts.FS)
+
+// PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
+// n containers of pool name on DB 0 (random: any live ones) under token,
+// one-shot, as the pool actor sends it alone: 128 expired containers purged
+// at most, a grant kept 30s, no waiter ahead, no bypass budget.
+func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
+	kind := "a"
+	if random {
+		kind = "r"
+	}
+	ks := []string{
+		keys.Pool(name, "ready"), keys.Pool(name, "expiry"), keys.Pool(name, "meta"),
+		keys.Pool(name, "data"), keys.Pool(name, "expired"), keys.Pool(name, "grant:"+token),
+	}
+	return ks, []any{128, (30 * time.Second).Milliseconds(), -1, keys.PoolChannel(0), name, kind, n, -1}
 }

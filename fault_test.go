@@ -110,7 +110,7 @@ func TestPool_GrantWhoseAnswerWasLostIsHandedBackWhenTheWaiterLeaves(t *testing.
 	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.Addr, o.Logger = proxy.addr(), zap.New(core) })
 	p := c.Pool("accounts")
 	direct := newClient(t, withPrefix(prefix)).Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	poolSettled(t, p) // the take script is loaded: EVALSHA runs it
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	before := get(t, direct, "a")
@@ -144,7 +144,7 @@ func TestPool_CloseHandsBackAGrantWhoseAnswerWasLost(t *testing.T) {
 	}
 	p := c.Pool("accounts")
 	direct := newClient(t, withPrefix(prefix)).Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	poolSettled(t, p)
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	before := get(t, direct, "a")
@@ -177,7 +177,7 @@ func TestLock_KeysWhoseGrantWasLostAreReleasedWhenTheWaiterLeaves(t *testing.T) 
 	core, logs := observer.New(zap.WarnLevel)
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.Addr, o.Logger = proxy.addr(), zap.New(core) })
-	ctx := context.Background()
+	ctx := t.Context()
 	// The scripts are loaded, so that EVALSHA runs them while replies are cut.
 	warm, err := c.Lock(ctx, []string{"job"})
 	if err != nil {

@@ -11,7 +11,8 @@ import (
 )
 
 // echo is a stand-in for xsync's actors: it answers "ask" when told to
-// ("grant"), and answers with an error when the request is withdrawn.
+// ("grant"), answers with an error when the request is withdrawn, and
+// answers "ping" at once.
 type echo struct{ pending *actor.PID }
 
 func (e *echo) Receive(ctx actor.Context) {
@@ -20,6 +21,8 @@ func (e *echo) Receive(ctx actor.Context) {
 		switch m {
 		case "ask":
 			e.pending = ctx.Sender()
+		case "ping":
+			ctx.Respond("pong")
 		case "grant":
 			if e.pending != nil {
 				ctx.Send(e.pending, "granted")
@@ -68,24 +71,25 @@ func (h *futureHarness) ask(ctx context.Context) *Future[string] {
 		})
 }
 
-// sync makes sure the actor has handled everything sent before.
+// sync returns once the actor has handled everything sent before: its
+// mailbox is FIFO, and it answers "ping" at once.
 func (h *futureHarness) sync(t *testing.T) {
 	t.Helper()
-	if _, err := h.sys.Root.RequestFuture(h.pid, "ping", time.Second).Result(); err != nil && !errors.Is(err, actor.ErrTimeout) {
-		t.Fatal(err)
+	if _, err := h.sys.Root.RequestFuture(h.pid, "ping", time.Minute).Result(); err != nil {
+		t.Fatalf("ping: %v", err)
 	}
 }
 
 func TestFuture_WaitReturnsTheAnswer(t *testing.T) {
 	h := newFutureHarness(t)
-	f := h.ask(context.Background())
+	f := h.ask(t.Context())
 	select {
 	case <-f.Done():
 		t.Fatal("done before the answer")
 	default:
 	}
 	h.sys.Root.Send(h.pid, "grant")
-	got, err := f.Wait(context.Background())
+	got, err := f.Wait(t.Context())
 	if err != nil || got != "granted" {
 		t.Fatalf("Wait = %q, %v", got, err)
 	}
@@ -100,8 +104,8 @@ func TestFuture_WaitReturnsTheAnswer(t *testing.T) {
 
 func TestFuture_WaitEndingOnItsContextMatchesSentinelAndContext(t *testing.T) {
 	h := newFutureHarness(t)
-	f := h.ask(context.Background())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	f := h.ask(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
 	defer cancel()
 	_, err := f.Wait(ctx)
 	if !errors.Is(err, errTestSentinel) || !errors.Is(err, context.DeadlineExceeded) {
@@ -109,16 +113,16 @@ func TestFuture_WaitEndingOnItsContextMatchesSentinelAndContext(t *testing.T) {
 	}
 	// The operation goes on: a later grant is still received.
 	h.sys.Root.Send(h.pid, "grant")
-	if got, err := f.Wait(context.Background()); err != nil || got != "granted" {
+	if got, err := f.Wait(t.Context()); err != nil || got != "granted" {
 		t.Fatalf("second Wait = %q, %v", got, err)
 	}
 }
 
 func TestFuture_CancelWithdrawsAPendingRequest(t *testing.T) {
 	h := newFutureHarness(t)
-	f := h.ask(context.Background())
+	f := h.ask(t.Context())
 	f.Cancel()
-	_, err := f.Wait(context.Background())
+	_, err := f.Wait(t.Context())
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
 		t.Fatalf("Wait after Cancel = %v, want sentinel joined with context.Canceled", err)
 	}
@@ -133,38 +137,41 @@ func TestFuture_CancelWithdrawsAPendingRequest(t *testing.T) {
 
 func TestFuture_CancelHandsBackAnUnreceivedGrant(t *testing.T) {
 	h := newFutureHarness(t)
-	f := h.ask(context.Background())
+	f := h.ask(t.Context())
 	h.sys.Root.Send(h.pid, "grant")
 	<-f.Done() // granted, but nobody called Wait
 	f.Cancel()
 	if v := <-h.discarded; v != "granted" {
 		t.Fatalf("discarded %q", v)
 	}
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Wait after Cancel = %v, want context.Canceled", err)
 	}
 }
 
 func TestFuture_ContextEndWithdrawsTheRequest(t *testing.T) {
 	h := newFutureHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	f := h.ask(ctx)
 	cancel()
 	<-f.Done()
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
+	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
 		t.Fatalf("Wait = %v", err)
 	}
 	// Already-cancelled context: the request is still withdrawn, never stuck.
 	f = h.ask(ctx)
 	<-f.Done()
+	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
+		t.Fatalf("Wait of a request made with a cancelled context = %v, want sentinel joined with context.Canceled", err)
+	}
 }
 
 func TestFuture_DeadActorFailsWithErrClosed(t *testing.T) {
 	h := newFutureHarness(t)
 	dead := h.sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
 	_ = h.sys.Root.StopFuture(dead).Wait()
-	f := request(context.Background(), h.sys, dead, "ask", nil, func(msg any) (string, error) { return "", nil }, nil)
-	if _, err := f.Wait(context.Background()); !errors.Is(err, ErrClosed) {
+	f := request(t.Context(), h.sys, dead, "ask", nil, func(msg any) (string, error) { return "", nil }, nil)
+	if _, err := f.Wait(t.Context()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Wait = %v, want ErrClosed", err)
 	}
 }
@@ -174,7 +181,7 @@ func TestFuture_DeadActorFailsWithErrClosed(t *testing.T) {
 // returned the context's error.
 func TestFuture_GrantAfterTheContextEndedIsHandedBack(t *testing.T) {
 	h := newFutureHarness(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	f := h.ask(ctx)
 	f.mu.Lock()
 	f.stopAfter() // as if complete had beaten the AfterFunc to it
@@ -188,7 +195,7 @@ func TestFuture_GrantAfterTheContextEndedIsHandedBack(t *testing.T) {
 	if v := <-h.discarded; v != "granted" {
 		t.Fatalf("discarded %q", v)
 	}
-	if _, err := f.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("second Wait = %v, want the cancellation", err)
 	}
 }

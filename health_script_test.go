@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -51,14 +50,14 @@ func scriptReport(t testing.TB, prefix, id, outcome string, pol scriptPolicy) re
 // runScript runs one of xsync's scripts on DB 0 of the test server.
 func runScript(t testing.TB, name string, keys []string, args ...any) *redis.Cmd {
 	t.Helper()
-	return actors.Scripts.Get(name).Run(context.Background(), rawDB(t, 0), keys, args...)
+	return xsync.Scripts.Get(name).Run(context.Background(), rawDB(t, 0), keys, args...)
 }
 
 // scriptTake runs pool_take for one request of pool "accounts" and returns
 // its reply: {1, containers...}, {0, at} or {4}.
 func scriptTake(t testing.TB, prefix, token string, n int, random bool) []any {
 	t.Helper()
-	k, args := actors.PoolTakeArgs(redisx.Keys{Prefix: prefix}, "accounts", token, n, random)
+	k, args := xsync.PoolTakeArgs(redisx.Keys{Prefix: prefix}, "accounts", token, n, random)
 	res, err := runScript(t, "pool_take", k, args...).Slice()
 	if err != nil {
 		t.Fatalf("pool_take: %v", err)
@@ -407,7 +406,7 @@ func TestPoolTakeScript_ExpiredRetiredContainersNeverMakeAWaiterGiveUp(t *testin
 	scriptReport(t, prefix, cs[0].ID, "f", scriptPolicy{retireAfter: 1})
 	pipe := rawDB(t, 0).Pipeline()
 	for _, c := range cs[1:] {
-		actors.Scripts.Get("pool_report").Run(ctx, pipe, poolBaseKeys(prefix, "accounts"), c.ID, "f", 0, 0, 1)
+		xsync.Scripts.Get("pool_report").Run(ctx, pipe, poolBaseKeys(prefix, "accounts"), c.ID, "f", 0, 0, 1)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -30,13 +29,8 @@ const releaseTimeout = 5 * time.Second
 // "orders" and "{orders}" are therefore the same lock. No key, an empty key
 // or the same key twice is ErrInvalidKey; a TTL under 1ms ErrInvalidTTL.
 //
-// Waiting costs no Redis command while nothing changes: the waiter is tried
-// again when a release of one of its keys is published, or when the lease
-// that blocks it expires. Clients take turns: a client that waits for a key
-// queues in the key's turn queue in Redis, and a release hands the key to
-// the client whose turn it is; the waiters of one client get a key in the
-// order they asked for it. A client that died in its turn delays the key by
-// 100ms at most. When ctx ends first, the error matches both
+// Waiting costs no Redis command, and clients take turns (see the package
+// doc, section Locks). When ctx ends first, the error matches both
 // ErrNotObtained and ctx.Err(), and nothing is left behind: a lease granted
 // at that moment is released.
 //
@@ -57,14 +51,14 @@ func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*
 // waiters of its own client), or when a free key is another client's turn
 // (reserved for it for 100ms at most: a dead client's turn ends then too).
 func (c *Client) TryLock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
-	return c.lockAsync(ctx, keys, true, opts).Wait(ctx)
+	return c.lockAsync(ctx, keys, tryOnce, opts).Wait(ctx)
 }
 
 // LockAsync is Lock without the wait: the future completes with the lease.
 // Cancelling the future, or the end of ctx, withdraws the request; a lease
 // granted but not yet received by Wait is then released.
 func (c *Client) LockAsync(ctx context.Context, keys []string, opts ...LockOption) *Future[*Lease] {
-	return c.lockAsync(ctx, keys, false, opts)
+	return c.lockAsync(ctx, keys, waitInLine, opts)
 }
 
 // WithLock takes the locks on keys as Lock does, runs fn, and releases the
@@ -110,6 +104,14 @@ func (c *Client) WithLock(ctx context.Context, keys []string, fn func(ctx contex
 	return fn(fnCtx)
 }
 
+// lockMode says whether a lock request waits in line or makes one attempt.
+type lockMode bool
+
+const (
+	waitInLine lockMode = false
+	tryOnce    lockMode = true
+)
+
 // leaseKey is the context key under which WithLock hands fn its lease.
 type leaseKey struct{}
 
@@ -120,7 +122,7 @@ func LeaseFrom(ctx context.Context) (*Lease, bool) {
 	return l, ok
 }
 
-func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []LockOption) *Future[*Lease] {
+func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, opts []LockOption) *Future[*Lease] {
 	if err := checkKeys(keys); err != nil {
 		return failedFuture[*Lease](err)
 	}
@@ -129,7 +131,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		return failedFuture[*Lease](err)
 	}
 	if s.maxWaitSet && s.maxWait == 0 {
-		try = true
+		mode = tryOnce
 	}
 	cl, err := c.db(s.db, true)
 	if err != nil {
@@ -148,14 +150,14 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		QueueKeys: make([]string, len(keys)),
 		TTL:       s.ttl,
 		AutoRenew: s.autoRenew,
-		Try:       try,
+		Try:       mode == tryOnce,
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
 	}
 	userKeys := slices.Clone(keys)
 	stopMaxWait := context.CancelFunc(func() {})
-	if s.maxWaitSet && !try {
+	if s.maxWaitSet && mode != tryOnce {
 		ctx, stopMaxWait = context.WithTimeoutCause(ctx, s.maxWait, fmt.Errorf("MaxWait %v passed", s.maxWait))
 	}
 	return request(ctx, c.sys, mgr, req, ErrNotObtained,
@@ -165,8 +167,8 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 			case !ok:
 				return nil, fmt.Errorf("xsync: lock: unexpected answer %T", msg)
 			case r.Err != nil:
-				return nil, opErr("lock", r.Err)
-			case r.NotObtained || r.Lease == nil:
+				return nil, r.Err
+			case r.Lease == nil:
 				return nil, ErrNotObtained
 			}
 			l := &Lease{c: c, sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
@@ -178,7 +180,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, try bool, opts []
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
 			f.cleanup = stopMaxWait
-			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.Withdraw{Token: req.Token}) }
+			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.WithdrawAcquire{Token: req.Token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
 					c.sys.Root.Send(mgr, &messages.ReleaseLease{ID: l.id})
@@ -297,38 +299,14 @@ func (l *Lease) call(ctx context.Context, op string, msg any) error {
 		return ErrClosed
 	}
 	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
-		var err error
-		var notHeld bool
 		switch r := answer.(type) {
-		case *messages.RefreshResult:
-			err, notHeld = r.Err, r.NotHeld
-		case *messages.ReleaseResult:
-			err, notHeld = r.Err, r.NotHeld
-		default:
-			return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
+		case *messages.RefreshLeaseResult:
+			return struct{}{}, r.Err
+		case *messages.ReleaseLeaseResult:
+			return struct{}{}, r.Err
 		}
-		switch {
-		case err != nil:
-			return struct{}{}, opErr(op, err)
-		case notHeld:
-			return struct{}{}, ErrLockNotHeld
-		}
-		return struct{}{}, nil
+		return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
 	}, nil)
 	_, err := f.Wait(ctx)
 	return err
-}
-
-// opErr wraps an error of the lock manager so that it matches a sentinel:
-// ErrClosed as it is, data xsync did not write as ErrCorrupt (the script
-// changed nothing), any other Redis failure as ErrUnavailable (wrapping
-// the cause).
-func opErr(op string, err error) error {
-	if errors.Is(err, ErrClosed) {
-		return ErrClosed
-	}
-	if kind, detail := redisx.Classify(err); kind == redisx.Corrupt {
-		return fmt.Errorf("%w: %s: %s", ErrCorrupt, op, detail)
-	}
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, op, err)
 }

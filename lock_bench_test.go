@@ -28,7 +28,7 @@ func lockCalls(b *testing.B, r *redis.Client) int64 {
 func waitSettled(b *testing.B, c *xsync.Client, n int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		w, _, busy, err := xsync.LockStats(context.Background(), c)
+		w, _, busy, err := xsync.LockStats(b.Context(), c)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // BenchmarkLock_Uncontended: Lock then Release of a free key, one goroutine.
 func BenchmarkLock_Uncontended(b *testing.B) {
 	c := newClient(b)
-	ctx := context.Background()
+	ctx := b.Context()
 	raw := rawDB(b, 0)
 	// Warm up: the lock manager, the channel subscription, the script cache.
 	l, err := c.Lock(ctx, []string{"k"})
@@ -82,7 +82,7 @@ func BenchmarkLock_HandOff(b *testing.B) {
 	for _, mode := range []string{"same-client", "cross-client"} {
 		b.Run(mode, func(b *testing.B) {
 			prefix := testPrefix(b)
-			ctx := context.Background()
+			ctx := b.Context()
 			one := newClient(b, withPrefix(prefix))
 			two := one
 			if mode == "cross-client" {
@@ -125,7 +125,7 @@ func BenchmarkLock_Contended(b *testing.B) {
 	for _, n := range []int{2, 8, 32} {
 		b.Run(fmt.Sprintf("goroutines=%d", n), func(b *testing.B) {
 			prefix := testPrefix(b)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			ctx, cancel := context.WithTimeout(b.Context(), 5*time.Minute)
 			defer cancel()
 			clients := []*xsync.Client{newClient(b, withPrefix(prefix)), newClient(b, withPrefix(prefix))}
 			for _, c := range clients { // warm up
@@ -206,7 +206,7 @@ func BenchmarkLock_CancelWaiters(b *testing.B) {
 	for _, n := range []int{1000, 10000, 50000} {
 		b.Run(fmt.Sprintf("waiters=%d", n), func(b *testing.B) {
 			c := newClient(b)
-			ctx := context.Background()
+			ctx := b.Context()
 			holder, err := c.Lock(ctx, []string{"held"}, xsync.TTL(time.Hour))
 			if err != nil {
 				b.Fatal(err)

@@ -11,8 +11,7 @@ const DefaultLockTTL = 30 * time.Second
 
 // lockSettings are the settings of one lock call, built from LockOptions.
 type lockSettings struct {
-	db    int
-	dbSet bool
+	db int
 
 	ttl          time.Duration
 	ttlSet       bool

@@ -24,7 +24,7 @@ import (
 func settled(t testing.TB, c *xsync.Client, n int) {
 	t.Helper()
 	eventually(t, 5*time.Second, fmt.Sprintf("%d settled waiters", n), func() bool {
-		w, _, busy, err := xsync.LockStats(context.Background(), c)
+		w, _, busy, err := xsync.LockStats(t.Context(), c)
 		if err != nil {
 			t.Fatalf("LockStats: %v", err)
 		}
@@ -34,7 +34,7 @@ func settled(t testing.TB, c *xsync.Client, n int) {
 
 func lockKeysLeft(t testing.TB, prefix string, db int) []string {
 	t.Helper()
-	keys, err := rawDB(t, db).Keys(context.Background(), prefix+":lock*").Result()
+	keys, err := rawDB(t, db).Keys(t.Context(), prefix+":lock*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func assertRising(t testing.TB, fences []int64) {
 func TestLock_MutualExclusionAcrossClients(t *testing.T) {
 	const clients, goroutines, rounds = 3, 8, 5
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cs := &criticalSection{db: rawDB(t, 0), counter: prefix + ":counter"}
 
@@ -131,7 +131,7 @@ const (
 
 func TestLock_MutualExclusionAcrossProcesses(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	exe, err := os.Executable()
 	if err != nil {
@@ -178,13 +178,13 @@ func TestLock_MutualExclusionAcrossProcesses(t *testing.T) {
 }
 
 // TestLock_ChildProcess is the body of the children of
-// TestLock_MutualExclusionAcrossProcesses; run on its own, it does nothing.
+// TestLock_MutualExclusionAcrossProcesses; run on its own, it skips.
 func TestLock_ChildProcess(t *testing.T) {
 	prefix := os.Getenv(childEnv)
 	if prefix == "" {
-		return // not a child
+		t.Skip("runs only as a child of TestLock_MutualExclusionAcrossProcesses")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	c := newClient(t, withPrefix(prefix))
 	db, err := c.DB(0)
@@ -225,7 +225,7 @@ func TestLock_ChildProcess(t *testing.T) {
 
 func TestTryLock_TakesFreeKeysAndRefusesHeldOnes(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 
 	first, err := a.TryLock(ctx, []string{"orders"})
@@ -275,7 +275,7 @@ func TestTryLock_GetsAKeyWhoseTurnWentToADeadClient(t *testing.T) {
 	for _, freed := range []string{"released", "expired"} {
 		t.Run(freed, func(t *testing.T) {
 			prefix := testPrefix(t)
-			ctx := context.Background()
+			ctx := t.Context()
 			a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 			raw := rawDB(t, 0)
 			queue := prefix + ":lockq:{k}"
@@ -322,7 +322,7 @@ func TestTryLock_GetsAKeyWhoseTurnWentToADeadClient(t *testing.T) {
 
 func TestLock_FenceNeverGoesBackAfterExpiry(t *testing.T) {
 	c := newClient(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	var last int64
 	for i := 0; i < 3; i++ {
 		lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(20*time.Millisecond))
@@ -339,7 +339,7 @@ func TestLock_FenceNeverGoesBackAfterExpiry(t *testing.T) {
 
 func TestLock_MultiKeyIsAllOrNothing(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 
@@ -389,7 +389,7 @@ func TestLock_MultiKeyIsAllOrNothing(t *testing.T) {
 
 func TestLock_OverlappingKeySetsDoNotDeadlock(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	sets := [][]string{{"a", "b"}, {"b", "c"}, {"c", "a"}}
 	inside := map[string]*atomic.Int32{"a": {}, "b": {}, "c": {}}
@@ -431,7 +431,7 @@ func TestLock_OverlappingKeySetsDoNotDeadlock(t *testing.T) {
 
 func TestLock_WaiterWakesOnRelease(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	// The holder's lease would last a minute: only the published release
 	// can wake the waiter within the 10s it is given.
@@ -463,7 +463,7 @@ func TestLock_WaiterWakesOnRelease(t *testing.T) {
 
 func TestLock_WaiterWakesAtBlockerExpiry(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 	// A holder that died without releasing: its key just expires, and
@@ -492,7 +492,7 @@ func TestLock_WaiterWakesAtBlockerExpiry(t *testing.T) {
 
 func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	holder, err := a.Lock(ctx, []string{"busy"}, xsync.TTL(time.Minute))
@@ -550,7 +550,7 @@ func TestLock_WaitersCostNoRedisCommands(t *testing.T) {
 
 func TestLease_AutoRenewKeepsItPastSeveralTTLs(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	const ttl = 150 * time.Millisecond
 	lease, err := a.Lock(ctx, []string{"long-job"}, xsync.TTL(ttl), xsync.AutoRenew(true))
@@ -576,7 +576,7 @@ func TestLease_AutoRenewKeepsItPastSeveralTTLs(t *testing.T) {
 
 func TestLease_WithoutRenewalExpires(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	lease, err := a.Lock(ctx, []string{"short"}, xsync.TTL(100*time.Millisecond))
 	if err != nil {
@@ -602,7 +602,7 @@ func TestLease_WithoutRenewalExpires(t *testing.T) {
 
 func TestLease_LostWhenKeyIsDeletedBehindItsBack(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	lease, err := c.Lock(ctx, []string{"k1", "k2"}, xsync.TTL(300*time.Millisecond), xsync.AutoRenew(true))
 	if err != nil {
@@ -635,10 +635,10 @@ func pauseWrites(t *testing.T) (pausedAt time.Time, unpause func()) {
 	t.Helper()
 	raw := rawDB(t, 0)
 	pausedAt = serverNow(t)
-	if err := raw.Do(context.Background(), "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
+	if err := raw.Do(t.Context(), "CLIENT", "PAUSE", "10000", "WRITE").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
-	unpause = func() {
+	unpause = func() { // also a cleanup: t.Context() is done by then
 		if err := raw.Do(context.Background(), "CLIENT", "UNPAUSE").Err(); err != nil {
 			t.Errorf("CLIENT UNPAUSE: %v", err)
 		}
@@ -651,7 +651,7 @@ func pauseWrites(t *testing.T) (pausedAt time.Time, unpause func()) {
 // it is lost when its TTL runs out, not when Redis answers again.
 func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(200*time.Millisecond), xsync.AutoRenew(true))
 	if err != nil {
@@ -679,7 +679,7 @@ func TestLease_LostWhenRedisIsUnreachablePastTheTTL(t *testing.T) {
 // the lease lost then, rather than waiting for Redis.
 func TestLease_RefreshUnansweredByTheExpiryLosesTheLease(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(200*time.Millisecond))
 	if err != nil {
@@ -704,12 +704,12 @@ func TestLease_RefreshUnansweredByTheExpiryLosesTheLease(t *testing.T) {
 
 func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 	var cause error
 	err := c.WithLock(ctx, []string{"guarded"}, func(ctx context.Context) error {
-		if err := raw.Del(context.Background(), prefix+":lock:{guarded}").Err(); err != nil {
+		if err := raw.Del(t.Context(), prefix+":lock:{guarded}").Err(); err != nil {
 			return err
 		}
 		select {
@@ -730,7 +730,7 @@ func TestWithLock_CancelsFnWhenTheLeaseIsLost(t *testing.T) {
 
 func TestWithLock_ReleasesWhenFnReturns(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	boom := errors.New("boom")
 	var held bool
@@ -752,7 +752,7 @@ func TestWithLock_ReleasesWhenFnReturns(t *testing.T) {
 
 func TestWithLock_ReleasesWhenFnPanics(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	recovered := func() (r any) {
 		defer func() { r = recover() }()
@@ -777,7 +777,7 @@ func TestWithLock_ReleasesWhenFnPanics(t *testing.T) {
 
 func TestLease_Refresh(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 	lease, err := c.Lock(ctx, []string{"r"}, xsync.TTL(time.Second))
@@ -816,7 +816,7 @@ func TestLease_Refresh(t *testing.T) {
 // way at once, so that a renewal sent before a Refresh cannot run after it.)
 func TestLease_RefreshAmidRenewalsSetsItsTTL(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 	lease, err := c.Lock(ctx, []string{"r"}, xsync.TTL(60*time.Millisecond), xsync.AutoRenew(true))
@@ -848,7 +848,7 @@ func TestLease_RefreshAmidRenewalsSetsItsTTL(t *testing.T) {
 func TestLease_ReleaseWorksWithACancelledContext(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	lease, err := c.Lock(ctx, []string{"x"})
 	if err != nil {
 		t.Fatal(err)
@@ -864,7 +864,7 @@ func TestLease_ReleaseWorksWithACancelledContext(t *testing.T) {
 
 func TestLock_CancelWhileWaitingLeaksNothing(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
@@ -937,7 +937,7 @@ func TestLock_CancelWhileWaitingLeaksNothing(t *testing.T) {
 
 func TestLock_BadInput(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	cases := []struct {
 		name string
@@ -979,7 +979,7 @@ func TestLock_BadInput(t *testing.T) {
 
 func TestLock_OnDBLocksThere(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := newClient(t, withPrefix(prefix))
 	on5, err := c.Lock(ctx, []string{"shared"}, xsync.OnDB(5))
 	if err != nil {
@@ -1009,7 +1009,7 @@ func TestLock_OnDBLocksThere(t *testing.T) {
 
 func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	holder, err := a.Lock(ctx, []string{"p"}, xsync.TTL(time.Minute))
@@ -1036,7 +1036,7 @@ func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
 
 func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	other := newClient(t, withPrefix(prefix))
 	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
 	if err != nil {
@@ -1081,7 +1081,7 @@ func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
 
 func TestLock_ClientsTakeTurns(t *testing.T) {
 	prefix := testPrefix(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	holder, err := a.Lock(ctx, []string{"t"}, xsync.TTL(time.Minute))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
@@ -20,26 +18,24 @@ func protoactorLogger(log *zap.Logger) func(*actor.ActorSystem) *slog.Logger {
 	}
 }
 
-// go-redis logs through one process-wide logger, which prints to stderr by
-// default. xsync routes it to the Logger of the latest client created with a
-// non-nop Logger, and drops it until then: the library prints nothing.
-var (
-	goredisLog     atomic.Pointer[zap.Logger]
-	goredisLogOnce sync.Once
-)
-
-type goredisLogger struct{}
-
-// Printf implements go-redis's internal.Logging.
-func (goredisLogger) Printf(_ context.Context, format string, v ...any) {
-	if l := goredisLog.Load(); l != nil {
-		l.Named("go-redis").Info(fmt.Sprintf(format, v...))
+// RouteGoRedisLogs sends the log lines of go-redis to log, at Info level
+// under the name "go-redis"; a nil log drops them.
+//
+// go-redis logs through one process-wide logger, which prints to stderr
+// unless redis.SetLogger replaced it: this call replaces it, for every
+// go-redis client of the program, xsync's and others alike. xsync never
+// calls it itself; a program that wants go-redis's lines in its zap log
+// calls it once, at start-up.
+func RouteGoRedisLogs(log *zap.Logger) {
+	if log == nil {
+		log = zap.NewNop()
 	}
+	redis.SetLogger(goredisLogger{log.Named("go-redis")})
 }
 
-func routeGoRedisLogs(log *zap.Logger) {
-	goredisLogOnce.Do(func() { redis.SetLogger(goredisLogger{}) })
-	if log.Core().Enabled(zap.ErrorLevel) {
-		goredisLog.Store(log)
-	}
+type goredisLogger struct{ log *zap.Logger }
+
+// Printf implements go-redis's internal.Logging.
+func (l goredisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Info(fmt.Sprintf(format, v...))
 }

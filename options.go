@@ -100,5 +100,5 @@ type DBOption struct{ n int }
 // n makes the call fail with ErrInvalidOptions.
 func OnDB(n int) DBOption { return DBOption{n: n} }
 
-func (o DBOption) applyLock(s *lockSettings) { s.db, s.dbSet = o.n, true }
-func (o DBOption) applyPool(s *poolSettings) { s.db, s.dbSet = o.n, true }
+func (o DBOption) applyLock(s *lockSettings) { s.db = o.n }
+func (o DBOption) applyPool(s *poolSettings) { s.db = o.n }

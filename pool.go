@@ -27,7 +27,7 @@ const maxDelay = 100 * 365 * 24 * time.Hour
 
 // PoolBypassLimit is how many later requests of one client may be served
 // before a waiting request that cannot be served yet, before it holds them
-// back: see Pool.
+// back: the bypass rule of the package doc, section Pools.
 const PoolBypassLimit = actors.DefaultMaxBypass
 
 // Container is one rate-limited resource of a pool: an account, a cookie
@@ -100,45 +100,8 @@ type PoolStats struct {
 // same Redis DB under the same KeyPrefix: accounts, cookies or proxies that
 // many workers on many machines use, each no faster than its Interval
 // allows. Get one from Client.Pool; it is safe for use by many goroutines.
-//
-// The Redis server's clock decides everything (readiness, expiry, CreatedAt,
-// NextAvailable), so clients on machines with skewed clocks agree to the
-// millisecond. Every operation is one Lua script, atomic, and costs
-// O(log N) per container it touches, whatever the pool's size.
-//
-// Taking (Ask and kin) is all-or-nothing: n ready containers, those with the
-// earliest NextAvailable (so use rotates), each with NextAvailable moved to
-// now+Interval and UsageCount+1, or nothing. AcquireRandom and kin take n
-// live containers at random, ready or not: UsageCount+1, NextAvailable
-// unchanged.
-//
-// Waiting (WaitAsk and kin) costs no Redis command while nothing changes:
-// a failed try tells the client's pool actor the earliest time it could
-// succeed, the actor sets one timer for it, and a Put, Cooldown or hand-back
-// on any client wakes it through pub/sub. One script call tries many waiters
-// at once. Waiters of one client are served in arrival order, with this
-// bypass rule: a waiter that cannot be served yet (it asks for 5, 3 are
-// ready) lets later waiters be served before it, at most PoolBypassLimit
-// times; then it holds them back until it is served. A waiter for more
-// containers than the pool holds never holds others back. Between clients
-// (processes) there is no queue: whoever asks first when containers are
-// ready gets them.
-//
-// A wait that is cancelled (its context, or Future.Cancel) is withdrawn; if
-// containers were granted meanwhile, they are handed back: made ready again
-// with their NextAvailable and UsageCount restored. Never lost, with one
-// exception: a grant whose Future is cancelled after the client's Close
-// began cannot be handed back; it counts as used and is ready again after
-// its Interval.
-//
-// Every take leaves a small grant record in Redis for 30 seconds (about 150
-// bytes), by which a take whose answer was lost can be resent without being
-// served twice, and a grant handed back.
-//
-// Health: Report tells the pool how each use went (Succeeded, Failed,
-// Blocked). Blocked cools the container down, longer for each Blocked in a
-// row, and a streak of failures can retire it (see HealthPolicy). No take
-// hands out a retired container, until a Put of its ID revives it.
+// How takes, waiting, the bypass rule and cancellation work: see the
+// package doc, section Pools.
 type Pool struct {
 	c    *Client
 	name string
@@ -236,13 +199,6 @@ func (p *Pool) actor() (*actor.PID, error) {
 		Client: cl,
 		Conn:   p.c.conn,
 		Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
-		Errors: actors.PoolErrors{
-			NotAvailable: ErrNotAvailable,
-			NotFound:     ErrNotFound,
-			Corrupt:      ErrCorrupt,
-			Unavailable:  ErrUnavailable,
-			Closed:       ErrClosed,
-		},
 	})))
 	if err != nil {
 		return nil, err
@@ -370,7 +326,7 @@ func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
-	return call(ctx, p, &messages.PoolStats{}, func(r *messages.PoolStatsResult) (PoolStats, error) {
+	return call(ctx, p, &messages.PoolReadStats{}, func(r *messages.PoolReadStatsResult) (PoolStats, error) {
 		return PoolStats{
 			At:          r.At,
 			Total:       r.Total,
@@ -409,7 +365,18 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 
 // take sends a take request to the pool's actor; pick turns the containers
 // into the future's value.
-func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bool, pick func([]Container) T) *Future[T] {
+// takeMode says what a take asks for: ready containers or random live
+// ones, at once or waiting.
+type takeMode struct{ random, wait bool }
+
+var (
+	askReady   = takeMode{}
+	waitReady  = takeMode{wait: true}
+	askRandom  = takeMode{random: true}
+	waitRandom = takeMode{random: true, wait: true}
+)
+
+func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, pick func([]Container) T) *Future[T] {
 	if n <= 0 {
 		return failedFuture[T](fmt.Errorf("%w: pool %q: %s(%d)", ErrInvalidQuantity, p.name, op, n))
 	}
@@ -418,7 +385,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bo
 		return failedFuture[T](err)
 	}
 	token, sys := p.nextToken(), p.c.sys
-	msg := &messages.PoolTake{Token: token, N: n, Random: random, Wait: wait}
+	msg := &messages.PoolTake{Token: token, N: n, Random: mode.random, Wait: mode.wait}
 	convert := func(m any) (T, error) {
 		var zero T
 		r, ok := m.(*messages.PoolTakeResult)
@@ -436,7 +403,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, random, wait bo
 	}
 	return request(ctx, sys, pid, msg, ErrNotAvailable, convert, func(f *Future[T], _ *actor.PID) {
 		// Both run in the caller's goroutine or a future's: a Send never blocks.
-		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdraw{Token: token}) }
+		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdrawTake{Token: token}) }
 		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
 	})
 }
@@ -456,7 +423,7 @@ func (p *Pool) Ask(ctx context.Context, n int) ([]Container, error) {
 
 // AskAsync is the Async form of Ask.
 func (p *Pool) AskAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "Ask", n, false, false, all)
+	return take(ctx, p, "Ask", n, askReady, all)
 }
 
 // AskOne is Ask for one container.
@@ -466,7 +433,7 @@ func (p *Pool) AskOne(ctx context.Context) (Container, error) {
 
 // AskOneAsync is the Async form of AskOne.
 func (p *Pool) AskOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "AskOne", 1, false, false, one)
+	return take(ctx, p, "AskOne", 1, askReady, one)
 }
 
 // WaitAsk is Ask that waits, until ctx is done, for n containers to be
@@ -480,7 +447,7 @@ func (p *Pool) WaitAsk(ctx context.Context, n int) ([]Container, error) {
 // WaitAskAsync is the Async form of WaitAsk. Cancelling the future (or
 // ending ctx) withdraws the wait.
 func (p *Pool) WaitAskAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "WaitAsk", n, false, true, all)
+	return take(ctx, p, "WaitAsk", n, waitReady, all)
 }
 
 // WaitAskOne is WaitAsk for one container.
@@ -490,7 +457,7 @@ func (p *Pool) WaitAskOne(ctx context.Context) (Container, error) {
 
 // WaitAskOneAsync is the Async form of WaitAskOne.
 func (p *Pool) WaitAskOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "WaitAskOne", 1, false, true, one)
+	return take(ctx, p, "WaitAskOne", 1, waitReady, one)
 }
 
 // AcquireRandom takes n distinct live containers at random, ignoring their
@@ -503,7 +470,7 @@ func (p *Pool) AcquireRandom(ctx context.Context, n int) ([]Container, error) {
 
 // AcquireRandomAsync is the Async form of AcquireRandom.
 func (p *Pool) AcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "AcquireRandom", n, true, false, all)
+	return take(ctx, p, "AcquireRandom", n, askRandom, all)
 }
 
 // AcquireRandomOne is AcquireRandom for one container.
@@ -513,7 +480,7 @@ func (p *Pool) AcquireRandomOne(ctx context.Context) (Container, error) {
 
 // AcquireRandomOneAsync is the Async form of AcquireRandomOne.
 func (p *Pool) AcquireRandomOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "AcquireRandomOne", 1, true, false, one)
+	return take(ctx, p, "AcquireRandomOne", 1, askRandom, one)
 }
 
 // WaitAcquireRandom is AcquireRandom that waits, until ctx is done, for the
@@ -525,7 +492,7 @@ func (p *Pool) WaitAcquireRandom(ctx context.Context, n int) ([]Container, error
 
 // WaitAcquireRandomAsync is the Async form of WaitAcquireRandom.
 func (p *Pool) WaitAcquireRandomAsync(ctx context.Context, n int) *Future[[]Container] {
-	return take(ctx, p, "WaitAcquireRandom", n, true, true, all)
+	return take(ctx, p, "WaitAcquireRandom", n, waitRandom, all)
 }
 
 // WaitAcquireRandomOne is WaitAcquireRandom for one container.
@@ -535,5 +502,5 @@ func (p *Pool) WaitAcquireRandomOne(ctx context.Context) (Container, error) {
 
 // WaitAcquireRandomOneAsync is the Async form of WaitAcquireRandomOne.
 func (p *Pool) WaitAcquireRandomOneAsync(ctx context.Context) *Future[Container] {
-	return take(ctx, p, "WaitAcquireRandomOne", 1, true, true, one)
+	return take(ctx, p, "WaitAcquireRandomOne", 1, waitRandom, one)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -37,7 +36,7 @@ func fillPool(b *testing.B, p *xsync.Pool, n int, data string, ttl time.Duration
 				for i := from; i < min(from+batch, n); i++ {
 					cs = append(cs, xsync.Container{ID: fmt.Sprintf("c%07d", i), Data: data, TTL: ttl})
 				}
-				if err := p.Put(context.Background(), cs...); err != nil {
+				if err := p.Put(b.Context(), cs...); err != nil {
 					b.Error(err)
 					return
 				}
@@ -79,10 +78,10 @@ func concurrently(b *testing.B, g int, op func(i int) error) {
 // "bench" straight with EVALSHA, a new token each time: what one take costs
 // Redis, without the pool actor.
 func rawTake(raw *redis.Client, keys redisx.Keys) func(int) error {
-	take := actors.Scripts.Get("pool_take")
+	take := xsync.Scripts.Get("pool_take")
 	var tokens atomic.Int64
 	return func(int) error {
-		k, args := actors.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
+		k, args := xsync.PoolTakeArgs(keys, "bench", "raw."+strconv.FormatInt(tokens.Add(1), 36), 1, false)
 		return take.Run(context.Background(), raw, k, args...).Err()
 	}
 }
@@ -97,7 +96,7 @@ func BenchmarkPoolThroughput(b *testing.B) {
 	fillPool(b, p, 1000, "cookie=0123456789abcdef", 0)
 	keys := redisx.Keys{Prefix: prefix}
 	raw := rawDB(b, 0)
-	ctx := context.Background()
+	ctx := b.Context()
 	for _, g := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("AskOne/goroutines=%d", g), func(b *testing.B) {
 			concurrently(b, g, func(int) error { _, err := p.AskOne(ctx); return err })
@@ -116,7 +115,7 @@ func BenchmarkPoolThroughput(b *testing.B) {
 func BenchmarkPoolReadyToGrant(b *testing.B) {
 	c := newClient(b)
 	p := c.Pool("bench")
-	ctx := context.Background()
+	ctx := b.Context()
 	const interval = 20 * time.Millisecond
 	if err := p.Put(ctx, xsync.Container{ID: "only", Interval: interval}); err != nil {
 		b.Fatal(err)
@@ -144,7 +143,7 @@ func BenchmarkPoolReadyToGrant(b *testing.B) {
 func BenchmarkPoolPutToGrant(b *testing.B) {
 	prefix := testPrefix(b)
 	waiter, producer := newClient(b, withPrefix(prefix)).Pool("bench"), newClient(b, withPrefix(prefix)).Pool("bench")
-	ctx := context.Background()
+	ctx := b.Context()
 	lates := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := range b.N {
@@ -180,7 +179,7 @@ func reportLatencies(b *testing.B, ds []time.Duration, name string) {
 // The cost of one Ask, through the actor and as a raw script call, must not
 // grow with the pool's size.
 func BenchmarkPoolAskCost(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	for _, n := range []int{100, 10_000, 100_000} {
 		prefix := testPrefix(b)
 		c := newClient(b, withPrefix(prefix))
@@ -205,7 +204,7 @@ func BenchmarkPoolAskCost(b *testing.B) {
 // number of containers), with a TTL and a 24-byte payload, and the memory
 // of one grant record (kept 30s after each take).
 func BenchmarkPoolMemory(b *testing.B) {
-	ctx := context.Background()
+	ctx := b.Context()
 	for _, n := range []int{100, 10_000} {
 		prefix := testPrefix(b)
 		c := newClient(b, withPrefix(prefix))
@@ -224,8 +223,8 @@ func BenchmarkPoolMemory(b *testing.B) {
 				data = m
 			}
 		}
-		k, args := actors.PoolTakeArgs(keys, "bench", "mem", 1, false)
-		if err := actors.Scripts.Get("pool_take").Run(ctx, raw, k, args...).Err(); err != nil {
+		k, args := xsync.PoolTakeArgs(keys, "bench", "mem", 1, false)
+		if err := xsync.Scripts.Get("pool_take").Run(ctx, raw, k, args...).Err(); err != nil {
 			b.Fatal(err)
 		}
 		grant, err := raw.MemoryUsage(ctx, keys.Pool("bench", "grant:mem"), 0).Result()
@@ -252,13 +251,13 @@ func BenchmarkPoolCancelWaiters(b *testing.B) {
 			p := c.Pool("cancel")
 			for range b.N {
 				b.StopTimer()
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx, cancel := context.WithCancel(b.Context())
 				fs := make([]*xsync.Future[xsync.Container], n)
 				for i := range fs {
 					fs[i] = p.WaitAskOneAsync(ctx)
 				}
 				// Every waiter is queued and tried once before the cancel.
-				if _, err := p.Stats(context.Background()); err != nil {
+				if _, err := p.Stats(b.Context()); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()

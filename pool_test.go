@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -24,7 +23,7 @@ import (
 // serverNow is the test server's clock.
 func serverNow(t testing.TB) time.Time {
 	t.Helper()
-	now, err := rawDB(t, 0).Time(context.Background()).Result()
+	now, err := rawDB(t, 0).Time(t.Context()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +32,14 @@ func serverNow(t testing.TB) time.Time {
 
 func put(t testing.TB, p *xsync.Pool, cs ...xsync.Container) {
 	t.Helper()
-	if err := p.Put(context.Background(), cs...); err != nil {
+	if err := p.Put(t.Context(), cs...); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
 }
 
 func get(t testing.TB, p *xsync.Pool, id string) xsync.Container {
 	t.Helper()
-	c, err := p.Get(context.Background(), id)
+	c, err := p.Get(t.Context(), id)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", id, err)
 	}
@@ -49,7 +48,7 @@ func get(t testing.TB, p *xsync.Pool, id string) xsync.Container {
 
 func stats(t testing.TB, p *xsync.Pool) xsync.PoolStats {
 	t.Helper()
-	s, err := p.Stats(context.Background())
+	s, err := p.Stats(t.Context())
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
@@ -87,7 +86,7 @@ func poolBaseKeys(prefix, name string) []string {
 // only after a take call that tried them all.
 func poolSettled(t testing.TB, p *xsync.Pool) {
 	t.Helper()
-	if c, err := p.AskOne(context.Background()); err == nil {
+	if c, err := p.AskOne(t.Context()); err == nil {
 		t.Fatalf("settled: AskOne took %s: the test expects nothing ready", c.ID)
 	} else if !errors.Is(err, xsync.ErrNotAvailable) {
 		t.Fatalf("settled: AskOne: %v", err)
@@ -115,7 +114,7 @@ func TestPool_RateLimitHoldsAcrossClients(t *testing.T) {
 	}
 	put(t, clients[0].Pool("accounts"), cs...)
 
-	ctx, cancel := context.WithTimeout(context.Background(), window+300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), window+300*time.Millisecond)
 	defer cancel()
 	var (
 		mu     sync.Mutex
@@ -188,7 +187,7 @@ func TestPool_RateLimitHoldsAcrossClients(t *testing.T) {
 func TestPool_AskIsAllOrNothing(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p,
 		xsync.Container{ID: "a", Interval: time.Hour},
 		xsync.Container{ID: "b", Interval: time.Hour},
@@ -233,7 +232,7 @@ func TestPool_AskIsAllOrNothing(t *testing.T) {
 func TestPool_AskRotatesByNextAvailable(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("proxies")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "p1"}, xsync.Container{ID: "p2"}, xsync.Container{ID: "p3"})
 	var order []string
 	for range 6 {
@@ -265,7 +264,7 @@ func TestPool_AskRotatesByNextAvailable(t *testing.T) {
 func TestPool_AcquireRandomIgnoresIntervalAndCountsUsage(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("cookies")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "x", Interval: time.Hour}, xsync.Container{ID: "y", Interval: time.Hour},
 		xsync.Container{ID: "z", Interval: time.Hour})
 	taken, err := p.Ask(ctx, 3)
@@ -321,7 +320,7 @@ func TestPool_AcquireRandomIgnoresIntervalAndCountsUsage(t *testing.T) {
 func TestPool_PutUpdatesConfigAndKeepsState(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour, Data: "cookie-1"})
 	first := get(t, p, "a")
 	if first.UsageCount != 0 || first.NextAvailable.Sub(first.CreatedAt) >= time.Millisecond || first.CreatedAt.IsZero() {
@@ -363,7 +362,7 @@ func TestPool_PayloadUpToOneMiBRoundTrips(t *testing.T) {
 	p := c.Pool("big")
 	data := strings.Repeat("\x00\xffcookie;", xsync.MaxPayload/8)[:xsync.MaxPayload]
 	put(t, p, xsync.Container{ID: "big", Data: data})
-	got, err := p.AskOne(context.Background())
+	got, err := p.AskOne(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +374,7 @@ func TestPool_PayloadUpToOneMiBRoundTrips(t *testing.T) {
 func TestPool_Cooldown(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "a"})
 
 	before := serverNow(t)
@@ -420,7 +419,7 @@ func TestPool_Remove(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "a", Data: "x"}, xsync.Container{ID: "b"}, xsync.Container{ID: "c"})
 	n, err := p.Remove(ctx, "a", "b", "never-there")
 	if err != nil || n != 2 {
@@ -448,7 +447,7 @@ func TestPool_Remove(t *testing.T) {
 func TestPool_Stats(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	if s := stats(t, p); s.Total != 0 || s.Ready != 0 || !s.NextReadyAt.IsZero() || s.Expired != 0 || s.Waiting != 0 {
 		t.Fatalf("Stats of an empty pool: %+v", s)
 	}
@@ -484,7 +483,7 @@ func TestPool_ExpiredContainersAreNeverHandedOutAndArePurged(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("cookies")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "short", TTL: 200 * time.Millisecond}, xsync.Container{ID: "forever"})
 	short := get(t, p, "short")
 	expiry := short.CreatedAt.Add(short.TTL)
@@ -542,7 +541,7 @@ func TestPool_ExpiryPurgesInBoundedBatches(t *testing.T) {
 		t.Fatalf("first Stats after 300 expiries: %+v; want Total 1 and a partial purge", s)
 	}
 	eventually(t, 10*time.Second, "every expired container purged", func() bool { return stats(t, p).Expired == 300 })
-	if n, _ := rawDB(t, 0).ZCard(context.Background(), poolKey(prefix, "many", "ready")).Result(); n != 1 {
+	if n, _ := rawDB(t, 0).ZCard(t.Context(), poolKey(prefix, "many", "ready")).Result(); n != 1 {
 		t.Fatalf("%d containers left in the ready set, want 1", n)
 	}
 }
@@ -552,7 +551,7 @@ func TestPool_ExpiryPurgesInBoundedBatches(t *testing.T) {
 func TestPool_WaiterOnEmptyPoolIsServedWhenAnotherClientPuts(t *testing.T) {
 	prefix := testPrefix(t)
 	waiter, producer := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	p := waiter.Pool("jobs")
 	f := p.WaitAskOneAsync(ctx)
@@ -578,7 +577,7 @@ func TestPool_WaiterOnEmptyPoolIsServedWhenAnotherClientPuts(t *testing.T) {
 func TestPool_WaiterForCoolingContainerIsServedWhenItIsReady(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	put(t, p, xsync.Container{ID: "a", Interval: 400 * time.Millisecond})
 	first, err := p.AskOne(ctx)
@@ -607,10 +606,10 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
-	if err := p.Cooldown(context.Background(), "a", time.Hour); err != nil {
+	if err := p.Cooldown(t.Context(), "a", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 800*time.Millisecond)
 	defer cancel()
 	var fs []*xsync.Future[[]xsync.Container]
 	for i := range 40 {
@@ -632,7 +631,7 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 	db := rawDB(t, 0)
 	before := commandCounts(t, db)
 	for _, f := range fs {
-		if _, err := f.Wait(context.Background()); !errors.Is(err, xsync.ErrNotAvailable) || !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := f.Wait(t.Context()); !errors.Is(err, xsync.ErrNotAvailable) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("waiter ended with %v, want ErrNotAvailable and DeadlineExceeded", err)
 		}
 	}
@@ -645,7 +644,7 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 func TestPool_OnePutServesManyWaitersInFewCalls(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var fs []*xsync.Future[xsync.Container]
 	for range 30 {
@@ -720,7 +719,7 @@ func holdBackBehindBigWaiter(t *testing.T, ctx context.Context, p *xsync.Pool) (
 func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	big, small := holdBackBehindBigWaiter(t, ctx, p)
 	// Budget spent: a ready container is now kept for the big waiter, even
@@ -754,7 +753,7 @@ func TestPool_LargeWaiterIsNotStarvedAndDoesNotBlockForever(t *testing.T) {
 func TestPool_WithdrawnBigWaiterReleasesThoseItHeldBack(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	big, small := holdBackBehindBigWaiter(t, ctx, p)
 	put(t, p, xsync.Container{ID: "held-0", Interval: time.Hour}, xsync.Container{ID: "held-1", Interval: time.Hour})
@@ -776,7 +775,7 @@ func TestPool_WithdrawnBigWaiterReleasesThoseItHeldBack(t *testing.T) {
 func TestPool_ImpossibleWaiterDoesNotBlockOthers(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	huge := p.WaitAskAsync(ctx, 1000)
 	defer huge.Cancel()
@@ -795,7 +794,7 @@ func TestPool_ImpossibleWaiterDoesNotBlockOthers(t *testing.T) {
 func TestPool_CancelledWaitIsWithdrawn(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	f := p.WaitAskOneAsync(ctx)
 	poolSettled(t, p)
 	f.Cancel()
@@ -824,7 +823,7 @@ func grantedNotReceived(t *testing.T, p *xsync.Pool, id string) (xsync.Container
 	t.Helper()
 	put(t, p, xsync.Container{ID: id, Interval: time.Hour})
 	before := get(t, p, id)
-	f := p.WaitAskOneAsync(context.Background())
+	f := p.WaitAskOneAsync(t.Context())
 	<-f.Done()
 	return before, f
 }
@@ -834,7 +833,7 @@ func grantedNotReceived(t *testing.T, p *xsync.Pool, id string) (xsync.Container
 func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// A grant that arrived but was never received.
 	before, f := grantedNotReceived(t, p, "a")
@@ -900,7 +899,7 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 func TestPool_HandBackDoesNotUndoACooldown(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	before, f := grantedNotReceived(t, p, "a") // NextAvailable is an hour away
 	cooledAt := serverNow(t)
 	if err := p.Cooldown(ctx, "a", time.Minute); err != nil {
@@ -924,7 +923,7 @@ func TestPool_CloseFailsWaitersWithErrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	waiters := []*xsync.Future[[]xsync.Container]{p.WaitAskAsync(ctx, 1), p.WaitAcquireRandomAsync(ctx, 2)}
 	poolSettled(t, p)
 	if err := c.Close(ctx); err != nil {
@@ -952,7 +951,7 @@ func TestPool_BadInput(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 
 	takes := map[string]func(n int) error{
 		"Ask":               func(n int) error { _, err := p.Ask(ctx, n); return err },
@@ -1027,7 +1026,7 @@ func TestPool_CorruptRecordsAreReportedNotHandedOut(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	db := rawDB(t, 0)
 	put(t, p, xsync.Container{ID: "good", Interval: time.Hour})
 	if err := p.Cooldown(ctx, "good", time.Minute); err != nil {
@@ -1089,15 +1088,15 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
-	ctx := context.Background()
+	ctx := t.Context()
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour}, xsync.Container{ID: "b", Interval: time.Hour},
 		xsync.Container{ID: "c", Interval: time.Hour})
 	before := get(t, p, "a")
 	db := rawDB(t, 0)
 	keys := redisx.Keys{Prefix: prefix}
 	take := func(token string) []any {
-		k, args := actors.PoolTakeArgs(keys, "accounts", token, 2, false)
-		res, err := actors.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
+		k, args := xsync.PoolTakeArgs(keys, "accounts", token, 2, false)
+		res, err := xsync.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1116,7 +1115,7 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 	}
 
 	hand := func(token string) int64 {
-		res, err := actors.Scripts.Get("pool_handback").Run(ctx, db,
+		res, err := xsync.Scripts.Get("pool_handback").Run(ctx, db,
 			append(poolBaseKeys(prefix, "accounts"), keys.Pool("accounts", "grant:"+token)),
 			keys.PoolChannel(0), "accounts", "1").Int64Slice()
 		if err != nil {
@@ -1139,7 +1138,7 @@ func TestPool_TakeScriptIsIdempotentPerToken(t *testing.T) {
 func TestPool_OnDBIsolatesPools(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
-	ctx := context.Background()
+	ctx := t.Context()
 	p0, p5 := c.Pool("accounts"), c.Pool("accounts", xsync.OnDB(5))
 	if c.Pool("accounts") != p0 || c.Pool("accounts", xsync.OnDB(5)) != p5 || p0 == p5 {
 		t.Fatal("Pool must return one handle per name and DB")
@@ -1168,7 +1167,7 @@ func TestPool_WaitersAreRetriedAfterPubSubReconnects(t *testing.T) {
 	prefix := testPrefix(t)
 	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	f := p.WaitAskOneAsync(ctx)
 	poolSettled(t, p)
@@ -1228,20 +1227,20 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 					)
 					switch (ci + g + i) % 4 {
 					case 0: // a deadline that often ends the wait
-						ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%3)*time.Millisecond)
+						ctx, cancel := context.WithTimeout(t.Context(), time.Duration(i%3)*time.Millisecond)
 						got, err = p.WaitAsk(ctx, 1+i%2)
 						cancel()
 					case 1: // Cancel right away
-						f := p.WaitAcquireRandomAsync(context.Background(), 1)
+						f := p.WaitAcquireRandomAsync(t.Context(), 1)
 						f.Cancel()
-						got, err = f.Wait(context.Background())
+						got, err = f.Wait(t.Context())
 					case 2: // Cancel once granted, before Wait
-						f := p.WaitAskAsync(context.Background(), 2)
+						f := p.WaitAskAsync(t.Context(), 2)
 						<-f.Done()
 						f.Cancel()
-						got, err = f.Wait(context.Background())
+						got, err = f.Wait(t.Context())
 					default:
-						got, err = p.Ask(context.Background(), 1)
+						got, err = p.Ask(t.Context(), 1)
 					}
 					if err != nil {
 						continue
@@ -1258,7 +1257,7 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 	wg.Wait()
 	// Close hands back what is in flight and waits for every hand-back.
 	for _, c := range clients {
-		if err := c.Close(context.Background()); err != nil {
+		if err := c.Close(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -1283,7 +1282,7 @@ func TestPool_UsageCountsMatchGrantsReceivedDespiteCancels(t *testing.T) {
 func TestPool_EveryWaiterIsTriedAfterAChange(t *testing.T) {
 	c := newClient(t)
 	p := c.Pool("accounts")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	var impossible []*xsync.Future[[]xsync.Container]
 	for range 300 {
@@ -1329,7 +1328,7 @@ func TestPool_CloseHandsBackGrantsInFlight(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for {
-				got, err := p.WaitAskOne(context.Background())
+				got, err := p.WaitAskOne(t.Context())
 				if err != nil {
 					if !errors.Is(err, xsync.ErrClosed) {
 						t.Errorf("WaitAskOne during Close: %v, want ErrClosed", err)
@@ -1349,7 +1348,7 @@ func TestPool_CloseHandsBackGrantsInFlight(t *testing.T) {
 	for range 100 {
 		<-received
 	}
-	if err := c.Close(context.Background()); err != nil {
+	if err := c.Close(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

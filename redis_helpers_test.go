@@ -1,7 +1,6 @@
 package xsync_test
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,7 +14,7 @@ import (
 // commandCounts reads INFO commandstats: calls per command.
 func commandCounts(t testing.TB, r *redis.Client) map[string]int64 {
 	t.Helper()
-	info, err := r.Info(context.Background(), "commandstats").Result()
+	info, err := r.Info(t.Context(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +33,7 @@ func commandCounts(t testing.TB, r *redis.Client) map[string]int64 {
 // totalCommands is INFO stats total_commands_processed.
 func totalCommands(t testing.TB, r *redis.Client) int64 {
 	t.Helper()
-	info, err := r.Info(context.Background(), "stats").Result()
+	info, err := r.Info(t.Context(), "stats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

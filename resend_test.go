@@ -12,7 +12,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/redisxsync/xsync"
-	"github.com/redisxsync/xsync/actors"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -75,11 +74,11 @@ func TestPool_TakeScriptVoidsOvertakenGrants(t *testing.T) {
 	keys := redisx.Keys{Prefix: prefix}
 	take := func(token string, n int, wait bool) []any {
 		t.Helper()
-		k, args := actors.PoolTakeArgs(keys, "accounts", token, n, false)
+		k, args := xsync.PoolTakeArgs(keys, "accounts", token, n, false)
 		if wait {
 			args[5] = "aw"
 		}
-		res, err := actors.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
+		res, err := xsync.Scripts.Get("pool_take").Run(ctx, db, k, args...).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +148,7 @@ func TestLock_ResentAcquireNeverReportsALeaseItLost(t *testing.T) {
 		keys.LockQueue("{job}a"), keys.LockQueue("{job}b"))
 	acquire := func() []any {
 		t.Helper()
-		res, err := actors.Scripts.Get("lock_acquire").Run(ctx, db, all,
+		res, err := xsync.Scripts.Get("lock_acquire").Run(ctx, db, all,
 			"tok-1", 60000, "client-1", "1", "", keys.LockChannel(0), 100).Slice()
 		if err != nil {
 			t.Fatal(err)

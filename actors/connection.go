@@ -9,20 +9,21 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 )
 
 // errConnectionClosed answers requests that reach a connection actor after
 // its Shutdown when the Shutdown carried no error of its own.
-var errConnectionClosed = errors.New("xsync: connection closed")
+var errConnectionClosed = xerr.ErrClosed
 
-// Connection is the actor that owns the Redis connections of one client:
+// connActor is the actor that owns the Redis connections of one client:
 // a go-redis client per DB (created on first use, then cached), for xsync's
 // scripts and for callers, and the single pub/sub connection shared by all
 // the client's subscribers. Reconnections of the pub/sub connection are
 // reported to the subscribers as *messages.Resubscribed.
-type Connection struct {
+type connActor struct {
 	base     *redis.Options
 	log      *zap.Logger
 	internal map[int]*redis.Client
@@ -56,7 +57,7 @@ type (
 // already-checked internal client of base.DB; the actor owns it from now on.
 func NewConnection(base *redis.Options, first *redis.Client, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
-		c := &Connection{
+		c := &connActor{
 			base:     base,
 			log:      log,
 			internal: map[int]*redis.Client{},
@@ -71,7 +72,7 @@ func NewConnection(base *redis.Options, first *redis.Client, log *zap.Logger) ac
 }
 
 // Receive implements actor.Actor.
-func (c *Connection) Receive(ctx actor.Context) {
+func (c *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *messages.GetDB:
 		ctx.Respond(c.getDB(m))
@@ -100,7 +101,7 @@ func (c *Connection) Receive(ctx actor.Context) {
 	}
 }
 
-func (c *Connection) getDB(m *messages.GetDB) *messages.GetDBResult {
+func (c *connActor) getDB(m *messages.GetDB) *messages.GetDBResult {
 	if c.closedErr != nil {
 		return &messages.GetDBResult{Err: c.closedErr}
 	}
@@ -120,7 +121,7 @@ func (c *Connection) getDB(m *messages.GetDB) *messages.GetDBResult {
 	return &messages.GetDBResult{Client: cl}
 }
 
-func (c *Connection) subscribe(ctx actor.Context, m *messages.Subscribe) {
+func (c *connActor) subscribe(ctx actor.Context, m *messages.Subscribe) {
 	if c.closedErr != nil {
 		ctx.Respond(&messages.SubscribeResult{Err: c.closedErr})
 		return
@@ -149,7 +150,7 @@ func (c *Connection) subscribe(ctx actor.Context, m *messages.Subscribe) {
 }
 
 // startPubSub opens the pub/sub connection and its forwarder on first use.
-func (c *Connection) startPubSub(ctx actor.Context) {
+func (c *connActor) startPubSub(ctx actor.Context) {
 	if c.ps != nil {
 		return
 	}
@@ -173,7 +174,7 @@ func (c *Connection) startPubSub(ctx actor.Context) {
 	}()
 }
 
-func (c *Connection) onSubscribed(ctx actor.Context, channel string) {
+func (c *connActor) onSubscribed(ctx actor.Context, channel string) {
 	st := c.channels[channel]
 	if st == nil {
 		return
@@ -194,7 +195,7 @@ func (c *Connection) onSubscribed(ctx actor.Context, channel string) {
 	st.pending = nil
 }
 
-func (c *Connection) onSubscribeFailed(ctx actor.Context, m *subscribeFailed) {
+func (c *connActor) onSubscribeFailed(ctx actor.Context, m *subscribeFailed) {
 	st := c.channels[m.channel]
 	if st == nil || st.confirmed {
 		return
@@ -209,7 +210,7 @@ func (c *Connection) onSubscribeFailed(ctx actor.Context, m *subscribeFailed) {
 	go func() { _ = ps.Unsubscribe(context.Background(), m.channel) }()
 }
 
-func (c *Connection) unsubscribe(m *messages.Unsubscribe) {
+func (c *connActor) unsubscribe(m *messages.Unsubscribe) {
 	st := c.channels[m.Channel]
 	if st == nil {
 		return
@@ -223,7 +224,7 @@ func (c *Connection) unsubscribe(m *messages.Unsubscribe) {
 	go func() { _ = ps.Unsubscribe(context.Background(), channel) }()
 }
 
-func (c *Connection) shutdown(ctx actor.Context, m *messages.Shutdown) {
+func (c *connActor) shutdown(ctx actor.Context, m *messages.Shutdown) {
 	if c.closedErr != nil {
 		ctx.Respond(&messages.ShutdownResult{})
 		return
@@ -248,12 +249,12 @@ func (c *Connection) shutdown(ctx actor.Context, m *messages.Shutdown) {
 	}()
 }
 
-func (c *Connection) closeAll() {
+func (c *connActor) closeAll() {
 	_ = closeConnections(c.ps, c.forwarded, c.allClients())
 	c.ps, c.internal, c.user = nil, map[int]*redis.Client{}, map[int]*redis.Client{}
 }
 
-func (c *Connection) allClients() []*redis.Client {
+func (c *connActor) allClients() []*redis.Client {
 	var all []*redis.Client
 	for _, cl := range c.internal {
 		all = append(all, cl)

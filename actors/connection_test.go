@@ -1,7 +1,6 @@
 package actors_test
 
 import (
-	"context"
 	"log/slog"
 	"testing"
 	"time"
@@ -78,7 +77,7 @@ func (h *harness) next(t *testing.T) any {
 
 func TestConnection_DeliversWhatIsPublishedAfterTheSubscribeAnswer(t *testing.T) {
 	h := newHarness(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	res := h.ask(t, &messages.Subscribe{Channel: "xsynctest:conn:a", Subscriber: h.sub}).(*messages.SubscribeResult)
 	if res.Err != nil {
 		t.Fatalf("subscribe: %v", res.Err)
@@ -110,7 +109,7 @@ func TestConnection_DeliversWhatIsPublishedAfterTheSubscribeAnswer(t *testing.T)
 
 func TestConnection_ReportsAPubSubReconnect(t *testing.T) {
 	h := newHarness(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	res := h.ask(t, &messages.Subscribe{Channel: "xsynctest:conn:b", Subscriber: h.sub}).(*messages.SubscribeResult)
 	if res.Err != nil {
 		t.Fatal(res.Err)
@@ -160,7 +159,7 @@ func TestConnection_CachesOneClientPerDBAndRefusesAfterShutdown(t *testing.T) {
 	if r := h.ask(t, &messages.Shutdown{}).(*messages.ShutdownResult); r.Err != nil {
 		t.Fatalf("shutdown: %v", r.Err)
 	}
-	if err := a.Client.Ping(context.Background()).Err(); err == nil {
+	if err := a.Client.Ping(t.Context()).Err(); err == nil {
 		t.Fatal("a DB client still works after Shutdown")
 	}
 	if r := h.ask(t, &messages.GetDB{DB: 6}).(*messages.GetDBResult); r.Err == nil {

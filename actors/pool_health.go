@@ -36,7 +36,7 @@ func runReport(ctx context.Context, cl redis.Scripter, k poolKeys, m *messages.P
 	if m.Outcome < 0 || m.Outcome >= len(reportOutcomes) {
 		return reportReply{}, fmt.Errorf("pool_report: outcome %d", m.Outcome)
 	}
-	res, err := Scripts.Get("pool_report").Run(ctx, cl, k.base, m.ID, reportOutcomes[m.Outcome],
+	res, err := registry.Get("pool_report").Run(ctx, cl, k.base, m.ID, reportOutcomes[m.Outcome],
 		durUs(m.Backoff), durUs(m.MaxBackoff), m.RetireAfter).Int64Slice()
 	if err != nil {
 		return reportReply{}, err
@@ -50,7 +50,7 @@ func runReport(ctx context.Context, cl redis.Scripter, k poolKeys, m *messages.P
 // onReport applies a report. It wakes no waiter: a report makes nothing
 // ready (a waiter timed for a container that a Blocked report cooled down
 // learns its new time at its next try).
-func (p *Pool) onReport(ctx actor.Context, m *messages.PoolReport) {
+func (p *poolActor) onReport(ctx actor.Context, m *messages.PoolReport) {
 	cl, keys, log := p.cfg.Client, p.keys, p.log
 	serve(p, ctx, func(err error) *messages.PoolReportResult { return &messages.PoolReportResult{Err: err} },
 		func(c context.Context) (*messages.PoolReportResult, error) {

@@ -73,14 +73,6 @@ type takeOutcome struct {
 	corrupt    string // takeCorrupt: what is corrupt
 }
 
-// PoolTakeArgs returns the KEYS and ARGV of a pool_take call that asks for
-// n containers of pool name (random: any live ones) under token, the way the
-// pool actor sends it. Benchmarks use it to call the script directly.
-func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]string, []any) {
-	k := newPoolKeys(keys, name, 0)
-	return takeArgs(k, -1, []takeRequest{{token: token, n: n, random: random, budget: -1}})
-}
-
 // takeArgs builds a pool_take call; allowance is how many bypasses the
 // requests waiting ahead of the batch still allow (-1: no limit).
 func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
@@ -106,7 +98,7 @@ func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 // one outcome per request.
 func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, allowance int, reqs []takeRequest) (int64, []takeOutcome, error) {
 	keys, args := takeArgs(k, allowance, reqs)
-	res, err := Scripts.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
+	res, err := registry.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -223,7 +215,7 @@ func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []st
 	for _, t := range tokens {
 		keys = append(keys, k.grant(t))
 	}
-	res, err := Scripts.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name, "1").Int64Slice()
+	res, err := registry.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name, "1").Int64Slice()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -262,12 +254,12 @@ func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Co
 	for _, c := range cs {
 		args = append(args, c.Data)
 	}
-	return Scripts.Get("pool_put").Run(ctx, cl, k.base, args...).Err()
+	return registry.Get("pool_put").Run(ctx, cl, k.base, args...).Err()
 }
 
 // runGet runs pool_get; found is false when the pool does not hold id.
 func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (c messages.Container, found bool, err error) {
-	res, err := Scripts.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
+	res, err := registry.Get("pool_get").Run(ctx, cl, k.base, id).Slice()
 	if err != nil {
 		return c, false, err
 	}
@@ -293,14 +285,14 @@ func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string)
 	for i, id := range ids {
 		args[i] = id
 	}
-	n, err := Scripts.Get("pool_remove").Run(ctx, cl, k.base, args...).Int64()
+	n, err := registry.Get("pool_remove").Run(ctx, cl, k.base, args...).Int64()
 	return int(n), err
 }
 
 // runCooldown returns the new next-available time (µs), or -1 when the id
 // is not found.
 func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, d time.Duration) (int64, error) {
-	res, err := Scripts.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
+	res, err := registry.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
 	if err != nil {
 		return 0, err
 	}
@@ -310,15 +302,15 @@ func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, 
 	return res[1], nil
 }
 
-func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolStatsResult, error) {
-	res, err := Scripts.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
+func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolReadStatsResult, error) {
+	res, err := registry.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
 	if err != nil {
-		return messages.PoolStatsResult{}, err
+		return messages.PoolReadStatsResult{}, err
 	}
 	if len(res) != 6 {
-		return messages.PoolStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
+		return messages.PoolReadStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
 	}
-	s := messages.PoolStatsResult{
+	s := messages.PoolReadStatsResult{
 		At:      time.UnixMicro(res[0]),
 		Total:   int(res[1]),
 		Ready:   int(res[2]),

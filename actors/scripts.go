@@ -5,6 +5,6 @@ import (
 	"github.com/redisxsync/xsync/scripts"
 )
 
-// Scripts is the registry of xsync's Lua scripts, by file name without
-// ".lua": Scripts.Get("lock_acquire").
-var Scripts = redisx.MustNewRegistry(scripts.FS)
+// registry holds xsync's Lua scripts, by file name without ".lua":
+// registry.Get("lock_acquire").
+var registry = redisx.MustNewRegistry(scripts.FS)

@@ -11,18 +11,18 @@ import (
 func TestWaitQueue_KeepsArrivalOrderWhateverLeaves(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, seed))
-		q := &waitQueue{}
+		q := &waitQueue[*lockWaiter]{}
 		var all []*lockWaiter
 		for i := range 200 {
 			w := &lockWaiter{seq: uint64(i)}
 			all = append(all, w)
-			q.ws = append(q.ws, w)
+			q.push(w)
 		}
 		live := slices.Clone(all)
 		for _, i := range rng.Perm(len(all)) {
 			w := all[i]
 			w.removed = true
-			empty := q.remove(w)
+			empty := q.leave()
 			live = slices.DeleteFunc(live, func(x *lockWaiter) bool { return x == w })
 			if empty != (len(live) == 0) {
 				t.Fatalf("seed %d: empty = %v with %d waiters left", seed, empty, len(live))

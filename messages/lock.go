@@ -11,7 +11,7 @@ import (
 // queues until it is granted or withdrawn. The answer is *AcquireResult.
 type Acquire struct {
 	// Token is the random owner token of this acquisition; it also names
-	// the request in Withdraw.
+	// the request in WithdrawAcquire.
 	Token string
 	// DB is the Redis DB of the locks; Client is the script client bound to it.
 	DB     int
@@ -29,12 +29,12 @@ type Acquire struct {
 	Try bool
 }
 
-// AcquireResult answers Acquire: a Lease, or NotObtained (a try that found a
-// key taken, or a withdrawn request), or Err.
+// AcquireResult answers Acquire: a Lease, or Err. Err matches
+// xsync.ErrNotObtained for a try that found a key taken and for a withdrawn
+// request.
 type AcquireResult struct {
-	Lease       *LeaseGrant
-	NotObtained bool
-	Err         error
+	Lease *LeaseGrant
+	Err   error
 }
 
 // LeaseGrant describes a granted lease.
@@ -47,47 +47,47 @@ type LeaseGrant struct {
 	Lost <-chan struct{}
 }
 
-// Withdraw asks the lock manager to drop the pending Acquire with Token. The
-// manager answers that Acquire (NotObtained) if it was still waiting; a
-// grant that was already sent is handed back with ReleaseLease. Withdraw
-// has no answer.
-type Withdraw struct {
+// WithdrawAcquire asks the lock manager to drop the pending Acquire with
+// Token. The manager answers that Acquire (ErrNotObtained) if it was still
+// waiting; a grant that was already sent is handed back with ReleaseLease.
+// WithdrawAcquire has no answer.
+type WithdrawAcquire struct {
 	Token string
 }
 
 // ReleaseLease asks the lock manager to release a lease. Sent without a
 // sender (a lease nobody received), it has no answer; otherwise the answer
-// is *ReleaseResult.
+// is *ReleaseLeaseResult.
 type ReleaseLease struct {
 	ID uint64
 }
 
-// ReleaseResult answers ReleaseLease. NotHeld means the lease was lost
-// (expired, deleted or taken over) before the release, in whole or in part.
-type ReleaseResult struct {
-	NotHeld bool
-	Err     error
+// ReleaseLeaseResult answers ReleaseLease. Err matches xsync.ErrLockNotHeld
+// when the lease was lost (expired, deleted or taken over) before the
+// release, in whole or in part.
+type ReleaseLeaseResult struct {
+	Err error
 }
 
 // RefreshLease asks the lock manager to extend a lease to TTL from now. The
-// answer is *RefreshResult.
+// answer is *RefreshLeaseResult.
 type RefreshLease struct {
 	ID  uint64
 	TTL time.Duration
 }
 
-// RefreshResult answers RefreshLease. NotHeld means the lease is lost.
-type RefreshResult struct {
-	NotHeld bool
-	Err     error
+// RefreshLeaseResult answers RefreshLease. Err matches xsync.ErrLockNotHeld
+// when the lease is lost.
+type RefreshLeaseResult struct {
+	Err error
 }
 
-// LockStats asks the lock manager what it holds, for diagnostics and tests.
-// The answer is *LockStatsResult.
-type LockStats struct{}
+// ReadLockStats asks the lock manager what it holds, for diagnostics and tests.
+// The answer is *ReadLockStatsResult.
+type ReadLockStats struct{}
 
-// LockStatsResult answers LockStats.
-type LockStatsResult struct {
+// ReadLockStatsResult answers ReadLockStats.
+type ReadLockStatsResult struct {
 	// Waiters counts the pending Acquire requests, tries included.
 	Waiters int
 	// Leases counts the leases the manager holds and renews.

@@ -20,7 +20,7 @@ type Container struct {
 // (ignoring their interval) instead of the earliest ready ones. Wait keeps
 // the request queued until it is served or withdrawn; without it the
 // request is tried once. Token names the request: it is the key of its grant
-// in Redis, and what PoolWithdraw and PoolHandBack refer to.
+// in Redis, and what PoolWithdrawTake and PoolHandBack refer to.
 type PoolTake struct {
 	Token  string
 	N      int
@@ -35,10 +35,10 @@ type PoolTakeResult struct {
 	Err        error
 }
 
-// PoolWithdraw drops the pending PoolTake of Token; the actor answers that
+// PoolWithdrawTake drops the pending PoolTake of Token; the actor answers that
 // request with an error. A grant made meanwhile is handed back. It has no
 // answer of its own.
-type PoolWithdraw struct {
+type PoolWithdrawTake struct {
 	Token string
 }
 
@@ -93,12 +93,12 @@ type PoolCooldownResult struct {
 	Err           error
 }
 
-// PoolStats asks for a pool's counters.
-type PoolStats struct{}
+// PoolReadStats asks for a pool's counters.
+type PoolReadStats struct{}
 
-// PoolStatsResult answers PoolStats. Waiting is the number of requests
+// PoolReadStatsResult answers PoolReadStats. Waiting is the number of requests
 // queued in this actor; the rest is read from Redis at server time At.
-type PoolStatsResult struct {
+type PoolReadStatsResult struct {
 	At          time.Time
 	Total       int
 	Ready       int

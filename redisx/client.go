@@ -1,6 +1,10 @@
 // Package redisx owns everything xsync says to Redis: building go-redis
 // clients from options or a redis:// URL, the registry of Lua scripts
 // (EVALSHA with an EVAL fallback), and the names of the keys xsync writes.
+//
+// It is part of xsync's engine room, not its API: it exports what package
+// xsync and its actors need, and may change with them. Programs use
+// package xsync.
 package redisx
 
 import (
@@ -45,7 +49,7 @@ func (c Config) Options() (*redis.Options, error) {
 		}
 		o, err = redis.ParseURL(c.URL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: url %s: %v", ErrConfig, Redact(c.URL), redactURLError(err, c.URL))
+			return nil, fmt.Errorf("%w: url %s: %v", ErrConfig, redact(c.URL), redactURLError(err, c.URL))
 		}
 		if c.DB != 0 {
 			o.DB = c.DB
@@ -109,8 +113,8 @@ func Ping(ctx context.Context, c *redis.Client) error {
 	return nil
 }
 
-// Redact returns rawURL with its password replaced by "xxxxx".
-func Redact(rawURL string) string {
+// redact returns rawURL with its password replaced by "xxxxx".
+func redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparsable url)"

@@ -26,16 +26,16 @@ func (k Keys) prefix() string {
 // a non-empty {tag} keeps it, any other key becomes its own tag ("orders"
 // becomes "{orders}").
 func Tagged(key string) string {
-	if HasTag(key) {
+	if hasTag(key) {
 		return key
 	}
 	return "{" + key + "}"
 }
 
-// HasTag reports whether key holds a non-empty {hash tag}, as Redis
+// hasTag reports whether key holds a non-empty {hash tag}, as Redis
 // Cluster reads it: the first "{" followed later by a "}" with something
 // between them.
-func HasTag(key string) bool {
+func hasTag(key string) bool {
 	i := strings.IndexByte(key, '{')
 	if i < 0 {
 		return false

@@ -1,7 +1,6 @@
 package redisx_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -81,7 +80,7 @@ func TestConfig_Options(t *testing.T) {
 // A script includes a library by a line of its own; the library is no
 // script, and an include of a library that does not exist is an error.
 func TestRegistry_IncludesLibraries(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	fsys := fstest.MapFS{
 		"lib_math.lua": {Data: []byte("local function double(x) return 2 * x end\n")},
 		"four.lua":     {Data: []byte("-- doubles 2\n--#include lib_math\nreturn double(2)\n")},

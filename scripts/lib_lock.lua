@@ -26,15 +26,19 @@ end
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
+-- A turn queue lives this long (ms) after its last arrival: long enough
+-- for any wait, short enough that the queues of a crashed client go away.
+local turnQueueLifeMs = 10 * 60 * 1000
+
 -- enqueue puts client at the tail of turn queue q, behind everyone queued
--- before, unless it is queued already (it keeps its place). A queue lives
--- ten minutes after its last arrival.
+-- before, unless it is queued already (it keeps its place); q then lives
+-- turnQueueLifeMs.
 local function enqueue(q, client)
   if not redis.call('ZSCORE', q, client) then
     local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')
     redis.call('ZADD', q, math.max(tonumber(last[2]) or 0, 0) + 1, client)
   end
-  redis.call('PEXPIRE', q, 600000)
+  redis.call('PEXPIRE', q, turnQueueLifeMs)
 end
 
 -- giveTurn begins the turn of the head of queue q on the free key k, and

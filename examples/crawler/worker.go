@@ -230,7 +230,8 @@ func (p *process) crawl(ctx context.Context) {
 func (p *process) feed(ctx context.Context, paths chan<- string) {
 	defer close(paths)
 	for ctx.Err() == nil {
-		res, err := p.db.BLPop(ctx, 200*time.Millisecond, p.keys.Frontier).Result()
+		// BLPOP's timeout is in whole seconds: go-redis rounds less up to 1s.
+		res, err := p.db.BLPop(ctx, time.Second, p.keys.Frontier).Result()
 		if errors.Is(err, redis.Nil) {
 			continue // nothing queued yet; pages in flight will queue more
 		}

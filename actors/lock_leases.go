@@ -1,0 +1,295 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/internal/xerr"
+	"github.com/redisxsync/xsync/messages"
+)
+
+type heldLease struct {
+	id        uint64
+	token     string
+	db        int
+	client    *redis.Client
+	keys      []dbKey
+	lockKeys  []string
+	queueKeys []string
+	ttl       time.Duration
+	autoRenew bool
+	lost      chan struct{}
+
+	expiresAt time.Time // conservative: counted from when the call was sent
+	due       time.Time // next renewal, or expiresAt without auto-renewal
+	renewing  bool
+	// refreshing: a Refresh is under way. A lease has one call that sets
+	// its expiry under way at a time, so that each answer sets the expiry
+	// of the TTL it sent: the others wait in refreshes.
+	refreshing bool
+	refreshes  []pendingRefresh
+	// unsure: a renewal or Refresh failed without an answer, so it may
+	// have run: at expiry the keys may still hold the token, and are
+	// released when the lease is lost.
+	unsure bool
+}
+
+type pendingRefresh struct {
+	ttl    time.Duration
+	sender *actor.PID
+}
+
+func (m *lockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
+	m.seq++
+	l := &heldLease{
+		id:        m.seq,
+		token:     w.req.Token,
+		db:        w.req.DB,
+		client:    w.req.Client,
+		keys:      w.keys,
+		lockKeys:  w.req.Keys,
+		queueKeys: w.req.QueueKeys,
+		ttl:       w.req.TTL,
+		autoRenew: w.req.AutoRenew,
+		lost:      make(chan struct{}),
+	}
+	l.setExpiry(d.sentAt)
+	m.leases[l.id] = l
+	for _, k := range l.keys {
+		m.held[k] = l.id
+	}
+	m.schedule()
+	return l
+}
+
+func (l *heldLease) setExpiry(sentAt time.Time) {
+	l.expiresAt = sentAt.Add(l.ttl)
+	l.due = l.expiresAt
+	if l.autoRenew {
+		l.due = sentAt.Add(renewPeriod(l.ttl))
+	}
+}
+
+func renewPeriod(ttl time.Duration) time.Duration {
+	return max(ttl/3, time.Millisecond)
+}
+
+// dropLease forgets l: its keys are no longer held by this client. The
+// Refreshes that wait are answered.
+func (m *lockManager) dropLease(l *heldLease) {
+	delete(m.leases, l.id)
+	for _, r := range l.refreshes {
+		m.root.Send(r.sender, m.notHeld())
+	}
+	l.refreshes = nil
+	for _, k := range l.keys {
+		if m.held[k] == l.id {
+			delete(m.held, k)
+		}
+	}
+}
+
+// lose marks l lost: Lost is closed, the keys it may still hold are
+// released, and the waiters of its keys are woken once that is done.
+func (m *lockManager) lose(l *heldLease, release bool) {
+	m.log.Info("lease lost", zap.Strings("keys", l.lockKeys))
+	m.dropLease(l)
+	close(l.lost)
+	if release {
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+	} else {
+		m.wakeKeys(l.keys)
+	}
+}
+
+func (m *lockManager) release(ctx actor.Context, id uint64) {
+	l := m.leases[id]
+	if l == nil {
+		if ctx.Sender() != nil {
+			if m.closedErr != nil {
+				ctx.Respond(&messages.ReleaseLeaseResult{Err: m.closedErr})
+			} else {
+				ctx.Respond(&messages.ReleaseLeaseResult{Err: xerr.ErrLockNotHeld})
+			}
+		}
+		return
+	}
+	// The keys are no longer this client's from now on: the published
+	// release wakes this client's waiters as it wakes the others'.
+	m.dropLease(l)
+	m.schedule()
+	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, ctx.Sender())
+}
+
+func (m *lockManager) releaseToken(req *messages.Acquire) {
+	keys := make([]dbKey, len(req.Keys))
+	for i, k := range req.Keys {
+		keys[i] = dbKey{req.DB, k}
+	}
+	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, req.QueueKeys, nil)
+}
+
+func (m *lockManager) onRelease(d *releaseDone) {
+	defer m.callDone()
+	res := &messages.ReleaseLeaseResult{}
+	switch {
+	case d.err != nil:
+		res.Err = xerr.Redis("release", d.err)
+	case d.freed < len(d.keys):
+		res.Err = xerr.ErrLockNotHeld
+	}
+	if res.Err != nil {
+		// Some keys were not published as freed: whatever holds them now,
+		// this client's waiters must look for themselves.
+		m.wakeKeys(d.keys)
+	}
+	if d.sender != nil {
+		m.root.Send(d.sender, res)
+	}
+}
+
+func (m *lockManager) refresh(ctx actor.Context, r *messages.RefreshLease) {
+	l := m.leases[r.ID]
+	if l == nil {
+		ctx.Respond(m.notHeld())
+		return
+	}
+	l.refreshes = append(l.refreshes, pendingRefresh{ttl: r.TTL, sender: ctx.Sender()})
+	m.nextRefresh(l)
+}
+
+// notHeld answers a Refresh of a lease this client no longer holds.
+func (m *lockManager) notHeld() *messages.RefreshLeaseResult {
+	if m.closedErr != nil {
+		return &messages.RefreshLeaseResult{Err: m.closedErr}
+	}
+	return &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
+}
+
+func (m *lockManager) onRefresh(d *refreshDone) {
+	defer m.callDone()
+	var res *messages.RefreshLeaseResult
+	l := m.leases[d.id]
+	switch {
+	case l == nil:
+		// Released or lost while the refresh was under way.
+		res = m.notHeld()
+	case d.err != nil && !time.Now().Before(l.expiresAt):
+		// It ended at the expiry (its deadline) without an answer.
+		res = &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
+		m.lose(l, true)
+	case d.err != nil:
+		res = &messages.RefreshLeaseResult{Err: xerr.Redis("refresh", d.err)}
+		l.refreshing, l.unsure = false, true
+	case !d.ok:
+		res = &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
+		m.lose(l, true)
+	default:
+		res = &messages.RefreshLeaseResult{}
+		l.refreshing, l.unsure = false, false
+		l.ttl = d.ttl
+		l.setExpiry(d.sentAt)
+	}
+	m.root.Send(d.sender, res)
+	if l != nil && m.leases[l.id] == l {
+		m.nextRefresh(l)
+	}
+	m.schedule() // a renewal held back by the refresh may be due
+}
+
+// tick renews the leases that are due (and those due soon, so that they
+// share the pipeline), and drops the leases that ran out.
+func (m *lockManager) tick() {
+	if m.closedErr != nil {
+		return
+	}
+	now := time.Now()
+	batches := map[*redis.Client][]*heldLease{}
+	for _, l := range m.leases {
+		if !now.Before(l.expiresAt) {
+			// Not renewed in time (no auto-renewal, or Redis unreachable,
+			// a renewal under way included): the key is gone or about to
+			// go. A renewal that may have run leaves it held: release it.
+			m.lose(l, l.unsure || l.renewing || l.refreshing)
+			continue
+		}
+		if l.renewing || l.refreshing {
+			continue
+		}
+		if l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
+			l.renewing = true
+			batches[l.client] = append(batches[l.client], l)
+		}
+	}
+	for cl, ls := range batches {
+		m.renew(cl, ls)
+	}
+	m.schedule()
+}
+
+func (m *lockManager) onRenew(d *renewDone) {
+	defer m.callDone()
+	now := time.Now()
+	for _, r := range d.results {
+		l := m.leases[r.id]
+		if l == nil {
+			continue
+		}
+		l.renewing = false
+		switch {
+		case r.err != nil:
+			m.log.Warn("lease renewal failed", zap.Strings("keys", l.lockKeys), zap.Error(r.err))
+			l.unsure = true
+			if !now.Before(l.expiresAt) {
+				m.lose(l, true)
+				continue
+			}
+			// Try again soon, and once more at the expiry at the latest.
+			l.due = minTime(now.Add(renewPeriod(l.ttl)/2), l.expiresAt)
+		case !r.ok:
+			m.lose(l, true)
+		default:
+			l.unsure = false
+			l.setExpiry(r.sentAt)
+		}
+		m.nextRefresh(l)
+	}
+	m.schedule()
+}
+
+// schedule sets the lease timer to the earliest renewal or expiry.
+func (m *lockManager) schedule() {
+	if m.closedErr != nil {
+		return
+	}
+	var next time.Time
+	for _, l := range m.leases {
+		at := l.expiresAt
+		if l.autoRenew && !l.renewing && !l.refreshing {
+			at = minTime(l.due, l.expiresAt)
+		}
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	if next.IsZero() {
+		if m.timer != nil {
+			m.timer.Stop()
+		}
+		m.timerAt = time.Time{}
+		return
+	}
+	if !m.timerAt.IsZero() && !next.Before(m.timerAt) {
+		return
+	}
+	m.timerAt = next
+	d := time.Until(next)
+	if m.timer == nil {
+		m.timer = m.sendAfter(d, &leaseTick{})
+		return
+	}
+	m.timer.Reset(d)
+}

@@ -1,0 +1,293 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/internal/xerr"
+	"github.com/redisxsync/xsync/messages"
+	"github.com/redisxsync/xsync/redisx"
+)
+
+// Timings of the lock manager.
+const (
+	// lockOpTimeout bounds one acquire, release or refresh script call.
+	lockOpTimeout = 5 * time.Second
+	// lockRetryMin and lockRetryMax bound the back-off of a waiter whose
+	// attempt failed on Redis itself (not on a taken key).
+	lockRetryMin = 20 * time.Millisecond
+	lockRetryMax = time.Second
+	// lockNoExpiryRetry is how long a waiter blocked by a key without an
+	// expiry (written by something else than xsync) waits between attempts
+	// when no release is published.
+	lockNoExpiryRetry = time.Second
+	// lockExpirySlack is added to a blocker's remaining time to live before
+	// the retry, so that the retry finds the key expired.
+	lockExpirySlack = time.Millisecond
+	// lockTurnGrace is how long a free key stays reserved for the client
+	// whose turn it is: a client that does not take it by then (it died, or
+	// its waiter cannot use the key now) loses its turn to the next. Redis
+	// times the turns (lock_acquire), so that a TryLock, too, gets a key
+	// whose turn went to a dead client.
+	lockTurnGrace = 100 * time.Millisecond
+)
+
+// lockManager is the actor that owns the locks of one client: the waiters,
+// FIFO per key, and the leases the client holds.
+//
+// Waiting costs no Redis command while nothing changes. The manager
+// subscribes once per DB to the channel on which every release of a lock of
+// that DB is published (before the first attempt, so that no release is
+// missed). Only the head waiter of a key tries, and only when no lease of
+// this client holds one of its keys; a waiter that found a key taken is
+// tried again when a release of one of its keys is published, or when a
+// timer fires at the blocker's expiry (a holder that died without releasing),
+// and every waiter is tried again after a pub/sub reconnection.
+//
+// Clients take turns: a client whose waiter found a key taken queues (once,
+// keeping its place) in the key's turn queue in Redis, and a release
+// publishes whose turn it is. Only that client tries; the others set a
+// timer of lockTurnGrace, after which a turn that was not taken is skipped.
+// A release by a client that has more waiters for the key queues it again,
+// behind the clients that waited before: the lock passes from client to
+// client in the order they asked, at one acquire and one release script per
+// acquisition, and the waiters of one client get it in their own order.
+//
+// Leases with auto-renewal are renewed every TTL/3, every lease due at about
+// the same time in one pipeline per DB. A lease that a renewal or a Refresh
+// finds gone, or that could not be renewed before its TTL ran out, is lost:
+// its Lost channel is closed and the keys it still holds are released.
+//
+// Redis calls run in goroutines that send their result back to the actor:
+// the mailbox never waits for Redis.
+type lockManager struct {
+	worker
+	id   string // this client's id in the turn queues
+	keys redisx.Keys
+	conn *actor.PID
+	log  *zap.Logger
+
+	seq     uint64
+	waiters map[string]*lockWaiter // by token; tries included
+	// orphans are the waiters withdrawn during their attempt: what the
+	// attempt took is released when it answers.
+	orphans map[string]*lockWaiter
+	queues  map[dbKey]*waitQueue[*lockWaiter]
+	leases  map[uint64]*heldLease
+	held    map[dbKey]uint64 // the lease of this client holding a key
+	// queued are the keys in whose turn queue this client may be: left
+	// when its last waiter for the key is withdrawn.
+	queued  map[dbKey]bool
+	clients map[int]*redis.Client // script clients by DB
+	qkeys   map[string]string     // lock key -> its turn queue key
+
+	subs      map[int]*lockSub // by DB
+	channels  map[string]int   // channel -> DB
+	subQueue  []int            // DBs whose Subscribe waits for the one in flight
+	subFlight int              // DB of the Subscribe in flight, -1 if none
+
+	timer   *time.Timer // fires at the earliest lease renewal or expiry
+	timerAt time.Time
+}
+
+// dbKey is a lock key (its Redis name) on one DB.
+type dbKey struct {
+	db  int
+	key string
+}
+
+type lockSub struct {
+	ready bool
+}
+
+// Messages the lock manager sends itself from its goroutines and timers.
+type (
+	attemptDone struct {
+		token  string
+		gen    uint64
+		sentAt time.Time
+		ok     bool
+		fences []int64
+		// wait is the remaining TTL of the blocker: noExpiry for none,
+		// turnWait when the keys were free but reserved for reservedBy's
+		// turn.
+		wait       time.Duration
+		reservedBy string
+		err        error
+	}
+	waiterTimer struct {
+		token string
+		gen   uint64
+	}
+	releaseDone struct {
+		sender *actor.PID
+		keys   []dbKey
+		freed  int
+		err    error
+	}
+	leaveDone   struct{}
+	refreshDone struct {
+		sender *actor.PID
+		id     uint64
+		ttl    time.Duration
+		sentAt time.Time
+		ok     bool
+		err    error
+	}
+	renewDone struct {
+		results []renewResult
+	}
+	renewResult struct {
+		id     uint64
+		sentAt time.Time
+		ok     bool
+		err    error
+	}
+	leaseTick struct{}
+)
+
+// NewLockManager returns the producer of a client's LockManager. keys names
+// the Redis keys and channels; conn is the client's Connection actor, which
+// serves the pub/sub subscriptions.
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
+	return func() actor.Actor {
+		return &lockManager{
+			id:        id,
+			keys:      keys,
+			conn:      conn,
+			log:       log,
+			waiters:   map[string]*lockWaiter{},
+			orphans:   map[string]*lockWaiter{},
+			queues:    map[dbKey]*waitQueue[*lockWaiter]{},
+			leases:    map[uint64]*heldLease{},
+			held:      map[dbKey]uint64{},
+			queued:    map[dbKey]bool{},
+			clients:   map[int]*redis.Client{},
+			qkeys:     map[string]string{},
+			subs:      map[int]*lockSub{},
+			channels:  map[string]int{},
+			subFlight: -1,
+		}
+	}
+}
+
+// Receive implements actor.Actor.
+func (m *lockManager) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		m.started(ctx)
+	case *messages.Acquire:
+		m.acquire(ctx, msg)
+	case *messages.WithdrawAcquire:
+		m.withdraw(msg.Token)
+	case *messages.ReleaseLease:
+		m.release(ctx, msg.ID)
+	case *messages.RefreshLease:
+		m.refresh(ctx, msg)
+	case *messages.ReadLockStats:
+		busy := m.busy + len(m.subQueue)
+		if m.subFlight >= 0 {
+			busy++
+		}
+		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
+	case *messages.SubscribeResult:
+		m.onSubscribed(ctx, msg)
+	case *messages.Published:
+		if db, ok := m.channels[msg.Channel]; ok {
+			m.onTurns(db, decodeTurns(msg.Payload))
+		}
+	case *messages.Resubscribed:
+		if db, ok := m.channels[msg.Channel]; ok {
+			m.log.Info("lock releases may have been missed: retrying every waiter", zap.Int("db", db))
+			m.wakeAll(db)
+		}
+	case *attemptDone:
+		m.onAttempt(msg)
+	case *waiterTimer:
+		if w := m.waiters[msg.token]; w != nil && w.gen == msg.gen && !w.inflight {
+			skip := w.skip
+			w.timer, w.skip = nil, ""
+			if m.closedErr == nil && m.eligible(w) {
+				m.attempt(w, skip)
+			}
+		}
+	case *leaveDone:
+		m.callDone()
+	case *releaseDone:
+		m.onRelease(msg)
+	case *refreshDone:
+		m.onRefresh(msg)
+	case *renewDone:
+		m.onRenew(msg)
+	case *leaseTick:
+		m.timerAt = time.Time{}
+		m.tick()
+	case *messages.Shutdown:
+		m.onShutdown(ctx, msg)
+	case *actor.Stopping:
+		// Shutdown is the graceful path; this one only stops the timers
+		// when the actor is stopped without it.
+		m.stopTimers()
+	}
+}
+
+func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
+	if !m.beginShutdown(ctx, s, xerr.ErrClosed) {
+		return
+	}
+	for _, w := range m.waiters {
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: m.closedErr})
+	}
+	for _, l := range m.leases {
+		m.dropLease(l)
+		close(l.lost)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+	}
+	byDB := map[int][]dbKey{}
+	for k := range m.queued {
+		byDB[k.db] = append(byDB[k.db], k)
+	}
+	for db, ks := range byDB {
+		keys := make([]string, 0, 2*len(ks))
+		for _, k := range ks {
+			keys = append(keys, k.key)
+		}
+		for _, k := range ks {
+			keys = append(keys, m.qkeys[k.key])
+		}
+		m.runLeave(m.clients[db], db, keys)
+	}
+	m.queued = map[dbKey]bool{}
+	m.stopTimers()
+	for channel := range m.channels {
+		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})
+	}
+	m.channels = map[string]int{}
+	m.maybeFinish()
+}
+
+func (m *lockManager) stopTimers() {
+	if m.timer != nil {
+		m.timer.Stop()
+	}
+	for _, w := range m.waiters {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+	}
+}
+
+func ttlMillis(d time.Duration) int64 {
+	return max(d.Milliseconds(), 1)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,148 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
+)
+
+// The waits lock_acquire answers that are no time to live: -1 (a blocker
+// without expiry) and -2 (no blocker, a turn of another client).
+const (
+	noExpiry = -1 * time.Millisecond
+	turnWait = -2 * time.Millisecond
+)
+
+var (
+	acquireScript = registry.Get("lock_acquire")
+	releaseScript = registry.Get("lock_release")
+	refreshScript = registry.Get("lock_refresh")
+	leaveScript   = registry.Get("lock_leave")
+)
+
+// attempt runs lock_acquire for w. skip names a client whose turn is over.
+func (m *lockManager) attempt(w *lockWaiter, skip string) {
+	w.gen++
+	w.inflight, w.dirty = true, false
+	m.stopTimer(w)
+	req, gen := w.req, w.gen
+	keys := make([]string, 0, 3*len(req.Keys))
+	keys = append(append(append(keys, req.Keys...), req.FenceKeys...), req.QueueKeys...)
+	queue := "1"
+	if req.Try {
+		queue = "0"
+	}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds()}
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
+		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
+		if err != nil {
+			done.err = err
+			return done
+		}
+		ints := make([]int64, len(res))
+		for i, v := range res {
+			ints[i], _ = v.(int64)
+		}
+		switch {
+		case len(res) == 3 && ints[0] == 0:
+			done.wait = time.Duration(ints[1]) * time.Millisecond
+			done.reservedBy, _ = res[2].(string)
+		case len(res) == len(req.Keys)+1 && ints[0] == 1:
+			done.ok, done.fences = true, ints[1:]
+		default:
+			done.err = fmt.Errorf("lock_acquire answered %v", res)
+		}
+		return done
+	})
+}
+
+func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
+	args := []any{m.id, m.keys.LockChannel(db)}
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
+		return &leaveDone{}
+	})
+}
+
+// runRelease runs lock_release. This client queues for its next turn on the
+// keys it has more waiters for.
+func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
+	more := make([]byte, len(keys))
+	for i, k := range keys {
+		more[i] = '0'
+		if m.queues[k] != nil && m.closedErr == nil {
+			more[i] = '1'
+			m.queued[k] = true
+		}
+	}
+	all := append(slices.Clone(lockKeys), queueKeys...)
+	args := []any{token, m.keys.LockChannel(db), m.id, string(more)}
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+		n, err := releaseScript.Run(ctx, cl, all, args...).Int()
+		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
+	})
+}
+
+// nextRefresh runs the first waiting Refresh of l, unless a renewal or a
+// Refresh of l is under way.
+func (m *lockManager) nextRefresh(l *heldLease) {
+	if l.renewing || l.refreshing || len(l.refreshes) == 0 {
+		return
+	}
+	r := l.refreshes[0]
+	l.refreshes = l.refreshes[1:]
+	l.refreshing = true
+	cl, keys, token, id := l.client, l.lockKeys, l.token, l.id
+	// An answer after the expiry comes too late: the lease is lost then.
+	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
+	m.goRedis(deadline, func(ctx context.Context) any {
+		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
+		n, err := refreshScript.Run(ctx, cl, keys, token, ttlMillis(r.ttl)).Int()
+		d.ok, d.err = n == 1, err
+		return d
+	})
+}
+
+func (m *lockManager) renew(cl *redis.Client, ls []*heldLease) {
+	type item struct {
+		id    uint64
+		keys  []string
+		token string
+		ttl   int64
+	}
+	items := make([]item, len(ls))
+	// The call ends by the earliest expiry at the latest: an answer after
+	// it would come too late to keep a lease, and Lost must not wait for it.
+	// Until then a slow answer is worth waiting for: a new call would queue
+	// behind it on the same slow server.
+	deadline := time.Now().Add(lockOpTimeout)
+	for i, l := range ls {
+		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
+		deadline = minTime(deadline, l.expiresAt)
+	}
+	m.goRedis(deadline, func(ctx context.Context) any {
+		sentAt := time.Now()
+		pipe := cl.Pipeline()
+		cmds := make([]*redis.Cmd, len(items))
+		for i, it := range items {
+			cmds[i] = refreshScript.Run(ctx, pipe, it.keys, it.token, it.ttl)
+		}
+		_, _ = pipe.Exec(ctx)
+		res := make([]renewResult, len(items))
+		for i, it := range items {
+			if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// A pipeline cannot fall back to EVAL: the server has not
+				// seen the script yet (or flushed it). Once, alone.
+				cmds[i] = refreshScript.Run(ctx, cl, it.keys, it.token, it.ttl)
+			}
+			n, err := cmds[i].Int()
+			res[i] = renewResult{id: it.id, sentAt: sentAt, ok: n == 1, err: err}
+		}
+		return &renewDone{results: res}
+	})
+}

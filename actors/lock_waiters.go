@@ -1,0 +1,306 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"go.uber.org/zap"
+
+	"github.com/redisxsync/xsync/internal/xerr"
+	"github.com/redisxsync/xsync/messages"
+)
+
+type lockWaiter struct {
+	seq    uint64
+	req    *messages.Acquire
+	sender *actor.PID
+	keys   []dbKey
+
+	removed  bool // out of the queues (it may still be in their slices)
+	inflight bool // an attempt is under way
+	dirty    bool // something changed during the attempt: try again if it fails
+	// unsure: an attempt failed without an answer, so it may have taken
+	// keys. The next attempt, with the same token, finds them; a waiter
+	// removed before it is granted releases its token.
+	unsure  bool
+	gen     uint64
+	timer   *time.Timer
+	skip    string // the client whose turn the timer ends, or ""
+	backoff time.Duration
+}
+
+func (w *lockWaiter) gone() bool { return w.removed }
+
+func (m *lockManager) acquire(ctx actor.Context, req *messages.Acquire) {
+	if m.closedErr != nil {
+		ctx.Respond(&messages.AcquireResult{Err: m.closedErr})
+		return
+	}
+	if _, dup := m.waiters[req.Token]; dup {
+		ctx.Respond(&messages.AcquireResult{Err: fmt.Errorf("xsync: lock: token %q in use", req.Token)})
+		return
+	}
+	m.clients[req.DB] = req.Client
+	for i, k := range req.Keys {
+		m.qkeys[k] = req.QueueKeys[i]
+	}
+	m.seq++
+	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
+	for i, k := range req.Keys {
+		w.keys[i] = dbKey{req.DB, k}
+	}
+	if req.Try {
+		// A try never jumps this client's queue: a key that a waiter or a
+		// lease of this client has is not obtained, without asking Redis.
+		for _, k := range w.keys {
+			if m.queues[k] != nil || m.held[k] != 0 {
+				ctx.Respond(&messages.AcquireResult{Err: xerr.ErrNotObtained})
+				return
+			}
+		}
+		m.waiters[req.Token] = w
+		m.attempt(w, "")
+		return
+	}
+	m.waiters[req.Token] = w
+	for _, k := range w.keys {
+		q := m.queues[k]
+		if q == nil {
+			q = &waitQueue[*lockWaiter]{}
+			m.queues[k] = q
+		}
+		q.push(w)
+	}
+	if m.subscribe(ctx, req.DB) {
+		m.consider(w)
+	}
+}
+
+// consider starts an attempt for w if it may try now, or marks it dirty if
+// an attempt is under way.
+func (m *lockManager) consider(w *lockWaiter) {
+	if m.closedErr != nil {
+		return
+	}
+	if w.inflight {
+		w.dirty = true
+		return
+	}
+	if !m.eligible(w) {
+		return
+	}
+	m.attempt(w, "")
+}
+
+// eligible: w's DB is subscribed, w is at the head of the queue of each of
+// its keys, and no lease of this client holds one of them.
+func (m *lockManager) eligible(w *lockWaiter) bool {
+	if sub := m.subs[w.req.DB]; sub == nil || !sub.ready {
+		return false
+	}
+	for _, k := range w.keys {
+		if q := m.queues[k]; q == nil || q.head() != w || m.held[k] != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// wake considers the head waiters of keys of DB db, each once.
+func (m *lockManager) wake(db int, keys []string) {
+	var heads []*lockWaiter
+	seen := map[*lockWaiter]bool{}
+	for _, k := range keys {
+		if q := m.queues[dbKey{db, k}]; q != nil && !seen[q.head()] {
+			seen[q.head()] = true
+			heads = append(heads, q.head())
+		}
+	}
+	for _, w := range heads {
+		m.consider(w)
+	}
+}
+
+func (m *lockManager) wakeKeys(keys []dbKey) {
+	if len(keys) == 0 {
+		return
+	}
+	names := make([]string, 0, len(keys))
+	for _, k := range keys {
+		names = append(names, k.key)
+	}
+	m.wake(keys[0].db, names)
+}
+
+// wakeAll considers every head waiter of DB db.
+func (m *lockManager) wakeAll(db int) {
+	var keys []string
+	for k := range m.queues {
+		if k.db == db {
+			keys = append(keys, k.key)
+		}
+	}
+	m.wake(db, keys)
+}
+
+func (m *lockManager) stopTimer(w *lockWaiter) {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	w.skip = ""
+}
+
+func (m *lockManager) onAttempt(d *attemptDone) {
+	defer m.callDone()
+	w := m.waiters[d.token]
+	if w == nil || w.gen != d.gen {
+		// Withdrawn (or failed by Shutdown) while the attempt was under way:
+		// give back what it took, or may have taken.
+		if o := m.orphans[d.token]; o != nil {
+			delete(m.orphans, d.token)
+			if d.ok || d.err != nil || o.unsure {
+				m.releaseToken(o.req)
+			}
+			if !d.ok && !o.req.Try {
+				// Its failure may have queued this client for a turn.
+				m.leaveUnwanted(o.req)
+			}
+		}
+		return
+	}
+	w.inflight = false
+	switch {
+	case d.ok:
+		w.unsure = false
+		// Held first, so that removing w wakes no waiter of its keys.
+		l := m.grant(w, d)
+		for _, k := range w.keys {
+			delete(m.queued, k) // the script took this client out of the queues
+		}
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: d.fences, Lost: l.lost}})
+	case w.req.Try && d.err != nil:
+		m.removeWaiter(w)
+		m.releaseToken(w.req) // the call may have taken the keys
+		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
+	case w.req.Try:
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+	case d.err != nil && errors.Is(xerr.Redis("lock", d.err), xerr.ErrCorrupt):
+		// Data xsync did not write: the script changed nothing, and
+		// retrying would meet it again.
+		m.removeWaiter(w)
+		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
+	case d.err != nil:
+		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
+		w.unsure = true
+		w.backoff = min(max(2*w.backoff, lockRetryMin), lockRetryMax)
+		m.startWaiterTimer(w, w.backoff)
+	default:
+		w.backoff = 0
+		for _, k := range w.keys {
+			m.queued[k] = true // on the keys that blocked it, at least
+		}
+		switch {
+		case w.dirty:
+			m.attempt(w, "")
+		case d.wait == turnWait:
+			// Free, but another client's turn: skip it if it does not come.
+			m.startWaiterTimer(w, lockTurnGrace)
+			w.skip = d.reservedBy
+		case d.wait == noExpiry:
+			m.startWaiterTimer(w, lockNoExpiryRetry)
+		default:
+			m.startWaiterTimer(w, d.wait+lockExpirySlack)
+		}
+	}
+}
+
+func (m *lockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
+	m.stopTimer(w)
+	w.timer = m.sendAfter(d, &waiterTimer{token: w.req.Token, gen: w.gen})
+}
+
+func (w *lockWaiter) respond(m *lockManager, res *messages.AcquireResult) {
+	if w.sender != nil {
+		m.root.Send(w.sender, res)
+	}
+}
+
+// removeWaiter takes w out of the map and the queues, and wakes the waiters
+// that are now at the head of one of its queues.
+func (m *lockManager) removeWaiter(w *lockWaiter) {
+	w.removed = true
+	delete(m.waiters, w.req.Token)
+	m.stopTimer(w)
+	if w.inflight {
+		m.orphans[w.req.Token] = w
+	}
+	var heads []string
+	var leave []int
+	for i, k := range w.keys {
+		q := m.queues[k]
+		if w.req.Try || q == nil {
+			continue // a try is never queued
+		}
+		if q.head() == w {
+			heads = append(heads, k.key)
+		}
+		if q.leave() {
+			delete(m.queues, k)
+			if m.queued[k] {
+				delete(m.queued, k)
+				leave = append(leave, i)
+			}
+		}
+	}
+	m.leave(w.req, leave)
+	if w.unsure && !w.inflight {
+		// A failed attempt may have taken its keys (after the queues are
+		// updated: the release queues this client for the keys it still
+		// waits for).
+		m.releaseToken(w.req)
+	}
+	m.wake(w.req.DB, heads)
+}
+
+// leaveUnwanted takes this client out of the turn queues of the keys of req
+// that no waiter of it wants.
+func (m *lockManager) leaveUnwanted(req *messages.Acquire) {
+	var idx []int
+	for i, k := range req.Keys {
+		if m.queues[dbKey{req.DB, k}] == nil {
+			delete(m.queued, dbKey{req.DB, k})
+			idx = append(idx, i)
+		}
+	}
+	m.leave(req, idx)
+}
+
+// leave runs lock_leave for the keys of req at idx: no waiter of this client
+// wants them any more, and a turn it had goes to the next client.
+func (m *lockManager) leave(req *messages.Acquire, idx []int) {
+	if len(idx) == 0 {
+		return
+	}
+	keys := make([]string, 0, 2*len(idx))
+	for _, i := range idx {
+		keys = append(keys, req.Keys[i])
+	}
+	for _, i := range idx {
+		keys = append(keys, req.QueueKeys[i])
+	}
+	m.runLeave(req.Client, req.DB, keys)
+}
+
+func (m *lockManager) withdraw(token string) {
+	w := m.waiters[token]
+	if w == nil {
+		return // granted already: the future hands the lease back
+	}
+	m.removeWaiter(w)
+	w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+}
