@@ -27,6 +27,7 @@
 // (queues and attempts), lock_leases.go (grants, renewal, refresh,
 // release), lock_turns.go (pub/sub and the turn queues), lock_redis.go
 // (the script calls); pool.go (the actor), pool_take.go (takes, batching,
-// bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_redis.go
-// (the script calls and their replies); connection.go.
+// bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_health.go
+// (Report), pool_redis.go (the script calls and their replies);
+// connection.go.
 package actors
