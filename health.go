@@ -123,6 +123,10 @@ func (h HealthPolicy) resolved() (HealthPolicy, error) {
 // id the pool does not hold (never put, removed, or past its TTL) is
 // ErrNotFound, and nothing is written. An empty id is ErrInvalidContainer,
 // an outcome other than the three ErrInvalidOutcome.
+//
+// A Report whose ctx is done already sends nothing. One whose ctx ends in
+// flight, or that fails with ErrUnavailable, may have been applied: unlike
+// Put, a report repeated then may count twice.
 func (p *Pool) Report(ctx context.Context, id string, o Outcome) error {
 	if err := p.checkID(id); err != nil {
 		return err

@@ -355,3 +355,58 @@ func TestPool_RetirementIsLogged(t *testing.T) {
 		t.Fatalf("log entries %+v; want one for a, with its 1 failure", entries)
 	}
 }
+
+// A report about a container that a Put changed since its take counts
+// against the container as it is now and leaves the Put's settings alone;
+// one about a removed container is ErrNotFound and brings nothing back. A
+// retired container can be removed, and one whose TTL ends is purged like
+// any other: Retired counts it no more, Expired does.
+func TestPool_ReportAfterAPutOrARemoveAndRetiredExpiry(t *testing.T) {
+	p := newClient(t).Pool("accounts", xsync.Health(xsync.HealthPolicy{Backoff: time.Millisecond, RetireAfter: 2}))
+	ctx := context.Background()
+	put(t, p, xsync.Container{ID: "a", Data: "old"}, xsync.Container{ID: "b"})
+	taken, err := p.AskOne(ctx)
+	if err != nil || taken.ID != "a" {
+		t.Fatalf("AskOne: %+v, %v", taken, err)
+	}
+	put(t, p, xsync.Container{ID: "a", Data: "new", Interval: time.Minute})
+	report(t, p, "a", xsync.Failed)
+	if c := get(t, p, "a"); c.Data != "new" || c.Interval != time.Minute || c.Failures != 1 || c.Retired {
+		t.Fatalf("after a report on a re-Put container: %+v; want the Put's data and interval, Failures 1", c)
+	}
+	if n, err := p.Remove(ctx, "a"); err != nil || n != 1 {
+		t.Fatalf("Remove: %d, %v", n, err)
+	}
+	if err := p.Report(ctx, "a", xsync.Failed); !errors.Is(err, xsync.ErrNotFound) {
+		t.Fatalf("report on a removed container: %v, want ErrNotFound", err)
+	}
+	if _, err := p.Get(ctx, "a"); !errors.Is(err, xsync.ErrNotFound) {
+		t.Fatalf("a report brought a removed container back: %v", err)
+	}
+
+	report(t, p, "b", xsync.Failed)
+	report(t, p, "b", xsync.Failed)
+	if n, err := p.Remove(ctx, "b"); err != nil || n != 1 {
+		t.Fatalf("Remove of a retired container: %d, %v; want 1", n, err)
+	}
+	if s := stats(t, p); s.Total != 0 || s.Retired != 0 {
+		t.Fatalf("Stats after removing the retired container: %+v", s)
+	}
+
+	// c lives 300ms more; retired, it is counted until then, then purged.
+	now := serverNow(t)
+	put(t, p, xsync.Container{ID: "c", CreatedAt: now.Add(-time.Hour), TTL: time.Hour + 300*time.Millisecond})
+	report(t, p, "c", xsync.Blocked)
+	report(t, p, "c", xsync.Blocked)
+	if s := stats(t, p); s.Total != 1 || s.Retired != 1 || s.Expired != 0 {
+		t.Fatalf("Stats with c retired: %+v; want Total 1, Retired 1", s)
+	}
+	var last xsync.PoolStats
+	eventually(t, 10*time.Second, "c's TTL ended and Stats purged it", func() bool {
+		last = stats(t, p)
+		return last.Expired == 1
+	})
+	if last.Total != 0 || last.Retired != 0 {
+		t.Fatalf("Stats after c expired: %+v; want Total 0, Retired 0, Expired 1", last)
+	}
+}
