@@ -53,6 +53,9 @@ type Client struct {
 	workers []*actor.PID
 	lockMgr *actor.PID
 	pools   map[string]*Pool
+	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
+	limiters   map[string]*Limiter
+	semaphores map[string]*semaphoreActor
 }
 
 // New connects to the Redis deployment of opts and returns a client that is

@@ -1,7 +1,9 @@
 // Package xsync gives Go programs Redis-backed coordination: labelled Redis
-// clients, distributed locks with leases and fencing tokens, and pools of
+// clients, distributed locks with leases and fencing tokens, pools of
 // rate-limited containers (crawler accounts, cookies, proxies) that many
-// processes on many machines share without using one faster than allowed.
+// processes on many machines share without using one faster than allowed,
+// rate limiters per key (Limiter, GCRA) and counting semaphores
+// (Semaphore).
 //
 // # Clients
 //
@@ -20,7 +22,8 @@
 //
 //   - Each client owns a few actors (protoactor-go): a connection actor
 //     (the go-redis clients per DB and the client's one pub/sub
-//     connection), a lock manager, and one actor per pool.
+//     connection), a lock manager, and one actor per pool, per limiter and
+//     per semaphore.
 //   - A call validates its input, sends a message to an actor and waits on
 //     a Future; every blocking call X(ctx, ...) has an XAsync form that
 //     returns the Future instead.
@@ -82,6 +85,43 @@
 //     Blocked of a streak, and a streak of failures can retire it (see
 //     HealthPolicy). No take hands out a retired container until a Put of
 //     its ID revives it; a report wakes no waiter, a reviving Put does.
+//
+// # Rate limiters
+//
+//   - GCRA, the algorithm of go-redis/redis_rate, with the same arithmetic
+//     on the Redis server's clock and the same stored value: for the same
+//     Limit and the same request times, the same decisions. A key costs one
+//     small string, which expires once the key is back to its full burst.
+//   - Waiting (Wait, WaitN, WaitNAsync) costs no Redis command until the
+//     limit allows it: a refused try returns RetryAfter, and the limiter's
+//     actor keeps one timer per key for it. Waiters that arrive meanwhile
+//     queue behind without a command.
+//   - The waiters of one client and key are served in arrival order (a big
+//     request is never overtaken by small ones behind it), several by one
+//     script call when they fit. Between clients there is no queue: whoever
+//     asks first when events are allowed gets them.
+//   - A cancelled wait consumes nothing: events allowed to it while it was
+//     being cancelled are given back.
+//   - Allow and AllowN do not queue: they compete with this client's
+//     waiters as a call from another process would. A Reset on another
+//     client does not wake this client's waiters before their timer.
+//
+// # Semaphores
+//
+//   - At most the semaphore's permits are held at once, across every
+//     client. A permit is held as a *Lease, with TTL, AutoRenew, Lost,
+//     Refresh and Release as for locks; the permits of a holder that died
+//     come back when its lease runs out.
+//   - Waiting requests queue in Redis and are granted only at the head of
+//     the queue: they are served in order across every client, and a big
+//     request is never overtaken by small ones.
+//   - Once enough permits are free for the head, it has 100ms to take
+//     them: a client that died at the head holds the others up that long
+//     at most, and one too slow to answer in that time queues again at the
+//     back.
+//   - Waiting costs no Redis command while nothing changes: a release on
+//     any client wakes the waiters through pub/sub, and a timer wakes them
+//     at the earliest lease expiry.
 //
 // # Errors
 //

@@ -410,3 +410,40 @@ func TestPool_ReportAfterAPutOrARemoveAndRetiredExpiry(t *testing.T) {
 		t.Fatalf("Stats after c expired: %+v; want Total 0, Retired 0, Expired 1", last)
 	}
 }
+
+// Return after a report: a Blocked report counts as a change of the
+// container (like a Cooldown), so Return leaves it cooling; Succeeded and
+// Failed do not, so Return restores the container as before its take and
+// keeps the streak the report left.
+func TestPool_ReturnAfterAReport(t *testing.T) {
+	p := newClient(t).Pool("accounts", xsync.Health(xsync.HealthPolicy{Backoff: time.Hour}))
+	ctx := context.Background()
+	put(t, p, xsync.Container{ID: "a", Interval: time.Minute})
+	before := get(t, p, "a")
+	taken, err := p.AskOne(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, p, "a", xsync.Failed)
+	if err := p.Return(ctx, taken); err != nil {
+		t.Fatalf("Return after Failed: %v", err)
+	}
+	want := before
+	want.Failures = 1
+	if got := get(t, p, "a"); got != want {
+		t.Fatalf("after Failed and Return: %+v; want %+v (as before the take, the streak kept)", got, want)
+	}
+
+	taken, err = p.AskOne(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report(t, p, "a", xsync.Blocked)
+	cooling := get(t, p, "a")
+	if err := p.Return(ctx, taken); err != nil {
+		t.Fatalf("Return after Blocked: %v", err)
+	}
+	if got := get(t, p, "a"); got != cooling {
+		t.Fatalf("after Blocked and Return: %+v; want it left cooling as the report made it, %+v", got, cooling)
+	}
+}

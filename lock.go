@@ -233,11 +233,14 @@ func newToken() string {
 }
 
 // Lease is a held lock on one or more keys, granted by Lock, TryLock,
-// LockAsync or WithLock. Release it when done. Its methods are safe for
-// concurrent use.
+// LockAsync or WithLock, or permits of a Semaphore (then Keys is the
+// semaphore's name and Fence is 0). Release it when done. Its methods are
+// safe for concurrent use.
 type Lease struct {
-	c      *Client
-	sys    *actor.ActorSystem
+	c   *Client
+	sys *actor.ActorSystem
+	// mgr is the actor that holds the lease: the lock manager, or a
+	// semaphore's actor; both answer ReleaseLease and RefreshLease.
 	mgr    *actor.PID
 	id     uint64
 	keys   []string

@@ -65,6 +65,12 @@ type Container struct {
 	Retired bool
 }
 
+// containerOf is the Container of a pool actor's answer.
+func containerOf(m messages.Container) Container {
+	return Container{ID: m.ID, CreatedAt: m.CreatedAt, TTL: m.TTL, Interval: m.Interval,
+		NextAvailable: m.NextAvailable, Data: m.Data, UsageCount: m.UsageCount, Failures: m.Failures, Retired: m.Retired}
+}
+
 // PoolStats are a pool's counters at one moment.
 //
 // Stats purges up to 128 containers whose TTL has passed, as every take
@@ -114,6 +120,8 @@ type Pool struct {
 
 	mu  sync.Mutex
 	pid *actor.PID
+
+	grants grantBook // what this handle's takes handed out, for Return
 }
 
 // Pool returns the pool called name, on Options.DB or on the DB that OnDB
@@ -238,7 +246,8 @@ func (p *Pool) Put(ctx context.Context, cs ...Container) error {
 	}
 	for i, c := range cs {
 		if last[c.ID] == i {
-			msg.Containers = append(msg.Containers, messages.Container(c))
+			msg.Containers = append(msg.Containers, messages.Container{ID: c.ID, CreatedAt: c.CreatedAt,
+				TTL: c.TTL, Interval: c.Interval, Data: c.Data})
 		}
 	}
 	if len(msg.Containers) == 0 {
@@ -276,7 +285,7 @@ func (p *Pool) Get(ctx context.Context, id string) (Container, error) {
 		return Container{}, err
 	}
 	return call(ctx, p, &messages.PoolGet{ID: id}, func(r *messages.PoolGetResult) (Container, error) {
-		return Container(r.Container), r.Err
+		return containerOf(r.Container), r.Err
 	})
 }
 
@@ -397,8 +406,9 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, 
 		}
 		cs := make([]Container, len(r.Containers))
 		for i, c := range r.Containers {
-			cs[i] = Container(c)
+			cs[i] = containerOf(c)
 		}
+		p.grants.add(r.Containers)
 		return pick(cs), nil
 	}
 	return request(ctx, sys, pid, msg, ErrNotAvailable, convert, func(f *Future[T], _ *actor.PID) {
@@ -406,6 +416,35 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, 
 		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdrawTake{Token: token}) }
 		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
 	})
+}
+
+// Return hands back containers taken but not used (the frontier was empty,
+// the job was cancelled): each is ready again as before its take, with its
+// NextAvailable and UsageCount restored (its Failures as reports left
+// them), unless it was taken, cooled down (by Cooldown or a Blocked
+// report), retired, removed or re-Put since: then it is left as it is. Give Return the
+// containers as the take returned them, within 30 seconds of the take (its
+// grant record lives that long). A container that no take of this *Pool
+// handed out in that time (one built by hand, one of another pool) is
+// ErrInvalidContainer, and nothing is returned. Returning a container
+// twice does nothing the second time.
+// Return wakes the pool's waiters on every client when it restored one.
+//
+// A Return whose ctx is done already sends nothing; one whose ctx ends in
+// flight (or that fails with ErrUnavailable) may have been applied.
+func (p *Pool) Return(ctx context.Context, cs ...Container) error {
+	if p.err != nil {
+		return p.err
+	}
+	msg, err := p.grants.lookup(cs)
+	if err != nil {
+		return fmt.Errorf("%w: pool %q: %w", ErrInvalidContainer, p.name, err)
+	}
+	if len(msg.Tokens) == 0 {
+		return nil
+	}
+	_, err = call(ctx, p, msg, func(r *messages.PoolReturnResult) (struct{}, error) { return struct{}{}, r.Err })
+	return err
 }
 
 func all(cs []Container) []Container { return cs }

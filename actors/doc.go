@@ -10,9 +10,14 @@
 //   - the lock manager (NewLockManager), one per client: lock waiters,
 //     turns, wake-ups and lease renewal;
 //   - the pool actor (NewPool), one per pool name per client: take
-//     requests, batching and wake-ups.
+//     requests, batching and wake-ups;
+//   - the limiter actor (NewLimiter), one per limiter name per client:
+//     waiters in order per key, one timer per key, batched script calls;
+//   - the semaphore actor (NewSemaphore), one per semaphore name per
+//     client: permit waiters, wake-ups, and the leases of the permits.
 //
-// What the lock manager and the pool actors share lives once:
+// What the lock manager, the pool, limiter and semaphore actors share lives
+// once:
 //
 //   - worker (worker.go): a Redis call runs in a goroutine that sends its
 //     result back as a message (goRedis), so the mailbox never waits on
@@ -28,6 +33,8 @@
 // release), lock_turns.go (pub/sub and the turn queues), lock_redis.go
 // (the script calls); pool.go (the actor), pool_take.go (takes, batching,
 // bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_health.go
-// (Report), pool_redis.go (the script calls and their replies);
-// connection.go.
+// (Report), pool_redis.go (the script calls and their replies); limiter.go
+// (the actor), limiter_redis.go (its script's call); semaphore.go (the
+// actor, its waiters), semaphore_leases.go (leases of permits),
+// semaphore_redis.go (its script calls); connection.go.
 package actors

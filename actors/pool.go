@@ -151,6 +151,8 @@ func (p *poolActor) Receive(ctx actor.Context) {
 		p.onTake(ctx, m)
 	case *messages.PoolWithdrawTake:
 		p.onWithdraw(ctx, m)
+	case *messages.PoolReturn:
+		p.onReturn(ctx, m)
 	case *messages.PoolHandBack:
 		p.handBack(ctx, []string{m.Token})
 	case *messages.PoolPut:

@@ -108,3 +108,15 @@ func (p *poolActor) onStats(ctx actor.Context) {
 			return &s, nil
 		})
 }
+
+func (p *poolActor) onReturn(ctx actor.Context, m *messages.PoolReturn) {
+	cl, keys := p.cfg.Client, p.keys
+	serve(p, ctx, func(err error) *messages.PoolReturnResult { return &messages.PoolReturnResult{Err: err} },
+		func(c context.Context) (*messages.PoolReturnResult, error) {
+			back, left, err := runReturn(c, cl, keys, m.Tokens, m.IDs)
+			if err != nil {
+				return nil, p.wrap("return", err)
+			}
+			return &messages.PoolReturnResult{Restored: int(back), Left: int(left)}, nil
+		})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -207,15 +208,34 @@ func int64s(a []any) ([]int64, bool) {
 	return out, true
 }
 
-// runHandBack runs pool_handback for the grants of tokens: it returns how
-// many containers were given back, and how many were left as they were
-// because another take, a Cooldown, a Put or a Remove overtook the grant.
-func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string) (back, overtaken int64, err error) {
+// runHandBack runs pool_handback for the grants of tokens, none of which
+// reached a caller. It returns how many containers were given back, and how
+// many were left as they were because another take, a Cooldown, a Put or a
+// Remove overtook the grant.
+func runHandBack(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string) (back, left int64, err error) {
+	return runGiveBack(ctx, cl, k, "1", tokens, nil)
+}
+
+// runReturn runs pool_handback for containers returned unused: ids[i] of
+// the grant of tokens[i].
+func runReturn(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []string, ids [][]string) (back, left int64, err error) {
+	return runGiveBack(ctx, cl, k, "0", tokens, ids)
+}
+
+func runGiveBack(ctx context.Context, cl redis.Scripter, k poolKeys, uncount string, tokens []string, ids [][]string) (back, left int64, err error) {
 	keys := slices.Clone(k.base)
-	for _, t := range tokens {
+	args := []any{k.channel, k.name, uncount}
+	for i, t := range tokens {
 		keys = append(keys, k.grant(t))
+		if ids != nil {
+			var b strings.Builder
+			for _, id := range ids[i] {
+				fmt.Fprintf(&b, "%d:%s", len(id), id)
+			}
+			args = append(args, b.String())
+		}
 	}
-	res, err := registry.Get("pool_handback").Run(ctx, cl, keys, k.channel, k.name, "1").Int64Slice()
+	res, err := registry.Get("pool_handback").Run(ctx, cl, keys, args...).Int64Slice()
 	if err != nil {
 		return 0, 0, err
 	}

@@ -191,6 +191,9 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 				if w.done {
 					handBack = append(handBack, w.token)
 				} else {
+					for i := range o.containers {
+						o.containers[i].Grant = w.token
+					}
 					p.answer(ctx, w, &messages.PoolTakeResult{Containers: o.containers})
 				}
 				continue

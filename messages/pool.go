@@ -14,6 +14,9 @@ type Container struct {
 	UsageCount    int64
 	Failures      int64
 	Retired       bool
+	// Grant is the token of the take that handed the container out, for
+	// PoolReturn; "" when it was not handed out by a take.
+	Grant string
 }
 
 // PoolTake asks a pool actor for N containers. Random takes any live ones
@@ -126,4 +129,19 @@ type PoolReportResult struct {
 	Failures      int64
 	Retired       bool
 	Err           error
+}
+
+// PoolReturn gives back containers taken but not used: IDs[i] of the
+// grant of Tokens[i]. The answer is *PoolReturnResult.
+type PoolReturn struct {
+	Tokens []string
+	IDs    [][]string
+}
+
+// PoolReturnResult answers PoolReturn: how many containers were restored
+// as before their take, and how many were left as they were (overtaken
+// since, or their grant record is gone).
+type PoolReturnResult struct {
+	Restored, Left int
+	Err            error
 }

@@ -57,6 +57,9 @@ type config struct {
 	LoginDelay  time.Duration
 	Tolerance   time.Duration
 	Margin      time.Duration
+	HostRate    float64
+	HostBurst   int
+	HostMargin  time.Duration
 	CrawlDB     int
 	Seed        uint64
 	Banned      int           // accounts banned now and then
@@ -86,15 +89,19 @@ type summary struct {
 	Elapsed   float64 `json:"elapsed"` // seconds from "go" to the stop
 	// Rate is the pages fetched until the stop per second of Elapsed;
 	// MaxRate the site's limit: the sum over the accounts of 1/interval,
-	// each for the time it was neither banned nor dead.
+	// each for the time it was neither banned nor dead, or the host limit,
+	// whichever is lower.
 	Rate         float64  `json:"rate"`
 	MaxRate      float64  `json:"max_rate"`
 	RateRatio    float64  `json:"rate_ratio"`
 	FetchedTwice int      `json:"fetched_twice"` // pages the site served more than once
-	TooMany      int      `json:"too_many"`      // 429 answers for using an account too soon
+	TooMany      int      `json:"too_many"`      // 429 answers for an account or a host used too soon
 	TooManyLate  int      `json:"too_many_late"` // of which the pool's grants were far enough apart: delayed requests
+	TooManyHost  int      `json:"too_many_host"` // of which the site's per-host limit refused
+	HostRate     float64  `json:"host_rate"`     // the site's per-host limit, pages/s; 0: none
+	HostMissed   int64    `json:"host_missed"`   // host turns that passed while no account was ready
 	Bans         int      `json:"bans"`          // bans the site imposed
-	Banned       int      `json:"banned"`        // 429 answers to banned accounts: the bans the pool absorbed
+	Banned       int      `json:"banned"`        // 429 answers to banned accounts (not in TooMany): the bans the pool absorbed
 	Dead         []string `json:"dead"`          // accounts the site disabled for good
 	Refused      int      `json:"refused"`       // logins of those accounts the site refused
 	Retired      []string `json:"retired"`       // accounts the pool retired
@@ -190,6 +197,8 @@ func (c *coordinator) runCrawl(ctx context.Context) (*summary, error) {
 		LoginDelay: c.cfg.LoginDelay,
 		Seed:       c.cfg.Seed,
 		Accounts:   c.accounts(),
+		HostRate:   c.cfg.HostRate,
+		HostBurst:  c.cfg.HostBurst,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -390,6 +399,11 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 			Site:      c.siteURL,
 			Naive:     c.cfg.Naive,
 			PageLimit: c.cfg.PageLimit,
+			HostEvery: c.hostEvery(),
+			// Turns are HostEvery apart, 2 at once, and a page may go up
+			// to HostBurst-3 turns late: the site's burst holds them, with
+			// one page to spare for the jitter of delivery.
+			AccountWait: time.Duration(max(c.cfg.HostBurst-3, 0)) * c.hostEvery(),
 
 			Backoff:     c.cfg.Backoff,
 			MaxBackoff:  c.cfg.MaxBackoff,
@@ -572,6 +586,16 @@ func (c *coordinator) retired(ctx context.Context) []string {
 	return ids
 }
 
+// hostEvery is the time between two pages that the workers' politeness
+// limiter keeps per host: the site's, plus -host-margin against the jitter
+// of delivery. 0 when the site has no host limit.
+func (c *coordinator) hostEvery() time.Duration {
+	if c.cfg.HostRate <= 0 {
+		return 0
+	}
+	return time.Duration(float64(time.Second)/c.cfg.HostRate) + c.cfg.HostMargin
+}
+
 // summarize judges the crawl.
 func (c *coordinator) summarize(ctx context.Context, stop string, start time.Time, elapsed time.Duration, pagesAtStop int, children []*child) *summary {
 	st := c.site.snapshot()
@@ -589,6 +613,8 @@ func (c *coordinator) summarize(ctx context.Context, stop string, start time.Tim
 		FetchedTwice:   st.FetchedTwice,
 		TooMany:        st.TooMany,
 		TooManyLate:    st.TooManyLate,
+		TooManyHost:    st.TooManyHost,
+		HostRate:       c.cfg.HostRate,
 		Bans:           st.Bans,
 		Banned:         st.Banned,
 		Dead:           c.site.dead(),
@@ -615,6 +641,7 @@ func (c *coordinator) summarize(ctx context.Context, stop string, start time.Tim
 			s.Takes += ch.result.Takes
 			s.Reports += ch.result.Reports
 			s.WorkerErrors += ch.result.Errors
+			s.HostMissed += ch.result.Missed
 		}
 		if ch.err != nil || ch.result == nil {
 			s.Violations = append(s.Violations, fmt.Sprintf("worker process %d failed: %v", ch.proc, ch.err))
@@ -622,6 +649,9 @@ func (c *coordinator) summarize(ctx context.Context, stop string, start time.Tim
 	}
 	if st.TooMany > 0 && !c.cfg.Naive {
 		v := fmt.Sprintf("%d requests got 429 Too Many Requests", st.TooMany)
+		if st.TooManyHost > 0 {
+			v += fmt.Sprintf("; %d of them by the per-host limit", st.TooManyHost)
+		}
 		if st.TooManyLate > 0 {
 			v += fmt.Sprintf("; for %d of them the pool's grants were an interval apart, but the request before was delayed by more than -margin + -tolerance on its way (a busy machine): raise -margin", st.TooManyLate)
 		}

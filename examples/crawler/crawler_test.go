@@ -62,18 +62,20 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 }
 
 // The short form of the demo: 2 processes of 8 workers share 8 accounts
-// whose cookies expire during the run; two of them get banned now and then,
+// whose cookies expire during the run, and the site's per-host limit of 15
+// pages/s (below the accounts' 22); two accounts get banned now and then,
 // one dies for good. The pool must keep every account within its interval
-// (no 429 for an account used too soon), absorb the bans (the workers
-// report them, the pool backs the account off), retire the dead account
-// and no other; the seen set must keep every page to one fetch, the login
-// lock must hold logins to one per expired cookie, and the accounts must be
-// kept busy: at least 80% of the site's maximum rate while they were
-// neither banned nor dead.
+// and the limiter the host within its limit (no 429 but the bans'), the
+// workers' reports must absorb the bans (the pool backs the account off)
+// and retire the dead account and no other; the seen set must keep every
+// page to one fetch, the login lock must hold logins to one per expired
+// cookie, and the crawl must be kept busy: at least 80% of the site's
+// maximum rate, counting each account only while it was neither banned nor
+// dead.
 func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 	code, s := crawlJSON(t,
 		"-procs", "2", "-workers", "8", "-accounts", "8",
-		"-min-interval", "200ms", "-max-interval", "600ms",
+		"-min-interval", "200ms", "-max-interval", "600ms", "-host-rate", "15",
 		"-cookie-ttl", "5s", "-login-delay", "300ms",
 		"-banned", "2", "-ban-every", "8", "-ban-for", "500ms", "-backoff", "300ms",
 		"-dead", "1", "-dead-after", "3", "-retire-after", "3",
@@ -82,7 +84,10 @@ func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 		t.Errorf("exit status %d, violations %q; want 0 and none", code, s.Violations)
 	}
 	if s.TooMany != 0 {
-		t.Errorf("%d answers were 429; the pool must prevent every one", s.TooMany)
+		t.Errorf("%d answers were 429 (%d by the host limit); the pool and the limiter must prevent every one", s.TooMany, s.TooManyHost)
+	}
+	if s.HostRate != 15 || s.MaxRate != 15 {
+		t.Errorf("host rate %v, max rate %v: want the host limit of 15 to bind", s.HostRate, s.MaxRate)
 	}
 	if s.Pages == 0 || s.FetchedTwice != 0 {
 		t.Errorf("%d pages fetched, %d of them twice; want some, none twice", s.Pages, s.FetchedTwice)
@@ -265,6 +270,57 @@ func TestSiteAnswers429WhenAnAccountIsUsedSoonerThanItsInterval(t *testing.T) {
 	}
 	if got := s.snapshot().MinSlack; got != -50*time.Millisecond {
 		t.Errorf("closest request %v from the interval; want -50ms", got)
+	}
+}
+
+// The site limits each host (the Host header) to HostRate pages per
+// second, HostBurst at once, whichever accounts it uses; a refused request
+// counts as a 429 of the host and as no use of its account.
+func TestSiteAnswers429WhenAHostExceedsItsLimit(t *testing.T) {
+	var accounts []siteAccount
+	for _, id := range []string{"a", "b", "c", "d"} {
+		accounts = append(accounts, siteAccount{ID: id, Password: "p" + id, Interval: time.Millisecond, CookieTTL: time.Hour})
+	}
+	s, clk := testSite(accounts...)
+	s.cfg.HostRate, s.cfg.HostBurst = 10, 2 // one page per 100ms, 2 at once
+	var cookies []string
+	for _, a := range accounts {
+		cookies = append(cookies, siteLogin(t, s, a.ID, a.Password))
+	}
+	get := func(host string, i int) int {
+		req := httptest.NewRequest(http.MethodGet, "/page/1", nil)
+		req.Host = host
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: cookies[i]})
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	steps := []struct {
+		advance time.Duration
+		host    string
+		account int
+		want    int
+	}{
+		{0, "crawler-1", 0, http.StatusOK},
+		{0, "crawler-1", 1, http.StatusOK},                     // the burst of 2
+		{0, "crawler-1", 2, http.StatusTooManyRequests},        // a third at once
+		{0, "crawler-2", 2, http.StatusOK},                     // another host has its own
+		{96 * time.Millisecond, "crawler-1", 3, http.StatusOK}, // 100ms less the tolerance
+		{0, "crawler-1", 3, http.StatusTooManyRequests},
+		{50 * time.Millisecond, "crawler-1", 2, http.StatusTooManyRequests},
+		{50 * time.Millisecond, "crawler-1", 2, http.StatusOK},
+	}
+	for i, st := range steps {
+		clk.advance(st.advance)
+		if got := get(st.host, st.account); got != st.want {
+			t.Fatalf("step %d (%s, account %d): HTTP %d, want %d", i, st.host, st.account, got, st.want)
+		}
+	}
+	if got := s.snapshot(); got.TooManyHost != 3 || got.TooMany != 3 || got.Served != 5 {
+		t.Errorf("site counted %d 429s (%d by host) and %d pages; want 3 (3) and 5", got.TooMany, got.TooManyHost, got.Served)
+	}
+	if got := s.capacity(clk.now(), clk.now().Add(time.Second)); got != 10 {
+		t.Errorf("capacity of a second: %v pages, want the host limit of 10", got)
 	}
 }
 

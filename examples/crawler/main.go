@@ -20,9 +20,11 @@
 // banned for a while (-banned), and some die for good (-dead): the workers
 // report every outcome to the pool (Pool.Report), which backs a banned
 // account off and retires a dead one. At the end it prints a summary and
-// exits with status 1 if a rule was broken: a 429 for using an account too
-// soon, a page fetched twice, more than one login per expired cookie, or a
-// live account retired. -naive runs the same crawl with random accounts
+// exits with status 1 if a rule was broken: a 429 for an account or a host
+// used too soon (the site limits each account, and each host: the workers
+// keep the host's limit with an xsync Limiter shared by every process), a
+// page fetched twice, more than one login per expired cookie, or a live
+// account retired. -naive runs the same crawl with random accounts
 // (Pool.AcquireRandomOne) to show the 429s that the pool prevents; its
 // status ignores them.
 //
@@ -90,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.LoginDelay, "login-delay", 300*time.Millisecond, "how long a login takes on the site")
 	fs.DurationVar(&cfg.Tolerance, "tolerance", 5*time.Millisecond, "the site lets a request come this much before the account's interval has passed")
 	fs.DurationVar(&cfg.Margin, "margin", 30*time.Millisecond, "added to the site's interval in the pool")
+	fs.Float64Var(&cfg.HostRate, "host-rate", 20, "the site's per-host limit in pages per second (0: none); the workers keep it with an xsync Limiter")
+	fs.IntVar(&cfg.HostBurst, "host-burst", 5, "pages the site lets a host send at once; at least 4, which the workers need to absorb their delays")
+	fs.DurationVar(&cfg.HostMargin, "host-margin", 2*time.Millisecond, "added to the time between two pages per host in the workers' limiter")
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
 	fs.IntVar(&cfg.Banned, "banned", 2, "accounts that get banned now and then (the first ones)")
@@ -121,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.CookieTTL < time.Millisecond {
 		problems = append(problems, "-cookie-ttl must be at least 1ms")
+	}
+	if cfg.HostRate < 0 || (cfg.HostRate > 0 && cfg.HostBurst < 4) || cfg.HostMargin < 0 {
+		problems = append(problems, "-host-rate may not be negative, -host-burst must be at least 4, -host-margin not negative")
 	}
 	if cfg.Duration < 0 || cfg.PageLimit < 0 || cfg.LoginDelay < 0 || cfg.Tolerance < 0 || cfg.Margin < 0 || cfg.CrawlDB < 0 ||
 		cfg.BanFor < 0 || cfg.Backoff < 0 || cfg.MaxBackoff < 0 || cfg.RetireAfter < 0 {

@@ -84,15 +84,23 @@ func printSummary(w io.Writer, s *summary) {
 		twice = fmt.Sprintf("%d fetched twice", s.FetchedTwice)
 	}
 	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
-	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (the sum over the accounts of 1/interval, while neither banned nor dead)",
-		s.Rate, 100*s.RateRatio, s.MaxRate)
+	bound := "the sum over the accounts of 1/interval, while neither banned nor dead"
+	if s.HostRate > 0 && s.HostRate == s.MaxRate {
+		bound = "the site's per-host limit"
+	}
+	fmt.Fprintf(w, "  rate         %.1f pages/s = %.1f%% of the site's maximum, %.1f pages/s (%s)",
+		s.Rate, 100*s.RateRatio, s.MaxRate, bound)
 	if s.RateRatio > 1 {
 		fmt.Fprint(w, ": a short run, and every account starts ready")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  429s         %d for an account used too soon", s.TooMany)
+	fmt.Fprintf(w, "  429s         %d for an account or a host used too soon (the bans' apart)", s.TooMany)
 	if s.TooManyLate > 0 {
 		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
+	}
+	if s.HostRate > 0 {
+		fmt.Fprintf(w, "; %d from the per-host limit of %g pages/s, kept by an xsync Limiter (%d turns passed with no account ready)",
+			s.TooManyHost, s.HostRate, s.HostMissed)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  logins       %d for %d expired cookies", s.Relogins, s.Expiries-s.Unrenewed)
@@ -124,7 +132,7 @@ func printSummary(w io.Writer, s *summary) {
 		if s.Mode == "naive" && s.TooMany > 0 {
 			fmt.Fprintf(w, "naive mode: %d requests were refused with 429; the pool (run without -naive) makes that zero\n", s.TooMany)
 		} else {
-			fmt.Fprintln(w, "OK: no 429 for an account used too soon, no page fetched twice, one login per expired cookie, bans absorbed, no live account retired")
+			fmt.Fprintln(w, "OK: no 429 (accounts nor host), no page fetched twice, one login per expired cookie, bans absorbed, no live account retired")
 		}
 		return
 	}

@@ -12,6 +12,10 @@ package main
 //     clock, gets 429 Too Many Requests. A 429 does not count as a use. The
 //     tolerance (default 5ms) absorbs the jitter of two processes talking
 //     over loopback; it is small against the intervals (100ms and up).
+//   - The site is polite to itself too: each host (the Host header) may be
+//     sent HostRate pages per second, HostBurst at once, by the site's clock
+//     give or take the tolerance; a request beyond that gets 429 Too Many
+//     Requests, whichever account it uses, and does not count as a use.
 //   - For the score only, a crawler using the pool sends the time at which
 //     the pool granted the account (header X-Pool-Granted, Unix ms by
 //     Redis's clock). A 429 whose grant came at least an interval after the
@@ -67,6 +71,8 @@ type siteConfig struct {
 	LoginDelay time.Duration // how long a login takes
 	Seed       uint64        // the random links
 	Accounts   []siteAccount
+	HostRate   float64 // pages per second per host; 0: no host limit
+	HostBurst  int     // pages at once per host; at least 1 when HostRate is set
 }
 
 // site is the target site; it is an http.Handler.
@@ -79,7 +85,8 @@ type site struct {
 	mu       sync.Mutex
 	accounts map[string]*accountState
 	sessions map[string]*session
-	served   []int // times each page was served
+	hosts    map[string]time.Time // per host: when its burst is full again (GCRA)
+	served   []int                // times each page was served
 	stats    siteStats
 }
 
@@ -125,6 +132,7 @@ type siteStats struct {
 	FetchedTwice   int           `json:"fetched_twice"`   // pages served more than once
 	TooMany        int           `json:"too_many"`        // 429 answers
 	TooManyLate    int           `json:"too_many_late"`   // of which the pool's grants were an interval apart: the request before was delayed
+	TooManyHost    int           `json:"too_many_host"`   // of which the host's limit refused
 	Unauthorized   int           `json:"unauthorized"`    // 401 answers
 	Expiries       int           `json:"expiries"`        // cookies that were presented after they expired
 	Logins         int           `json:"logins"`          // every login
@@ -147,6 +155,7 @@ func newSite(cfg siteConfig) *site {
 		now:      time.Now,
 		accounts: make(map[string]*accountState, len(cfg.Accounts)),
 		sessions: map[string]*session{},
+		hosts:    map[string]time.Time{},
 		served:   make([]int, cfg.Pages),
 		links:    make([][]int, cfg.Pages),
 	}
@@ -174,7 +183,7 @@ func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHT
 
 // capacity is the most pages the site could have served from from to to:
 // for each account, the time it was neither banned nor disabled, divided
-// by its interval.
+// by its interval; or what the host limit allows, when that is less.
 func (s *site) capacity(from, to time.Time) float64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,6 +197,9 @@ func (s *site) capacity(from, to time.Time) float64 {
 			off += period{a.deadSince, to}.overlap(from, to)
 		}
 		pages += max(to.Sub(from)-off, 0).Seconds() / a.Interval.Seconds()
+	}
+	if s.cfg.HostRate > 0 {
+		pages = min(pages, s.cfg.HostRate*to.Sub(from).Seconds())
 	}
 	return pages
 }
@@ -204,6 +216,28 @@ func (s *site) dead() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// hostAllows counts a page for host when the host limit allows it now,
+// GCRA-wise: the host's theoretical arrival time moves on by one emission
+// interval per page, and may run ahead of now by the burst (plus the
+// tolerance). It returns how long until it would allow one otherwise. The
+// caller holds s.mu.
+func (s *site) hostAllows(host string, now time.Time) (bool, time.Duration) {
+	if s.cfg.HostRate <= 0 {
+		return true, 0
+	}
+	emission := time.Duration(float64(time.Second) / s.cfg.HostRate)
+	tat := s.hosts[host]
+	if tat.Before(now) {
+		tat = now
+	}
+	next := tat.Add(emission)
+	if ahead := next.Sub(now) - time.Duration(s.cfg.HostBurst)*emission; ahead > s.cfg.Tolerance {
+		return false, ahead
+	}
+	s.hosts[host] = next
+	return true, 0
 }
 
 // snapshot returns the score so far.
@@ -284,6 +318,14 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "too many requests", http.StatusTooManyRequests)
 			return
 		}
+	}
+	if ok, wait := s.hostAllows(r.Host, now); !ok {
+		s.stats.TooMany++
+		s.stats.TooManyHost++
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		http.Error(w, "too many requests from your host", http.StatusTooManyRequests)
+		return
 	}
 	acc.lastUse, acc.lastGrant = now, granted
 	acc.served++

@@ -13,7 +13,9 @@ package main
 //     reported (Pool.Report): a 200 as Succeeded, a 429 (a ban) as Blocked,
 //     which keeps the account away for a back-off, a refused login as
 //     Failed, so that a dead account is retired after a few;
-//   - a lock per account, under which an expired cookie is renewed.
+//   - a lock per account, under which an expired cookie is renewed;
+//   - a politeness Limiter per host: every process together sends the site
+//     no more pages than its per-host limit allows.
 //
 // The process talks to the coordinator over its standard streams: it
 // writes JSON lines (ready, progress, result) on stdout, starts crawling
@@ -55,6 +57,11 @@ type workerSpec struct {
 	Site      string `json:"site"`       // http://127.0.0.1:port
 	Naive     bool   `json:"naive"`      // take random accounts, ignore intervals
 	PageLimit int    `json:"page_limit"` // 0: none
+	// HostEvery is the time between two pages to one host, kept by a
+	// Limiter; 0: no host limit. AccountWait is how long a worker whose
+	// turn came waits for an account.
+	HostEvery   time.Duration `json:"host_every"`
+	AccountWait time.Duration `json:"account_wait"`
 	// The pool's health policy (see xsync.HealthPolicy).
 	Backoff     time.Duration `json:"backoff"`
 	MaxBackoff  time.Duration `json:"max_backoff"`
@@ -102,6 +109,7 @@ type procResult struct {
 	Refused      int64 `json:"refused"`       // logins refused (403): the account is dead
 	Reports      int64 `json:"reports"`       // outcomes reported to the pool
 	Errors       int64 `json:"errors"`        // failed requests other than 401/429
+	Missed       int64 `json:"missed"`        // host turns that passed while no account was ready
 }
 
 // message is one JSON line from a worker process to the coordinator.
@@ -117,14 +125,16 @@ type process struct {
 	spec   workerSpec
 	client *xsync.Client
 	pool   *xsync.Pool
+	polite *xsync.Limiter // per host; nil: no host limit
+	host   string
 	db     redis.UniversalClient
 	keys   crawlKeys
 	http   *http.Client
 	errlog io.Writer
 
-	waiting                                                atomic.Int64
-	fetched, tooMany, expired, logins, reused, takes, errs atomic.Int64
-	refused, reports                                       atomic.Int64
+	waiting                                                        atomic.Int64
+	fetched, tooMany, expired, logins, reused, takes, errs, missed atomic.Int64
+	refused, reports                                               atomic.Int64
 }
 
 // runWorker is the main function of a worker process.
@@ -163,6 +173,18 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 		errlog: stderr,
 	}
 	defer p.http.CloseIdleConnections()
+	if spec.HostEvery > 0 && !spec.Naive {
+		u, err := url.Parse(spec.Site)
+		if err != nil {
+			fmt.Fprintf(stderr, "worker %d: site %q: %v\n", spec.Proc, spec.Site, err)
+			return 2
+		}
+		// One page per HostEvery, 2 at once: a turn taken late is not
+		// lost. The rest of the site's burst absorbs the delays between a
+		// turn and its page.
+		p.polite = client.Limiter("politeness", xsync.Limit{Rate: 1, Period: spec.HostEvery, Burst: 2})
+		p.host = u.Host
+	}
 
 	out := &lineWriter{enc: json.NewEncoder(stdout)}
 	out.send(message{Event: "ready", Proc: spec.Proc})
@@ -267,9 +289,30 @@ func (p *process) feed(ctx context.Context, paths chan<- string) {
 // the links it finds. It tries until the page is fetched or ctx ends.
 func (p *process) fetchOne(ctx context.Context, path string) {
 	for ctx.Err() == nil {
-		c, err := p.take(ctx)
+		takeCtx, cancel := ctx, context.CancelFunc(func() {})
+		if p.polite != nil {
+			// The host's turn first, then an account, waited for no longer
+			// than the site's burst absorbs: the page then goes at most
+			// that late after its turn, and at once after the account's
+			// grant (a page held back after its grant could come less
+			// than an interval before the account's next use).
+			if err := p.polite.Wait(ctx, p.host); err != nil {
+				if ctx.Err() == nil {
+					p.fail("host limit", err)
+					wait(ctx, 100*time.Millisecond)
+				}
+				continue
+			}
+			takeCtx, cancel = context.WithTimeout(ctx, p.spec.AccountWait)
+		}
+		c, err := p.take(takeCtx)
+		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
+			switch {
+			case ctx.Err() != nil:
+			case takeCtx.Err() != nil:
+				p.missed.Add(1) // the turn passed unused: wait for the next
+			default:
 				p.fail("take an account", err)
 				wait(ctx, 100*time.Millisecond)
 			}
@@ -460,6 +503,7 @@ func (p *process) result() *procResult {
 		Refused:      p.refused.Load(),
 		Reports:      p.reports.Load(),
 		Errors:       p.errs.Load(),
+		Missed:       p.missed.Load(),
 	}
 }
 

@@ -1,0 +1,48 @@
+package xsync
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redisxsync/xsync/messages"
+)
+
+// LimiterStats reports what a limiter's actor holds, for tests: waiting
+// requests, keys waiting for a timer, Redis calls under way.
+func LimiterStats(ctx context.Context, l *Limiter) (waiting, timers, busy int, err error) {
+	pid, err := l.actor()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	r, err := request(ctx, l.c.sys, pid, &messages.LimitReadStats{}, nil, func(m any) (*messages.LimitReadStatsResult, error) {
+		r, ok := m.(*messages.LimitReadStatsResult)
+		if !ok {
+			return nil, fmt.Errorf("unexpected answer %T", m)
+		}
+		return r, nil
+	}, nil).Wait(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return r.Waiting, r.Timers, r.Busy, nil
+}
+
+// SemaphoreStats reports what the actor behind s holds: pending requests,
+// leases, Redis calls under way.
+func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy int, err error) {
+	pid, err := s.actor()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	r, err := request(ctx, s.c.sys, pid, &messages.ReadLockStats{}, nil, func(m any) (*messages.ReadLockStatsResult, error) {
+		r, ok := m.(*messages.ReadLockStatsResult)
+		if !ok {
+			return nil, fmt.Errorf("unexpected answer %T", m)
+		}
+		return r, nil
+	}, nil).Wait(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return r.Waiters, r.Leases, r.Busy, nil
+}
