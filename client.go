@@ -56,6 +56,8 @@ type Client struct {
 	// limiters and semaphores are made on first use (limiter.go, semaphore.go).
 	limiters   map[string]*Limiter
 	semaphores map[string]*semaphoreActor
+
+	metrics *metrics // nil without Options.MeterProvider
 }
 
 // New connects to the Redis deployment of opts and returns a client that is
@@ -114,6 +116,7 @@ func newClient(label string, opts Options) (*Client, error) {
 			actor.WithDeadLetterRequestLogging(false),
 		)
 	}
+	c.metrics = newMetrics(c, opts.MeterProvider)
 	c.internal.Store(base.DB, first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(base, first, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))
@@ -224,6 +227,7 @@ func (c *Client) Close(ctx context.Context) error {
 	workers := c.workers
 	c.mu.Unlock()
 	defer close(c.closed)
+	c.metrics.close()
 
 	if c.label != "" {
 		registry.remove(c)

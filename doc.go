@@ -43,8 +43,9 @@
 //     release of one of its keys is published, or when the lease that
 //     blocks it expires.
 //   - Clients take turns through a small queue per key in Redis; a release
-//     hands the key to the client whose turn it is, and a client that died
-//     in its turn delays the key by 100ms at most.
+//     transfers the key to the next client's waiter inside the release
+//     script; a client that died in its turn delays the key by 100ms at
+//     most, one that died with the key just transferred to it by 500ms.
 //   - The waiters of one client get a key in the order they asked for it.
 //   - A lease lasts DefaultLockTTL and is renewed every third of it unless
 //     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is
@@ -122,6 +123,33 @@
 //   - Waiting costs no Redis command while nothing changes: a release on
 //     any client wakes the waiters through pub/sub, and a timer wakes them
 //     at the earliest lease expiry.
+//
+// # Inspection
+//
+// Client.LockInfo, Client.Locks, Client.Pools, Pool.List and Pool.Exists
+// read what Redis holds without changing it, in bounded batches (SCAN,
+// ZSCAN); Client.ForceUnlock frees a stuck lock and hands it to its next
+// waiter. Container marshals to JSON with the field names of the Python
+// package's LimitedModel. The xsync command (cmd/xsync) is built on them.
+//
+// # Metrics
+//
+// With Options.MeterProvider set, a client records OpenTelemetry metrics;
+// without one it records nothing:
+//
+//   - xsync.lock.wait, xsync.pool.wait, xsync.limiter.wait: histograms of
+//     the seconds from a call to its answer (outcome; pool and kind for
+//     pools, limiter for limiters' Waits).
+//   - xsync.lock.acquired, xsync.lock.lost, xsync.lock.broken: counters of
+//     leases granted, lost before their release, and freed by ForceUnlock.
+//     While metrics are on, one goroutine per lease waits for its loss.
+//   - xsync.pool.granted: containers handed out (pool, kind = ready or
+//     random).
+//   - xsync.pool.containers: a gauge of the pools the client has used
+//     (pool, state = total, ready or retired), read from Redis only when
+//     collected.
+//   - xsync.errors: calls that Redis failed (op, kind = unavailable or
+//     corrupt).
 //
 // # Errors
 //

@@ -39,6 +39,10 @@ type Future[T any] struct {
 	// opCtx is the context of the …Async call: once it is done, a result
 	// that arrives is handed back, whoever is waiting.
 	opCtx context.Context
+	// observe, when set, is told the result when complete sets it, before
+	// done closes (metrics); it runs under mu, so it must not block nor
+	// call the future.
+	observe func(T, error)
 	// cleanup, when set, runs once the future is complete (it frees what
 	// the call set up for its wait, e.g. a MaxWait timer).
 	cleanup func()
@@ -158,6 +162,10 @@ func (f *Future[T]) complete(v T, err error) {
 		v, err = zero, f.cancelErr(f.cause)
 	}
 	f.val, f.err = v, err
+	if f.observe != nil {
+		// Before done closes: whoever Waits on the result finds it counted.
+		f.observe(v, err)
+	}
 	stop, cleanup := f.stopAfter, f.cleanup
 	close(f.done)
 	f.mu.Unlock()

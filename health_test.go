@@ -2,9 +2,11 @@ package xsync_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -445,5 +447,35 @@ func TestPool_ReturnAfterAReport(t *testing.T) {
 	}
 	if got := get(t, p, "a"); got != cooling {
 		t.Fatalf("after Blocked and Return: %+v; want it left cooling as the report made it, %+v", got, cooling)
+	}
+}
+
+// List shows retired containers, with their health, as Get does; JSON
+// carries the health as "failures" and "retired".
+func TestPool_ListShowsRetiredContainers(t *testing.T) {
+	p := newClient(t).Pool("accounts", xsync.Health(xsync.HealthPolicy{RetireAfter: 2}))
+	put(t, p, xsync.Container{ID: "dead", Data: "x"}, xsync.Container{ID: "live"})
+	report(t, p, "dead", xsync.Failed)
+	report(t, p, "dead", xsync.Blocked)
+	report(t, p, "live", xsync.Failed)
+	got, err := p.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "dead" || !got[0].Retired || got[0].Failures != 2 ||
+		got[1].ID != "live" || got[1].Retired || got[1].Failures != 1 {
+		t.Fatalf("List = %+v; want dead (retired, 2 failures) and live (1 failure)", got)
+	}
+	for _, c := range got {
+		if g := get(t, p, c.ID); !sameContainer(c, g) {
+			t.Errorf("List has %+v, Get has %+v", c, g)
+		}
+	}
+	b, err := json.Marshal(got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"failures":2,"retired":true`) {
+		t.Fatalf("JSON of a retired container: %s", b)
 	}
 }

@@ -301,5 +301,8 @@ func (l *Limiter) send(ctx context.Context, key string, n int, wait bool, waitEr
 				sys.Root.Send(pid, &messages.LimitRefund{Key: key, N: r.Allowed})
 			}
 		}
+		if wait {
+			f.observe = l.c.metrics.limiterObserver(l.name)
+		}
 	})
 }

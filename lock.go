@@ -142,18 +142,20 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 		return failedFuture[*Lease](err)
 	}
 	req := &messages.Acquire{
-		Token:     newToken(),
-		DB:        s.db,
-		Client:    cl,
-		Keys:      make([]string, len(keys)),
-		FenceKeys: make([]string, len(keys)),
-		QueueKeys: make([]string, len(keys)),
-		TTL:       s.ttl,
-		AutoRenew: s.autoRenew,
-		Try:       mode == tryOnce,
+		Token:      newToken(),
+		DB:         s.db,
+		Client:     cl,
+		Keys:       make([]string, len(keys)),
+		FenceKeys:  make([]string, len(keys)),
+		QueueKeys:  make([]string, len(keys)),
+		TicketKeys: make([]string, len(keys)),
+		TTL:        s.ttl,
+		AutoRenew:  s.autoRenew,
+		Try:        mode == tryOnce,
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
+		req.TicketKeys[i] = c.keys.LockTickets(k)
 	}
 	userKeys := slices.Clone(keys)
 	stopMaxWait := context.CancelFunc(func() {})
@@ -172,7 +174,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 				return nil, ErrNotObtained
 			}
 			l := &Lease{c: c, sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
-				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost}
+				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost, done: make(chan struct{})}
 			for i, k := range userKeys {
 				l.fences[k] = r.Lease.Fences[i]
 			}
@@ -183,9 +185,11 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 			f.withdraw = func() { c.sys.Root.Send(mgr, &messages.WithdrawAcquire{Token: req.Token}) }
 			f.discard = func(l *Lease) {
 				if l != nil {
+					l.leaseDone()
 					c.sys.Root.Send(mgr, &messages.ReleaseLease{ID: l.id})
 				}
 			}
+			f.observe = c.metrics.lockObserver(c)
 		})
 }
 
@@ -247,6 +251,9 @@ type Lease struct {
 	token  string
 	fences map[string]int64
 	lost   <-chan struct{}
+
+	done     chan struct{} // closed by Release: see leaseDone
+	doneOnce sync.Once
 }
 
 // Keys returns the keys of the lease, as given to Lock.
@@ -289,6 +296,7 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // was closed (Close released it). Release runs even when ctx is already
 // done: it is bounded by a short timeout of its own instead.
 func (l *Lease) Release(ctx context.Context) error {
+	l.leaseDone()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
 	return l.call(ctx, "release", &messages.ReleaseLease{ID: l.id})
@@ -311,5 +319,6 @@ func (l *Lease) call(ctx context.Context, op string, msg any) error {
 		return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
 	}, nil)
 	_, err := f.Wait(ctx)
+	l.c.metrics.failed(op, err)
 	return err
 }

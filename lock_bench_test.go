@@ -75,6 +75,22 @@ func BenchmarkLock_Uncontended(b *testing.B) {
 	b.ReportMetric(float64(lockCalls(b, raw)-calls0)/float64(b.N), "rtt/op")
 }
 
+// BenchmarkLock_TwoPings is the floor BenchmarkLock_Uncontended compares
+// with: two PINGs, the two round trips of a Lock and a Release, from one
+// goroutine over a plain go-redis client.
+func BenchmarkLock_TwoPings(b *testing.B) {
+	raw := rawDB(b, 0)
+	ctx := context.Background()
+	for i := 0; i < b.N; i++ {
+		if err := raw.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		if err := raw.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkLock_HandOff measures the time from the start of a Release to
 // the grant of the waiter queued behind it, with the waiter in the same
 // client as the holder and in another one.

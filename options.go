@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/redisx"
@@ -50,6 +51,10 @@ type Options struct {
 	// Close stops xsync's actors but leaves the system running. Default: a
 	// system of xsync's own, shut down by Close.
 	System *actor.ActorSystem
+	// MeterProvider receives xsync's metrics (OpenTelemetry; see the
+	// package doc's Metrics section). Default none: nothing is recorded,
+	// at no cost.
+	MeterProvider metric.MeterProvider
 }
 
 // normalized returns o with its defaults set, or ErrInvalidOptions.

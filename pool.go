@@ -258,24 +258,10 @@ func (p *Pool) Put(ctx context.Context, cs ...Container) error {
 }
 
 func (p *Pool) validate(c Container) error {
-	var why string
-	switch {
-	case c.ID == "":
-		why = "empty ID"
-	case c.TTL < 0:
-		why = "negative TTL " + c.TTL.String()
-	case c.Interval < 0:
-		why = "negative Interval " + c.Interval.String()
-	case c.Interval > maxDelay:
-		why = "Interval over 100 years"
-	case len(c.Data) > MaxPayload:
-		why = fmt.Sprintf("Data of %d bytes, over %d", len(c.Data), MaxPayload)
-	case !c.CreatedAt.IsZero() && c.CreatedAt.UnixMilli() <= 0:
-		why = "CreatedAt before 1970"
-	default:
-		return nil
+	if why := c.problem(); why != "" {
+		return fmt.Errorf("%w: pool %q: container %q: %s", ErrInvalidContainer, p.name, c.ID, why)
 	}
-	return fmt.Errorf("%w: pool %q: container %q: %s", ErrInvalidContainer, p.name, c.ID, why)
+	return nil
 }
 
 // Get returns the container id as it is now: ErrNotFound when the pool does
@@ -362,7 +348,7 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 		var zero T
 		return zero, err
 	}
-	return request(ctx, p.c.sys, pid, msg, nil, func(m any) (T, error) {
+	v, err := request(ctx, p.c.sys, pid, msg, nil, func(m any) (T, error) {
 		r, ok := m.(R)
 		if !ok {
 			var zero T
@@ -370,6 +356,8 @@ func call[R any, T any](ctx context.Context, p *Pool, msg any, convert func(R) (
 		}
 		return convert(r)
 	}, nil).Wait(ctx)
+	p.c.metrics.failed(poolOp(msg), err)
+	return v, err
 }
 
 // take sends a take request to the pool's actor; pick turns the containers
@@ -415,6 +403,7 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, 
 		// Both run in the caller's goroutine or a future's: a Send never blocks.
 		f.withdraw = func() { sys.Root.Send(pid, &messages.PoolWithdrawTake{Token: token}) }
 		f.discard = func(T) { sys.Root.Send(pid, &messages.PoolHandBack{Token: token}) }
+		f.observe = takeObserver[T](p.c.metrics, p.name, mode.random, n)
 	})
 }
 

@@ -145,11 +145,11 @@ func TestLock_ResentAcquireNeverReportsALeaseItLost(t *testing.T) {
 	keys := redisx.Keys{Prefix: prefix}
 	lockKeys := []string{keys.Lock("{job}a"), keys.Lock("{job}b")}
 	all := append(append(slices.Clone(lockKeys), keys.Fence("{job}a"), keys.Fence("{job}b")),
-		keys.LockQueue("{job}a"), keys.LockQueue("{job}b"))
+		keys.LockQueue("{job}a"), keys.LockQueue("{job}b"), keys.LockTickets("{job}a"), keys.LockTickets("{job}b"))
 	acquire := func() []any {
 		t.Helper()
 		res, err := xsync.Scripts.Get("lock_acquire").Run(ctx, db, all,
-			"tok-1", 60000, "client-1", "1", "", keys.LockChannel(0), 100).Slice()
+			"tok-1", 60000, "client-1", "1", "", keys.LockChannel(0), 100, "", 500).Slice()
 		if err != nil {
 			t.Fatal(err)
 		}

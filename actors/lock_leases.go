@@ -18,10 +18,14 @@ type heldLease struct {
 	client    *redis.Client
 	keys      []dbKey
 	lockKeys  []string
-	queueKeys []string
+	names     lockNames
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
+	// pending: a transfer gave the key this lease's token for
+	// lockTransferLease at most; the first renewal, due before then,
+	// confirms the full TTL.
+	pending bool
 
 	expiresAt time.Time // conservative: counted from when the call was sent
 	due       time.Time // next renewal, or expiresAt without auto-renewal
@@ -51,7 +55,7 @@ func (m *lockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
 		client:    w.req.Client,
 		keys:      w.keys,
 		lockKeys:  w.req.Keys,
-		queueKeys: w.req.QueueKeys,
+		names:     namesOf(w.req),
 		ttl:       w.req.TTL,
 		autoRenew: w.req.AutoRenew,
 		lost:      make(chan struct{}),
@@ -99,7 +103,7 @@ func (m *lockManager) lose(l *heldLease, release bool) {
 	m.dropLease(l)
 	close(l.lost)
 	if release {
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
 	} else {
 		m.wakeKeys(l.keys)
 	}
@@ -121,7 +125,7 @@ func (m *lockManager) release(ctx actor.Context, id uint64) {
 	// release wakes this client's waiters as it wakes the others'.
 	m.dropLease(l)
 	m.schedule()
-	m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, ctx.Sender())
+	m.runRelease(l.client, l.db, l.token, l.keys, l.names, ctx.Sender())
 }
 
 func (m *lockManager) releaseToken(req *messages.Acquire) {
@@ -129,7 +133,7 @@ func (m *lockManager) releaseToken(req *messages.Acquire) {
 	for i, k := range req.Keys {
 		keys[i] = dbKey{req.DB, k}
 	}
-	m.runRelease(req.Client, req.DB, req.Token, keys, req.Keys, req.QueueKeys, nil)
+	m.runRelease(req.Client, req.DB, req.Token, keys, namesOf(req), nil)
 }
 
 func (m *lockManager) onRelease(d *releaseDone) {
@@ -148,6 +152,22 @@ func (m *lockManager) onRelease(d *releaseDone) {
 	}
 	if d.sender != nil {
 		m.root.Send(d.sender, res)
+	}
+	if d.err == nil {
+		m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
+	}
+	if m.releasing[d.token]--; m.releasing[d.token] <= 0 {
+		delete(m.releasing, d.token)
+		if req := m.rerelease[d.token]; req != nil {
+			delete(m.rerelease, d.token)
+			m.releaseToken(req)
+		}
+	}
+	for i, fence := range d.fences {
+		if fence > 0 && d.next[i] != nil {
+			w := d.next[i]
+			m.transferred(w, d.keys[i], fence, d.sentAt.Add(transferLease(w.req.TTL)))
+		}
 	}
 }
 
@@ -189,7 +209,7 @@ func (m *lockManager) onRefresh(d *refreshDone) {
 		m.lose(l, true)
 	default:
 		res = &messages.RefreshLeaseResult{}
-		l.refreshing, l.unsure = false, false
+		l.refreshing, l.unsure, l.pending = false, false, false
 		l.ttl = d.ttl
 		l.setExpiry(d.sentAt)
 	}
@@ -219,7 +239,7 @@ func (m *lockManager) tick() {
 		if l.renewing || l.refreshing {
 			continue
 		}
-		if l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
+		if l.pending && !l.due.After(now) || !l.pending && l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
 			l.renewing = true
 			batches[l.client] = append(batches[l.client], l)
 		}
@@ -252,7 +272,7 @@ func (m *lockManager) onRenew(d *renewDone) {
 		case !r.ok:
 			m.lose(l, true)
 		default:
-			l.unsure = false
+			l.unsure, l.pending = false, false
 			l.setExpiry(r.sentAt)
 		}
 		m.nextRefresh(l)
@@ -268,7 +288,7 @@ func (m *lockManager) schedule() {
 	var next time.Time
 	for _, l := range m.leases {
 		at := l.expiresAt
-		if l.autoRenew && !l.renewing && !l.refreshing {
+		if (l.autoRenew || l.pending) && !l.renewing && !l.refreshing {
 			at = minTime(l.due, l.expiresAt)
 		}
 		if next.IsZero() || at.Before(next) {

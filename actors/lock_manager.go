@@ -33,6 +33,16 @@ const (
 	// times the turns (lock_acquire), so that a TryLock, too, gets a key
 	// whose turn went to a dead client.
 	lockTurnGrace = 100 * time.Millisecond
+	// lockTransferLease is the longest a key transferred by a release
+	// (lock_transfer.go) is held before its new holder confirms it: a holder
+	// that died delays the key by no more. It is longer than a turn so that
+	// a live holder whose news or timer comes late (a busy machine, a GC
+	// pause) does not lose its lease.
+	lockTransferLease = 500 * time.Millisecond
+	// lockConfirmAfter is when the holder of a transferred key renews it to
+	// its full lease: early, so that the renewal has most of the transfer's
+	// lease to land; a lease released sooner never sends it.
+	lockConfirmAfter = 50 * time.Millisecond
 )
 
 // lockManager is the actor that owns the locks of one client: the waiters,
@@ -48,13 +58,17 @@ const (
 // and every waiter is tried again after a pub/sub reconnection.
 //
 // Clients take turns: a client whose waiter found a key taken queues (once,
-// keeping its place) in the key's turn queue in Redis, and a release
-// publishes whose turn it is. Only that client tries; the others set a
-// timer of lockTurnGrace, after which a turn that was not taken is skipped.
-// A release by a client that has more waiters for the key queues it again,
+// keeping its place) in the key's turn queue in Redis, with a ticket for
+// that waiter. A release transfers the key to the ticket of the client at
+// the head of the queue (lock_transfer.go), or publishes whose turn it is
+// (a head whose waiter wants several keys): only that client tries; the
+// others set a timer of lockTurnGrace, after which a turn that was not
+// taken is over (lockTransferLease for a key transferred to another
+// client, which ends unless confirmed). A release by a client that has
+// more waiters for the key queues it again with its next waiter's ticket,
 // behind the clients that waited before: the lock passes from client to
-// client in the order they asked, at one acquire and one release script per
-// acquisition, and the waiters of one client get it in their own order.
+// client in the order they asked, at one release script per acquisition,
+// and the waiters of one client get it in their own order.
 //
 // Leases with auto-renewal are renewed every TTL/3, every lease due at about
 // the same time in one pipeline per DB. A lease that a renewal or a Refresh
@@ -75,14 +89,25 @@ type lockManager struct {
 	// orphans are the waiters withdrawn during their attempt: what the
 	// attempt took is released when it answers.
 	orphans map[string]*lockWaiter
-	queues  map[dbKey]*waitQueue[*lockWaiter]
-	leases  map[uint64]*heldLease
-	held    map[dbKey]uint64 // the lease of this client holding a key
+	// superseded are the waiters granted by a transfer during their
+	// attempt: its answer confirms the lease, or is given back if the lease
+	// is gone.
+	superseded map[string]*lockWaiter
+	// releasing counts the releases under way by token; rerelease are the
+	// tokens to release again once they are done (see onSupersededAttempt).
+	releasing map[string]int
+	rerelease map[string]*messages.Acquire
+	queues    map[dbKey]*waitQueue[*lockWaiter]
+	leases    map[uint64]*heldLease
+	held      map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
 	clients map[int]*redis.Client // script clients by DB
-	qkeys   map[string]string     // lock key -> its turn queue key
+	names   map[string]keyNames   // lock key -> the names of its other keys
+	// clock is the reading of the server's clock that dates the transfers
+	// other clients' releases publish (see readClock).
+	clock serverClock
 
 	subs      map[int]*lockSub // by DB
 	channels  map[string]int   // channel -> DB
@@ -116,6 +141,7 @@ type (
 		// turn.
 		wait       time.Duration
 		reservedBy string
+		serverNow  int64 // the server's clock (ms) when it answered a blocked attempt
 		err        error
 	}
 	waiterTimer struct {
@@ -124,9 +150,17 @@ type (
 	}
 	releaseDone struct {
 		sender *actor.PID
+		token  string
 		keys   []dbKey
-		freed  int
-		err    error
+		// next are the waiters of this client whose tickets went with the
+		// release, by key (nil for none); fences, the fences of the keys
+		// transferred to them (0 for none).
+		next      []*lockWaiter
+		sentAt    time.Time
+		freed     int
+		fences    []int64
+		serverNow int64
+		err       error
 	}
 	leaveDone   struct{}
 	refreshDone struct {
@@ -155,21 +189,24 @@ type (
 func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
 		return &lockManager{
-			id:        id,
-			keys:      keys,
-			conn:      conn,
-			log:       log,
-			waiters:   map[string]*lockWaiter{},
-			orphans:   map[string]*lockWaiter{},
-			queues:    map[dbKey]*waitQueue[*lockWaiter]{},
-			leases:    map[uint64]*heldLease{},
-			held:      map[dbKey]uint64{},
-			queued:    map[dbKey]bool{},
-			clients:   map[int]*redis.Client{},
-			qkeys:     map[string]string{},
-			subs:      map[int]*lockSub{},
-			channels:  map[string]int{},
-			subFlight: -1,
+			id:         id,
+			keys:       keys,
+			conn:       conn,
+			log:        log,
+			waiters:    map[string]*lockWaiter{},
+			orphans:    map[string]*lockWaiter{},
+			superseded: map[string]*lockWaiter{},
+			releasing:  map[string]int{},
+			rerelease:  map[string]*messages.Acquire{},
+			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
+			leases:     map[uint64]*heldLease{},
+			held:       map[dbKey]uint64{},
+			queued:     map[dbKey]bool{},
+			clients:    map[int]*redis.Client{},
+			names:      map[string]keyNames{},
+			subs:       map[int]*lockSub{},
+			channels:   map[string]int{},
+			subFlight:  -1,
 		}
 	}
 }
@@ -197,7 +234,8 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		m.onSubscribed(ctx, msg)
 	case *messages.Published:
 		if db, ok := m.channels[msg.Channel]; ok {
-			m.onTurns(db, decodeTurns(msg.Payload))
+			now, turns := decodeTurns(msg.Payload)
+			m.onTurns(db, now, turns)
 		}
 	case *messages.Resubscribed:
 		if db, ok := m.channels[msg.Channel]; ok {
@@ -245,21 +283,18 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	for _, l := range m.leases {
 		m.dropLease(l)
 		close(l.lost)
-		m.runRelease(l.client, l.db, l.token, l.keys, l.lockKeys, l.queueKeys, nil)
+		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
 	}
 	byDB := map[int][]dbKey{}
 	for k := range m.queued {
 		byDB[k.db] = append(byDB[k.db], k)
 	}
 	for db, ks := range byDB {
-		keys := make([]string, 0, 2*len(ks))
+		var names lockNames
 		for _, k := range ks {
-			keys = append(keys, k.key)
+			names.add(k.key, m.names[k.key])
 		}
-		for _, k := range ks {
-			keys = append(keys, m.qkeys[k.key])
-		}
-		m.runLeave(m.clients[db], db, keys)
+		m.runLeave(m.clients[db], db, names.all())
 	}
 	m.queued = map[dbKey]bool{}
 	m.stopTimers()

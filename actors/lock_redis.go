@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -30,13 +29,12 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	w.inflight, w.dirty = true, false
 	m.stopTimer(w)
 	req, gen := w.req, w.gen
-	keys := make([]string, 0, 3*len(req.Keys))
-	keys = append(append(append(keys, req.Keys...), req.FenceKeys...), req.QueueKeys...)
+	keys := namesOf(req).all()
 	queue := "1"
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds()}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
@@ -49,9 +47,10 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 			ints[i], _ = v.(int64)
 		}
 		switch {
-		case len(res) == 3 && ints[0] == 0:
+		case len(res) == 4 && ints[0] == 0:
 			done.wait = time.Duration(ints[1]) * time.Millisecond
 			done.reservedBy, _ = res[2].(string)
+			done.serverNow = ints[3]
 		case len(res) == len(req.Keys)+1 && ints[0] == 1:
 			done.ok, done.fences = true, ints[1:]
 		default:
@@ -62,7 +61,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 }
 
 func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
-	args := []any{m.id, m.keys.LockChannel(db)}
+	args := []any{m.id, m.keys.LockChannel(db), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
@@ -70,21 +69,42 @@ func (m *lockManager) runLeave(cl *redis.Client, db int, keys []string) {
 }
 
 // runRelease runs lock_release. This client queues for its next turn on the
-// keys it has more waiters for.
-func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, lockKeys, queueKeys []string, sender *actor.PID) {
-	more := make([]byte, len(keys))
+// keys it has more waiters for, with the ticket of its next waiter: the
+// release may transfer the key to that waiter (see lock_transfer.go).
+func (m *lockManager) runRelease(cl *redis.Client, db int, token string, keys []dbKey, names lockNames, sender *actor.PID) {
+	args := make([]any, 0, 4+len(keys))
+	args = append(args, token, m.keys.LockChannel(db), m.id, lockTransferLease.Milliseconds())
+	next := make([]*lockWaiter, len(keys))
 	for i, k := range keys {
-		more[i] = '0'
-		if m.queues[k] != nil && m.closedErr == nil {
-			more[i] = '1'
+		ticket := "" // no more waiters for the key
+		if q := m.queues[k]; q != nil && m.closedErr == nil {
 			m.queued[k] = true
+			ticket = "-"
+			if t := ticketOf(q.head().req); t != "" {
+				ticket, next[i] = t, q.head()
+			}
 		}
+		args = append(args, ticket)
 	}
-	all := append(slices.Clone(lockKeys), queueKeys...)
-	args := []any{token, m.keys.LockChannel(db), m.id, string(more)}
+	all := names.all()
+	m.releasing[token]++
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
-		n, err := releaseScript.Run(ctx, cl, all, args...).Int()
-		return &releaseDone{sender: sender, keys: keys, freed: n, err: err}
+		d := &releaseDone{sender: sender, token: token, keys: keys, next: next, sentAt: time.Now()}
+		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
+		if err != nil {
+			d.err = err
+			return d
+		}
+		ints := make([]int64, len(res))
+		for i, v := range res {
+			ints[i], _ = v.(int64)
+		}
+		if len(ints) != len(keys)+2 {
+			d.err = fmt.Errorf("lock_release answered %v", res)
+			return d
+		}
+		d.freed, d.serverNow, d.fences = int(ints[0]), ints[1], ints[2:]
+		return d
 	})
 }
 

@@ -3,6 +3,7 @@ package actors
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.uber.org/zap"
@@ -58,15 +59,18 @@ func (m *lockManager) onSubscribed(ctx actor.Context, r *messages.SubscribeResul
 	m.nextSubscribe(ctx)
 }
 
-// turn is one entry of a published release: a freed key and the client
-// whose turn it is ("" for anybody).
+// turn is one entry of a published hand-off: a freed key and the client
+// whose turn it is ("" for anybody), or to whose waiter's token the key was
+// transferred, with its fence.
 type turn struct {
-	key, next string
+	key, next, token string
+	fence            int64
 }
 
 // decodeTurns reads the payload of lock_release, lock_acquire and
-// lock_leave: pairs of strings written as <byte length>:<string>.
-func decodeTurns(p string) []turn {
+// lock_leave, strings written as <byte length>:<string>: the server time in
+// ms, then four strings per turn.
+func decodeTurns(p string) (serverNow int64, turns []turn) {
 	var strs []string
 	for len(p) > 0 {
 		i := strings.IndexByte(p, ':')
@@ -80,30 +84,52 @@ func decodeTurns(p string) []turn {
 		strs = append(strs, p[i+1:i+1+n])
 		p = p[i+1+n:]
 	}
-	turns := make([]turn, 0, len(strs)/2)
-	for i := 0; i+1 < len(strs); i += 2 {
-		turns = append(turns, turn{key: strs[i], next: strs[i+1]})
+	if len(strs) == 0 {
+		return 0, nil
 	}
-	return turns
+	serverNow, _ = strconv.ParseInt(strs[0], 10, 64)
+	strs = strs[1:]
+	turns = make([]turn, 0, len(strs)/4)
+	for i := 0; i+3 < len(strs); i += 4 {
+		t := turn{key: strs[i], next: strs[i+1], token: strs[i+2]}
+		t.fence, _ = strconv.ParseInt(strs[i+3], 10, 64)
+		turns = append(turns, t)
+	}
+	return serverNow, turns
 }
 
-// onTurns handles a published release: the head waiter of a key whose turn
-// is this client's (or anybody's) tries; the head waiter of a key whose turn
-// is another client's waits lockTurnGrace for that client to take it.
-func (m *lockManager) onTurns(db int, turns []turn) {
+// onTurns handles a published hand-off: a key transferred to a waiter of
+// this client is its lease; the head waiter of a key whose turn is this
+// client's (or anybody's) tries; the head waiter of a key whose turn is
+// another client's waits lockTurnGrace for that client to take it, and
+// that of a key transferred to another client lockTransferLease, the most
+// that client can hold it unconfirmed.
+func (m *lockManager) onTurns(db int, serverNow int64, turns []turn) {
 	var mine []string
-	others := map[*lockWaiter]string{}
+	type wait struct {
+		next string
+		d    time.Duration
+	}
+	others := map[*lockWaiter]wait{}
 	for _, t := range turns {
+		if t.token != "" && t.next == m.id {
+			m.onTransfer(db, t, serverNow)
+			continue
+		}
 		if t.next == "" || t.next == m.id {
 			mine = append(mine, t.key)
 			continue
 		}
 		if q := m.queues[dbKey{db, t.key}]; q != nil {
-			others[q.head()] = t.next
+			d := lockTurnGrace
+			if t.token != "" {
+				d = lockTransferLease
+			}
+			others[q.head()] = wait{t.next, d}
 		}
 	}
 	m.wake(db, mine)
-	for w, next := range others {
+	for w, o := range others {
 		if w.inflight {
 			// Its attempt may have seen the key still held: once it fails,
 			// it tries again, and learns whose turn it is.
@@ -111,8 +137,8 @@ func (m *lockManager) onTurns(db int, turns []turn) {
 			continue
 		}
 		if m.closedErr == nil && m.eligible(w) {
-			m.startWaiterTimer(w, lockTurnGrace)
-			w.skip = next
+			m.startWaiterTimer(w, o.d)
+			w.skip = o.next
 		}
 	}
 }

@@ -44,7 +44,7 @@ func (m *lockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	}
 	m.clients[req.DB] = req.Client
 	for i, k := range req.Keys {
-		m.qkeys[k] = req.QueueKeys[i]
+		m.names[k] = keyNames{fence: req.FenceKeys[i], queue: req.QueueKeys[i], tickets: req.TicketKeys[i]}
 	}
 	m.seq++
 	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
@@ -155,6 +155,12 @@ func (m *lockManager) stopTimer(w *lockWaiter) {
 
 func (m *lockManager) onAttempt(d *attemptDone) {
 	defer m.callDone()
+	m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
+	if s := m.superseded[d.token]; s != nil {
+		delete(m.superseded, d.token)
+		m.onSupersededAttempt(s, d)
+		return
+	}
 	w := m.waiters[d.token]
 	if w == nil || w.gen != d.gen {
 		// Withdrawn (or failed by Shutdown) while the attempt was under way:
@@ -286,14 +292,11 @@ func (m *lockManager) leave(req *messages.Acquire, idx []int) {
 	if len(idx) == 0 {
 		return
 	}
-	keys := make([]string, 0, 2*len(idx))
+	var names lockNames
 	for _, i := range idx {
-		keys = append(keys, req.Keys[i])
+		names.add(req.Keys[i], keyNames{fence: req.FenceKeys[i], queue: req.QueueKeys[i], tickets: req.TicketKeys[i]})
 	}
-	for _, i := range idx {
-		keys = append(keys, req.QueueKeys[i])
-	}
-	m.runLeave(req.Client, req.DB, keys)
+	m.runLeave(req.Client, req.DB, names.all())
 }
 
 func (m *lockManager) withdraw(token string) {

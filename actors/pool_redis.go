@@ -183,6 +183,21 @@ func parseContainer(f []any) (messages.Container, error) {
 	return c, nil
 }
 
+// parseListed reads a container as pool_list gives it: the fields of
+// parseContainer, then retired (1 or 0).
+func parseListed(f []any) (messages.Container, error) {
+	if len(f) != 9 {
+		return messages.Container{}, fmt.Errorf("container of %d fields", len(f))
+	}
+	c, err := parseContainer(f[:8])
+	retired, ok := f[8].(int64)
+	if err == nil && !ok {
+		err = fmt.Errorf("container %q: retired %T", c.ID, f[8])
+	}
+	c.Retired = retired == 1
+	return c, err
+}
+
 // container builds a Container from {createdMs, ttlMs, intervalMs, nextUs, usage}.
 func container(id string, n []int64, data string) messages.Container {
 	return messages.Container{

@@ -17,11 +17,12 @@ type Acquire struct {
 	DB     int
 	Client *redis.Client
 	// Keys are the Redis names of the lock keys, FenceKeys those of their
-	// fencing counters, QueueKeys those of their turn queues, in the same
-	// order.
-	Keys      []string
-	FenceKeys []string
-	QueueKeys []string
+	// fencing counters, QueueKeys those of their turn queues, TicketKeys
+	// those of their queues' tickets, in the same order.
+	Keys       []string
+	FenceKeys  []string
+	QueueKeys  []string
+	TicketKeys []string
 	// TTL is the lease length; AutoRenew makes the manager renew it every TTL/3.
 	TTL       time.Duration
 	AutoRenew bool

@@ -80,3 +80,10 @@ func (k Keys) PoolChannel(db int) string {
 func (k Keys) LockQueue(key string) string {
 	return k.prefix() + ":lockq:" + Tagged(key)
 }
+
+// LockTickets is the key of the tickets of the turn queue of the lock on
+// key: for each queued client, the waiter a release transfers the key to,
+// beside its lock key in the same slot: "xsync:lockt:{orders}".
+func (k Keys) LockTickets(key string) string {
+	return k.prefix() + ":lockt:" + Tagged(key)
+}

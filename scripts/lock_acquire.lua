@@ -2,8 +2,9 @@
 -- Clients that wait for a key queue for their turn in its turn queue (a
 -- sorted set of client ids, oldest first); a free key whose queue is not
 -- empty is reserved for the client at the head of the queue.
--- KEYS: the n lock keys, then their n fencing counters, then their n turn
---   queues (KEYS[n+i] counts KEYS[i], KEYS[2n+i] queues for it).
+-- KEYS: the n lock keys, then their n fencing counters, their n turn
+--   queues and their n ticket hashes (KEYS[n+i] counts KEYS[i], KEYS[2n+i]
+--   queues for it, KEYS[3n+i] holds the tickets of its queue).
 -- ARGV[1]: the owner token (random, one per acquisition).
 -- ARGV[2]: the lease length in milliseconds (integer >= 1).
 -- ARGV[3]: the id of the calling client.
@@ -21,29 +22,36 @@
 --     gives back the keys that still hold the token (and publishes them as
 --     lock_release does): a lease is reported held only while every key
 --     holds the token.
---   {0, pttl, reserved_by} when a key is held by another owner or reserved
+--   {0, pttl, reserved_by, now} when a key is held by another owner or reserved
 --     for another client. pttl is the largest remaining time to live in ms
 --     of the held keys that block, -1 when one of them never expires, -2
 --     when no key is held, only reserved; reserved_by is the client a key is
---     reserved for, or "". A waiter is queued (once: it keeps its place) on
---     each key that blocks it. A waiter whose turn came on a free key it
---     cannot use now (another key blocks) passes the turn on to the next
---     client, PUBLISHed as lock_release does (on ARGV[6]).
+--     reserved for, or ""; now is the server time in ms. A waiter is queued
+--     (once: it keeps its place) on each key that blocks it, with the ticket
+--     ARGV[8]. A waiter whose turn came on a free key it cannot use now
+--     (another key blocks) hands the key on to the next client, PUBLISHed as
+--     lock_release does (on ARGV[6]).
 -- ARGV[6]: the pub/sub channel of lock releases of this DB.
 -- ARGV[7]: the turn grace in ms: a turn on a free key that its client has not
 --   taken after this long is over (the client died, or cannot use the key),
 --   and goes to the next client, for waiters and tries alike.
+-- ARGV[8]: the ticket a waiter files when it queues: "<lease ms>:<token>"
+--   for a waiter of one key, so that a release transfers the key to it; ""
+--   for none (a waiter of several keys gets turns).
+-- ARGV[9]: the most (ms) a key handed on here is held before its new holder
+--   confirms it (see lock_release).
 -- Turns (see lib_lock.lua) begin when a release or a leave hands them out,
 --   or when an attempt finds the key free (it expired) with a head whose
 --   turn has not begun.
 --#include lib_lock
-local n = #KEYS / 3
+local n = #KEYS / 4
 checkKeys(1, n, 'string')
 checkKeys(n + 1, 2 * n, 'string', true)
 checkKeys(2 * n + 1, 3 * n, 'zset')
+checkKeys(3 * n + 1, 4 * n, 'hash')
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
-local grace = tonumber(ARGV[7])
+local grace, ticket, transferMs = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 
 local function head(q)
   local h = redis.call('ZRANGE', q, 0, 0)
@@ -81,7 +89,7 @@ for i = 1, n do
     local h = head(q)
     -- A turn that is over goes to the next client (whose turn begins now).
     while h and h ~= client and (h == skip or nowMs - turnBegan(q, h) > grace) do
-      redis.call('ZREM', q, h)
+      dequeue(q, KEYS[3 * n + i], h)
       h = head(q)
     end
     if h and h ~= client then
@@ -99,21 +107,21 @@ end
 if blocked then
   local passed = {}
   for i = 1, n do
-    local q = KEYS[2 * n + i]
+    local q, t = KEYS[2 * n + i], KEYS[3 * n + i]
     if state[i] == 'mine' then
       -- A resent attempt whose earlier grant another key no longer
       -- allows: what it still holds is given back, never reported held.
       redis.call('DEL', KEYS[i])
-      giveTurn(KEYS[i], q, passed)
+      handOn(KEYS[i], KEYS[n + i], q, t, transferMs, passed)
     elseif queue and (state[i] == 'held' or state[i] == 'reserved') then
-      enqueue(q, client)
+      enqueue(q, t, client, ticket)
     elseif queue and state[i] == 'turn' then
-      redis.call('ZREM', q, client)
-      giveTurn(KEYS[i], q, passed)
+      dequeue(q, t, client)
+      handOn(KEYS[i], KEYS[n + i], q, t, transferMs, passed)
     end
   end
   publishTurns(channel, passed)
-  return {0, wait, reservedBy}
+  return {0, wait, reservedBy, nowMs}
 end
 
 local res = {1}
@@ -125,6 +133,6 @@ for i = 1, n do
     redis.call('SET', KEYS[i], token, 'PX', ttl)
     res[i + 1] = redis.call('INCR', KEYS[n + i])
   end
-  redis.call('ZREM', KEYS[2 * n + i], client)
+  dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
 end
 return res

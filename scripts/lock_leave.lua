@@ -1,24 +1,30 @@
 -- lock_leave: take a client out of the turn queues of keys it no longer
--- waits for; a turn it had on a free key goes to the next client.
--- KEYS: the n lock keys, then their n turn queues.
+-- waits for; a free key whose turn was the client's is handed on to the next
+-- client (see lib_lock.lua).
+-- KEYS: the n lock keys, their n fencing counters, their n turn queues and
+--   their n ticket hashes (KEYS[n+i], KEYS[2n+i] and KEYS[3n+i] go with
+--   KEYS[i]).
 -- ARGV[1]: the id of the client.
 -- ARGV[2]: the pub/sub channel of lock releases of this DB.
--- Returns: the number of queues the client left. For each free key whose
---   turn was the client's, PUBLISHes on ARGV[2] the key and the client now
---   at the head of its queue ("" when none), as lock_release does.
--- The client now at the head of such a queue gets its turn now (see
---   lib_lock.lua).
+-- ARGV[3]: the most (ms) a transferred key is held unconfirmed (see
+--   lock_release).
+-- Returns: the number of queues the client left. Each hand-off is PUBLISHed
+--   on ARGV[2], as lock_release does.
 --#include lib_lock
-local n = #KEYS / 2
-checkKeys(n + 1, 2 * n, 'zset')
-local client, channel = ARGV[1], ARGV[2]
+local n = #KEYS / 4
+checkKeys(1, n, 'string')
+checkKeys(n + 1, 2 * n, 'string', true)
+checkKeys(2 * n + 1, 3 * n, 'zset')
+checkKeys(3 * n + 1, 4 * n, 'hash')
+local client, channel, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local passed, left = {}, 0
 for i = 1, n do
-  local q = KEYS[n + i]
+  local q, t = KEYS[2 * n + i], KEYS[3 * n + i]
   local wasHead = redis.call('ZRANGE', q, 0, 0)[1] == client
   left = left + redis.call('ZREM', q, client)
+  redis.call('HDEL', t, client)
   if wasHead and redis.call('EXISTS', KEYS[i]) == 0 then
-    giveTurn(KEYS[i], q, passed)
+    handOn(KEYS[i], KEYS[n + i], q, t, grace, passed)
   end
 end
 publishTurns(channel, passed)

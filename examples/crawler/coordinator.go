@@ -62,6 +62,7 @@ type config struct {
 	HostMargin  time.Duration
 	CrawlDB     int
 	Seed        uint64
+	Metrics     string        // -metrics: the address of /metrics; "" for none
 	Banned      int           // accounts banned now and then
 	BanEvery    int           // pages between two bans
 	BanFor      time.Duration // length of a ban
@@ -138,6 +139,7 @@ type coordinator struct {
 	client  *xsync.Client
 	pool    *xsync.Pool
 	db      redis.UniversalClient // the crawl DB
+	metrics *gatherer             // -metrics; nil without
 }
 
 // crawl runs the whole crawl and returns the program's exit status: 0 when
@@ -173,7 +175,25 @@ func (c *coordinator) runCrawl(ctx context.Context) (*summary, error) {
 	c.keys = keysOf(c.prefix)
 
 	// The coordinator's own client: it fills the pool and reads its stats.
-	client, err := xsync.New(xsync.Options{URL: c.cfg.Redis, KeyPrefix: c.prefix})
+	opts := xsync.Options{URL: c.cfg.Redis, KeyPrefix: c.prefix}
+	if c.cfg.Metrics != "" {
+		ln, err := listenMetrics(c.cfg.Metrics)
+		if err != nil {
+			return nil, err
+		}
+		own, err := newPromMetrics()
+		if err != nil {
+			_ = ln.Close()
+			return nil, err
+		}
+		defer own.shutdown()
+		c.metrics = newGatherer(own)
+		srv := serveMetrics(ln, c.metrics)
+		defer srv.close()
+		opts.MeterProvider = own.provider
+		fmt.Fprintf(c.errw, "crawler: metrics at http://%s/metrics\n", ln.Addr())
+	}
+	client, err := xsync.New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -361,6 +381,9 @@ type fleet struct {
 	events   chan event
 	readers  sync.WaitGroup // one per child, reading its stdout
 	exited   int
+	// onReady, when set, learns where a ready worker process serves its
+	// metrics.
+	onReady func(proc int, metricsAddr string)
 }
 
 // child is one worker process as the coordinator sees it.
@@ -388,6 +411,9 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 		return nil, err
 	}
 	f := &fleet{events: make(chan event)}
+	if c.metrics != nil {
+		f.onReady = c.metrics.addWorker
+	}
 	for i := range c.cfg.Procs {
 		spec, _ := json.Marshal(workerSpec{
 			Proc:      i + 1,
@@ -404,6 +430,7 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 			// to HostBurst-3 turns late: the site's burst holds them, with
 			// one page to spare for the jitter of delivery.
 			AccountWait: time.Duration(max(c.cfg.HostBurst-3, 0)) * c.hostEvery(),
+			Metrics:     c.cfg.Metrics != "",
 
 			Backoff:     c.cfg.Backoff,
 			MaxBackoff:  c.cfg.MaxBackoff,
@@ -464,6 +491,9 @@ func (f *fleet) waitReady(ctx context.Context, timeout time.Duration) error {
 			}
 			if ev.msg.Event == "ready" {
 				ready++
+				if f.onReady != nil && ev.msg.Metrics != "" {
+					f.onReady(ev.child.proc, ev.msg.Metrics)
+				}
 			}
 		case <-t.C:
 			return fmt.Errorf("worker processes did not start within %v", timeout)

@@ -97,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.HostMargin, "host-margin", 2*time.Millisecond, "added to the time between two pages per host in the workers' limiter")
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
+	fs.StringVar(&cfg.Metrics, "metrics", "", "serve xsync's metrics of every process at http://ADDR/metrics (Prometheus), e.g. :9090")
 	fs.IntVar(&cfg.Banned, "banned", 2, "accounts that get banned now and then (the first ones)")
 	fs.IntVar(&cfg.BanEvery, "ban-every", 8, "a banned account is banned after every this many pages")
 	fs.DurationVar(&cfg.BanFor, "ban-for", 500*time.Millisecond, "how long a ban lasts")

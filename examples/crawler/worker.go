@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -62,6 +63,7 @@ type workerSpec struct {
 	// turn came waits for an account.
 	HostEvery   time.Duration `json:"host_every"`
 	AccountWait time.Duration `json:"account_wait"`
+	Metrics     bool          `json:"metrics"` // serve xsync's metrics on a loopback port
 	// The pool's health policy (see xsync.HealthPolicy).
 	Backoff     time.Duration `json:"backoff"`
 	MaxBackoff  time.Duration `json:"max_backoff"`
@@ -118,6 +120,7 @@ type message struct {
 	Proc    int         `json:"proc"`
 	Waiting int64       `json:"waiting"` // goroutines waiting for an account
 	Result  *procResult `json:"result,omitempty"`
+	Metrics string      `json:"metrics,omitempty"` // "ready": host:port of its /metrics
 }
 
 // process is one worker process.
@@ -146,7 +149,25 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	// One labelled client per process; any code of the process could find
 	// it again with xsync.Resolve("crawler").
-	client, err := xsync.Register("crawler", xsync.Options{URL: spec.Redis, KeyPrefix: spec.Prefix})
+	opts := xsync.Options{URL: spec.Redis, KeyPrefix: spec.Prefix}
+	var metricsAddr string
+	if spec.Metrics {
+		m, err := newPromMetrics()
+		if err != nil {
+			fmt.Fprintf(stderr, "worker %d: metrics: %v\n", spec.Proc, err)
+			return 2
+		}
+		defer m.shutdown()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintf(stderr, "worker %d: metrics: %v\n", spec.Proc, err)
+			return 2
+		}
+		srv := serveMetrics(ln, m.handler())
+		defer srv.close()
+		opts.MeterProvider, metricsAddr = m.provider, ln.Addr().String()
+	}
+	client, err := xsync.Register("crawler", opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "worker %d: %v\n", spec.Proc, err)
 		return 2
@@ -187,7 +208,7 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	out := &lineWriter{enc: json.NewEncoder(stdout)}
-	out.send(message{Event: "ready", Proc: spec.Proc})
+	out.send(message{Event: "ready", Proc: spec.Proc, Metrics: metricsAddr})
 
 	// Wait for "go"; then crawl until stdin is closed.
 	in := bufio.NewScanner(stdin)

@@ -1,0 +1,318 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/redisxsync/xsync"
+)
+
+// meterHarness is a client whose metrics go to a manual reader.
+type meterHarness struct {
+	t      *testing.T
+	reader *sdkmetric.ManualReader
+	c      *xsync.Client
+}
+
+func newMeterHarness(t *testing.T, prefix string) *meterHarness {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.MeterProvider = mp })
+	return &meterHarness{t: t, reader: reader, c: c}
+}
+
+// collect reads every instrument: name -> its data.
+func (h *meterHarness) collect() map[string]metricdata.Aggregation {
+	h.t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := h.reader.Collect(context.Background(), &rm); err != nil {
+		h.t.Fatalf("Collect: %v", err)
+	}
+	out := map[string]metricdata.Aggregation{}
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != "github.com/redisxsync/xsync" {
+			h.t.Errorf("scope %q", sm.Scope.Name)
+		}
+		for _, m := range sm.Metrics {
+			out[m.Name] = m.Data
+		}
+	}
+	return out
+}
+
+// attrs is a set of attributes written as key=value pairs.
+func attrs(kv ...string) attribute.Set {
+	var a []attribute.KeyValue
+	for i := 0; i+1 < len(kv); i += 2 {
+		a = append(a, attribute.String(kv[i], kv[i+1]))
+	}
+	return attribute.NewSet(a...)
+}
+
+// sum is the value of counter name at the attributes, 0 when absent.
+func sum(t *testing.T, data map[string]metricdata.Aggregation, name string, at attribute.Set) int64 {
+	t.Helper()
+	agg, ok := data[name]
+	if !ok {
+		return 0
+	}
+	s, ok := agg.(metricdata.Sum[int64])
+	if !ok {
+		t.Fatalf("%s is a %T, want a Sum[int64]", name, agg)
+	}
+	for _, dp := range s.DataPoints {
+		if dp.Attributes.Equals(&at) {
+			return dp.Value
+		}
+	}
+	return 0
+}
+
+// histCount is how many values histogram name recorded at the attributes,
+// and their sum.
+func histCount(t *testing.T, data map[string]metricdata.Aggregation, name string, at attribute.Set) (uint64, float64) {
+	t.Helper()
+	agg, ok := data[name]
+	if !ok {
+		return 0, 0
+	}
+	h, ok := agg.(metricdata.Histogram[float64])
+	if !ok {
+		t.Fatalf("%s is a %T, want a Histogram[float64]", name, agg)
+	}
+	for _, dp := range h.DataPoints {
+		if dp.Attributes.Equals(&at) {
+			return dp.Count, dp.Sum
+		}
+	}
+	return 0, 0
+}
+
+// gauge is the value of gauge name at the attributes, and whether it has one.
+func gauge(t *testing.T, data map[string]metricdata.Aggregation, name string, at attribute.Set) (int64, bool) {
+	t.Helper()
+	agg, ok := data[name]
+	if !ok {
+		return 0, false
+	}
+	g, ok := agg.(metricdata.Gauge[int64])
+	if !ok {
+		t.Fatalf("%s is a %T, want a Gauge[int64]", name, agg)
+	}
+	for _, dp := range g.DataPoints {
+		if dp.Attributes.Equals(&at) {
+			return dp.Value, true
+		}
+	}
+	return 0, false
+}
+
+func TestMetrics_Locks(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	other := newClient(t, withPrefix(prefix))
+
+	held, err := h.c.Lock(ctx, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := other.Lock(ctx, []string{"b"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.c.TryLock(ctx, []string{"b"}); !errors.Is(err, xsync.ErrNotObtained) {
+		t.Fatalf("TryLock of a held key: %v", err)
+	}
+	// A lease of 100ms without renewal is lost when it runs out.
+	short, err := h.c.Lock(ctx, []string{"c"}, xsync.TTL(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-short.Lost()
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A lease broken by an operator is lost at its next Refresh.
+	broken, err := h.c.Lock(ctx, []string{"d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := h.c.ForceUnlock(ctx, "d"); err != nil || !ok {
+		t.Fatalf("ForceUnlock: %v, %v", ok, err)
+	}
+	if err := broken.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrLockNotHeld) {
+		t.Fatalf("Refresh of a broken lease: %v", err)
+	}
+	_ = blocker.Release(ctx)
+
+	var data map[string]metricdata.Aggregation
+	eventually(t, 5*time.Second, "two leases counted lost", func() bool {
+		data = h.collect()
+		return sum(t, data, "xsync.lock.lost", attrs()) == 2
+	})
+	if n := sum(t, data, "xsync.lock.acquired", attrs()); n != 3 {
+		t.Errorf("xsync.lock.acquired = %d, want 3 (the other client's lease is not this client's)", n)
+	}
+	if n, _ := histCount(t, data, "xsync.lock.wait", attrs("outcome", "acquired")); n != 3 {
+		t.Errorf("xsync.lock.wait{acquired} counted %d, want 3", n)
+	}
+	if n, _ := histCount(t, data, "xsync.lock.wait", attrs("outcome", "not_obtained")); n != 1 {
+		t.Errorf("xsync.lock.wait{not_obtained} counted %d, want 1", n)
+	}
+	if n := sum(t, data, "xsync.lock.broken", attrs()); n != 1 {
+		t.Errorf("xsync.lock.broken = %d, want 1", n)
+	}
+}
+
+func TestMetrics_LockWaitMeasuresTheWait(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	other := newClient(t, withPrefix(prefix))
+	// The other client holds the key for 300ms: the wait lasts at least
+	// that long (and is not a speed assertion: only a lower bound).
+	blocker, err := other.Lock(ctx, []string{"k"}, xsync.TTL(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, err := h.c.Lock(ctx, []string{"k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = lease.Release(ctx) }()
+	_ = blocker.Release(ctx)
+	n, total := histCount(t, h.collect(), "xsync.lock.wait", attrs("outcome", "acquired"))
+	if n != 1 || total < 0.2 {
+		t.Fatalf("xsync.lock.wait{acquired}: %d values summing %.3fs, want one of at least the blocker's ~0.3s", n, total)
+	}
+}
+
+func TestMetrics_Pools(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	p := h.c.Pool("accounts")
+	put(t, p, xsync.Container{ID: "a", Interval: time.Hour}, xsync.Container{ID: "b", Interval: time.Hour},
+		xsync.Container{ID: "c", Interval: time.Hour})
+	if _, err := p.Ask(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AcquireRandomOne(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Ask(ctx, 5); !errors.Is(err, xsync.ErrNotAvailable) {
+		t.Fatalf("Ask(5) of 3: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.WaitAsk(wctx, 2); !errors.Is(err, xsync.ErrNotAvailable) { // one is ready for an hour
+		t.Fatalf("WaitAsk(2): %v", err)
+	}
+	// Another pool that this client never used is not observed.
+	put(t, newClient(t, withPrefix(prefix)).Pool("unused"), xsync.Container{ID: "x"})
+
+	raw := rawDB(t, 0)
+	before := commandCounts(t, raw)
+	data := h.collect()
+	if n := commandsSince(t, raw, before)["evalsha"]; n != 1 {
+		t.Errorf("collecting ran %d scripts, want 1: one Stats of the one pool used", n)
+	}
+	if n := sum(t, data, "xsync.pool.granted", attrs("kind", "ready", "pool", "accounts")); n != 2 {
+		t.Errorf("xsync.pool.granted{ready} = %d, want 2", n)
+	}
+	if n := sum(t, data, "xsync.pool.granted", attrs("kind", "random", "pool", "accounts")); n != 1 {
+		t.Errorf("xsync.pool.granted{random} = %d, want 1", n)
+	}
+	if n, _ := histCount(t, data, "xsync.pool.wait", attrs("kind", "ready", "outcome", "granted", "pool", "accounts")); n != 1 {
+		t.Errorf("xsync.pool.wait{ready, granted} counted %d, want 1", n)
+	}
+	if n, total := histCount(t, data, "xsync.pool.wait", attrs("kind", "ready", "outcome", "not_available", "pool", "accounts")); n != 2 || total < 0.04 {
+		t.Errorf("xsync.pool.wait{ready, not_available}: %d values summing %.3fs, want 2, one of them the 50ms wait", n, total)
+	}
+	for state, want := range map[string]int64{"total": 3, "ready": 1} {
+		if v, ok := gauge(t, data, "xsync.pool.containers", attrs("pool", "accounts", "state", state)); !ok || v != want {
+			t.Errorf("xsync.pool.containers{%s} = %d (%v), want %d", state, v, ok, want)
+		}
+	}
+	if _, ok := gauge(t, data, "xsync.pool.containers", attrs("pool", "unused", "state", "total")); ok {
+		t.Error("a pool this client never used was observed")
+	}
+}
+
+// Calls that Redis fails are counted by call and kind; bad input is not.
+func TestMetrics_ErrorsByCallAndKind(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	p := h.c.Pool("accounts")
+	put(t, p, xsync.Container{ID: "good"}, xsync.Container{ID: "bad"})
+	raw := rawDB(t, 0)
+	if err := raw.HSet(ctx, poolKey(prefix, "accounts", "meta"), "bad", "not a record").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.HSet(ctx, prefix+":lock:{h}", "a", "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Get(ctx, "bad"); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("Get of a corrupt record: %v", err)
+	}
+	if _, err := p.List(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("List over a corrupt record: %v", err)
+	}
+	if _, err := h.c.LockInfo(ctx, "h"); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("LockInfo of a hash: %v", err)
+	}
+	if _, err := h.c.TryLock(ctx, []string{"h"}); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("TryLock of a hash: %v", err)
+	}
+	if _, err := p.Get(ctx, ""); !errors.Is(err, xsync.ErrInvalidContainer) { // not Redis's fault
+		t.Fatalf("Get of no id: %v", err)
+	}
+	data := h.collect()
+	for op, want := range map[string]int64{"pool.get": 1, "pool.list": 1, "lock.info": 1, "lock": 1} {
+		if n := sum(t, data, "xsync.errors", attrs("op", op, "kind", "corrupt")); n != want {
+			t.Errorf("xsync.errors{op=%s, kind=corrupt} = %d, want %d", op, n, want)
+		}
+	}
+	if agg, ok := data["xsync.errors"].(metricdata.Sum[int64]); !ok || len(agg.DataPoints) != 4 {
+		t.Errorf("xsync.errors = %+v, want the four corrupt calls only", data["xsync.errors"])
+	}
+}
+
+func TestMetrics_LimiterWait(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	// One event per 200ms, no burst beyond it: the second Wait waits.
+	l := h.c.Limiter("api", xsync.Limit{Rate: 1, Period: 200 * time.Millisecond, Burst: 1})
+	for i := range 2 {
+		if err := l.Wait(ctx, "host-a"); err != nil {
+			t.Fatalf("Wait %d: %v", i, err)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := l.Wait(wctx, "host-a"); !errors.Is(err, xsync.ErrNotAvailable) {
+		t.Fatalf("Wait past its context: %v", err)
+	}
+	if _, err := l.Allow(ctx, "host-b"); err != nil { // not a wait: not recorded
+		t.Fatal(err)
+	}
+	data := h.collect()
+	n, total := histCount(t, data, "xsync.limiter.wait", attrs("limiter", "api", "outcome", "allowed"))
+	if n != 2 || total < 0.1 {
+		t.Errorf("xsync.limiter.wait{allowed}: %d values summing %.3fs, want 2, one of them ~0.2s", n, total)
+	}
+	if n, _ := histCount(t, data, "xsync.limiter.wait", attrs("limiter", "api", "outcome", "not_available")); n != 1 {
+		t.Errorf("xsync.limiter.wait{not_available} counted %d, want 1", n)
+	}
+}
