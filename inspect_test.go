@@ -63,6 +63,9 @@ func TestLockInfo_DescribesFreeHeldAndReleasedKeys(t *testing.T) {
 	if _, err := waiting.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled waiter: %v", err)
 	}
+	// The withdrawal has left the turn queue (its ticket with it): the
+	// release hands the key to nobody.
+	settled(t, b, 0)
 	if err := lease.Release(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -195,5 +195,6 @@ func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name str
 // it, "" when it was free.
 func ForceUnlock(ctx context.Context, cl redis.Scripter, keys redisx.Keys, db int, key string) (string, error) {
 	return registry.Get("lock_force_unlock").Run(ctx, cl,
-		[]string{keys.Lock(key), keys.LockQueue(key)}, keys.LockChannel(db)).Text()
+		[]string{keys.Lock(key), keys.Fence(key), keys.LockQueue(key), keys.LockTickets(key)},
+		keys.LockChannel(db), lockTransferLease.Milliseconds()).Text()
 }
