@@ -277,11 +277,7 @@ func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metr
 }
 
 // started reports whether the pool's actor runs: the pool was used.
-func (p *Pool) started() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pid != nil
-}
+func (p *Pool) started() bool { return p.worker.started() }
 
 // leaseDone closes l.done once: the lease was released or handed back.
 // A lease without done (a semaphore's permits) is not watched.

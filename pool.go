@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
@@ -118,8 +118,7 @@ type Pool struct {
 	seq         atomic.Uint64
 	health      atomic.Pointer[HealthPolicy] // nil: the defaults (see Health)
 
-	mu  sync.Mutex
-	pid *actor.PID
+	worker lazyWorker
 
 	grants grantBook // what this handle's takes handed out, for Return
 }
@@ -185,34 +184,16 @@ func (p *Pool) Name() string { return p.name }
 
 // actor returns the pool's actor, spawned on first use.
 func (p *Pool) actor() (*actor.PID, error) {
-	if p.err != nil {
-		return nil, p.err
-	}
-	if p.c.isClosing() {
-		return nil, ErrClosed
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pid != nil {
-		return p.pid, nil
-	}
-	cl, err := p.c.db(p.db, true)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := p.c.spawnWorker(actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
-		Name:   p.name,
-		DB:     p.db,
-		Keys:   p.c.keys,
-		Client: cl,
-		Conn:   p.c.conn,
-		Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
-	})))
-	if err != nil {
-		return nil, err
-	}
-	p.pid = pid
-	return pid, nil
+	return p.worker.get(p.c, p.err, p.db, func(cl *redis.Client) *actor.Props {
+		return actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
+			Name:   p.name,
+			DB:     p.db,
+			Keys:   p.c.keys,
+			Client: cl,
+			Conn:   p.c.conn,
+			Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
+		}))
+	})
 }
 
 func (p *Pool) nextToken() string {
