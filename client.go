@@ -278,3 +278,44 @@ func (c *Client) shutdownActor(ctx context.Context, pid *actor.PID) error {
 	_ = stopped.Wait()
 	return err
 }
+
+// lazyWorker is a worker actor of a handle (a pool, a limiter), spawned by
+// its first call.
+type lazyWorker struct {
+	mu  sync.Mutex
+	pid *actor.PID
+}
+
+// started reports whether the actor was spawned.
+func (w *lazyWorker) started() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pid != nil
+}
+
+// get returns the actor, spawning it on first use with the props that
+// newProps makes from the script client of DB db. invalid is the handle's
+// own error (a bad name or option), returned before anything else.
+func (w *lazyWorker) get(c *Client, invalid error, db int, newProps func(cl *redis.Client) *actor.Props) (*actor.PID, error) {
+	if invalid != nil {
+		return nil, invalid
+	}
+	if c.isClosing() {
+		return nil, ErrClosed
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pid != nil {
+		return w.pid, nil
+	}
+	cl, err := c.db(db, true)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := c.spawnWorker(newProps(cl))
+	if err != nil {
+		return nil, err
+	}
+	w.pid = pid
+	return pid, nil
+}

@@ -11,11 +11,8 @@ import (
 
 // limitedModel is Container in the JSON shape of the seed's LimitedModel
 // (the Python package's): times in milliseconds since the epoch, durations
-// in milliseconds, 0 for a zero time or duration.
-//
-// The design's "failures" and "retired" fields are not here yet: Container
-// has no Failures or Retired to carry. They join this shape (and
-// UnmarshalJSON, which ignores them until then) when Container gains them.
+// in milliseconds, 0 for a zero time or duration; plus the design's
+// "failures" and "retired", the container's health.
 type limitedModel struct {
 	ID                string `json:"id"`
 	CT                int64  `json:"ct"`
@@ -24,13 +21,16 @@ type limitedModel struct {
 	NextTimeAvailable int64  `json:"next_time_available"`
 	Containers        string `json:"containers"`
 	UsageCount        int64  `json:"usage_count"`
+	Failures          int64  `json:"failures"`
+	Retired           bool   `json:"retired"`
 }
 
 // MarshalJSON writes c with the seed's LimitedModel field names, so that a
 // pool dumped by Go and one dumped by the Python package read alike:
 //
 //	{"id":"alice","ct":1733130000000,"ttl_ms":0,"interval_ms":2000,
-//	 "next_time_available":1733130002000,"containers":"cookie=1","usage_count":3}
+//	 "next_time_available":1733130002000,"containers":"cookie=1","usage_count":3,
+//	 "failures":0,"retired":false}
 //
 // Times are milliseconds since the epoch (0 for a zero time; NextAvailable
 // rounded up), durations whole milliseconds (rounded up, as Put stores
@@ -44,6 +44,8 @@ func (c Container) MarshalJSON() ([]byte, error) {
 		NextTimeAvailable: msOf(c.NextAvailable, true),
 		Containers:        c.Data,
 		UsageCount:        c.UsageCount,
+		Failures:          c.Failures,
+		Retired:           c.Retired,
 	})
 }
 
@@ -62,6 +64,8 @@ func (c *Container) UnmarshalJSON(b []byte) error {
 		NextTimeAvailable json.RawMessage `json:"next_time_available"`
 		Containers        json.RawMessage `json:"containers"`
 		UsageCount        json.RawMessage `json:"usage_count"`
+		Failures          json.RawMessage `json:"failures"`
+		Retired           json.RawMessage `json:"retired"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidContainer, err)
@@ -87,8 +91,14 @@ func (c *Container) UnmarshalJSON(b []byte) error {
 	field("interval_ms", raw.IntervalMs, func(n int64) { out.Interval = time.Duration(n) * time.Millisecond })
 	field("next_time_available", raw.NextTimeAvailable, func(n int64) { out.NextAvailable = timeOfMs(n) })
 	field("usage_count", raw.UsageCount, func(n int64) { out.UsageCount = n })
+	field("failures", raw.Failures, func(n int64) { out.Failures = n })
 	if err != nil {
 		return err
+	}
+	if len(raw.Retired) > 0 && !bytes.Equal(raw.Retired, []byte("null")) {
+		if err := json.Unmarshal(raw.Retired, &out.Retired); err != nil {
+			return fmt.Errorf("%w: retired: %v", ErrInvalidContainer, err)
+		}
 	}
 	if out.Data, err = jsonText(raw.Containers, true); err != nil {
 		return fmt.Errorf("%w: containers: %v", ErrInvalidContainer, err)

@@ -21,13 +21,15 @@ func TestContainerJSON_UsesTheSeedsLimitedModelNames(t *testing.T) {
 		NextAvailable: time.UnixMilli(1733130002000),
 		Data:          "cookie=1",
 		UsageCount:    3,
+		Failures:      2,
+		Retired:       true,
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `{"id":"alice","ct":1733130000000,"ttl_ms":3600000,"interval_ms":2000,` +
-		`"next_time_available":1733130002000,"containers":"cookie=1","usage_count":3}`
+		`"next_time_available":1733130002000,"containers":"cookie=1","usage_count":3,"failures":2,"retired":true}`
 	if string(b) != want {
 		t.Fatalf("Marshal =\n%s\nwant\n%s", b, want)
 	}
@@ -45,7 +47,7 @@ func TestContainerJSON_ZeroValuesAreZeroes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"id":"x","ct":0,"ttl_ms":0,"interval_ms":0,"next_time_available":0,"containers":"","usage_count":0}`
+	want := `{"id":"x","ct":0,"ttl_ms":0,"interval_ms":0,"next_time_available":0,"containers":"","usage_count":0,"failures":0,"retired":false}`
 	if string(b) != want {
 		t.Fatalf("Marshal = %s, want %s", b, want)
 	}
@@ -101,6 +103,8 @@ func TestContainerJSON_BadInputIsErrInvalidContainer(t *testing.T) {
 		`{"id": "x", "ttl_ms": "soon"}`,
 		`{"id": "x", "ct": true}`,
 		`{"id": "x", "interval_ms": 1e300}`,
+		`{"id": "x", "failures": "many"}`,
+		`{"id": "x", "retired": "yes"}`,
 		`[1, 2]`,
 	} {
 		var c xsync.Container

@@ -65,3 +65,14 @@ var (
 		xsync.ErrNotObtained, xsync.ErrLockNotHeld, xsync.ErrInvalidKey, xsync.ErrInvalidTTL,
 		xsync.ErrNotAvailable, xsync.ErrNotFound, xsync.ErrInvalidQuantity, xsync.ErrInvalidContainer, xsync.ErrCorrupt}
 )
+
+// Container health.
+var (
+	_ [3]xsync.Outcome                                                = [...]xsync.Outcome{xsync.Succeeded, xsync.Failed, xsync.Blocked}
+	_                                                                 = xsync.HealthPolicy{Backoff: time.Second, MaxBackoff: time.Minute, RetireAfter: 3}
+	_ func(xsync.HealthPolicy) xsync.PoolOption                       = xsync.Health
+	_ func(*xsync.Pool, context.Context, string, xsync.Outcome) error = (*xsync.Pool).Report
+	_ int64                                                           = xsync.Container{}.Failures
+	_ bool                                                            = xsync.Container{}.Retired
+	_ int                                                             = xsync.PoolStats{}.Retired
+)

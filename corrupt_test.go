@@ -48,11 +48,12 @@ func TestPool_CorruptDataFailsWithErrCorruptAndChangesNothing(t *testing.T) {
 		{"Put(new)", func(ctx context.Context, p *xsync.Pool) error { return p.Put(ctx, xsync.Container{ID: "new"}) }},
 		{"Put(a)", func(ctx context.Context, p *xsync.Pool) error { return p.Put(ctx, xsync.Container{ID: "a"}) }},
 		{"Cooldown(a)", func(ctx context.Context, p *xsync.Pool) error { return p.Cooldown(ctx, "a", time.Second) }},
+		{"Report(a)", func(ctx context.Context, p *xsync.Pool) error { return p.Report(ctx, "a", xsync.Blocked) }},
 		{"Remove(b)", func(ctx context.Context, p *xsync.Pool) error { _, err := p.Remove(ctx, "b"); return err }},
 	}
 	// touchesA: the operations that read container "a" (the others may
 	// succeed when only a's record is garbage).
-	touchesA := map[string]bool{"AskOne": true, "Ask(2)": true, "WaitAskOne": true, "Get(a)": true, "Put(a)": true, "Cooldown(a)": true}
+	touchesA := map[string]bool{"AskOne": true, "Ask(2)": true, "WaitAskOne": true, "Get(a)": true, "Put(a)": true, "Cooldown(a)": true, "Report(a)": true}
 	cases := []struct {
 		name    string
 		garbage func(ctx context.Context, db redis.UniversalClient, key func(string) string) error

@@ -81,6 +81,11 @@
 //   - Every take leaves a grant record (about 150 bytes) for 30 seconds, by
 //     which a take whose answer was lost is resent without being served
 //     twice, or handed back.
+//   - Health: Report tells the pool how each use went (Succeeded, Failed,
+//     Blocked). Blocked cools the container down, twice as long for each
+//     Blocked of a streak, and a streak of failures can retire it (see
+//     HealthPolicy). No take hands out a retired container until a Put of
+//     its ID revives it; a report wakes no waiter, a reviving Put does.
 //
 // # Rate limiters
 //
@@ -141,7 +146,8 @@
 //   - xsync.pool.granted: containers handed out (pool, kind = ready or
 //     random).
 //   - xsync.pool.containers: a gauge of the pools the client has used
-//     (pool, state = total or ready), read from Redis only when collected.
+//     (pool, state = total, ready or retired), read from Redis only when
+//     collected.
 //   - xsync.errors: calls that Redis failed (op, kind = unavailable or
 //     corrupt).
 //

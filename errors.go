@@ -41,6 +41,9 @@ var (
 	ErrNotFound = xerr.ErrNotFound
 	// ErrInvalidQuantity is returned when asking for n <= 0 containers.
 	ErrInvalidQuantity = xerr.ErrInvalidQuantity
+	// ErrInvalidOutcome is returned by Pool.Report for an Outcome that is
+	// none of Succeeded, Failed and Blocked.
+	ErrInvalidOutcome = xerr.ErrInvalidOutcome
 	// ErrInvalidContainer is returned for a container that cannot be stored:
 	// no ID, a negative TTL or Interval, a payload over 1 MiB.
 	ErrInvalidContainer = xerr.ErrInvalidContainer

@@ -26,7 +26,7 @@ func ExampleContainer_MarshalJSON() {
 	_ = json.Unmarshal([]byte(`{"id": "bob", "interval_ms": 1500.0, "containers": [{"sid": "x"}]}`), &c)
 	fmt.Println(c.ID, c.Interval, c.Data)
 	// Output:
-	// {"id":"alice","ct":0,"ttl_ms":86400000,"interval_ms":2000,"next_time_available":0,"containers":"sid=9f2c01","usage_count":0}
+	// {"id":"alice","ct":0,"ttl_ms":86400000,"interval_ms":2000,"next_time_available":0,"containers":"sid=9f2c01","usage_count":0,"failures":0,"retired":false}
 	// bob 1.5s [{"sid":"x"}]
 }
 

@@ -166,12 +166,12 @@ func (c *Client) Pools(ctx context.Context, opts ...PoolOption) ([]string, error
 	return out, nil
 }
 
-// List returns every live container of the pool, sorted by ID. It changes
-// nothing (a container whose TTL has passed is left out, not purged) and
-// reads the pool in pages of a few hundred containers, one short script
-// call each, so that a pool of any size costs Redis no long call and no
-// huge reply. A container changed during the listing is returned as one
-// of its states.
+// List returns every live container of the pool, retired ones included
+// (Container.Retired), sorted by ID. It changes nothing (a container whose
+// TTL has passed is left out, not purged) and reads the pool in pages of a
+// few hundred containers, one short script call each, so that a pool of
+// any size costs Redis no long call and no huge reply. A container changed
+// during the listing is returned as one of its states.
 func (p *Pool) List(ctx context.Context) ([]Container, error) {
 	if p.err != nil {
 		return nil, p.err

@@ -17,7 +17,7 @@ import (
 func readOnly(t *testing.T, before map[string]int64) {
 	t.Helper()
 	reads := []string{"scan", "get", "pttl", "zcard", "multi", "exec", "exists", // the calls
-		"evalsha", "time", "type", "zscan", "zscore", "hget", // pool_list's
+		"evalsha", "time", "type", "hscan", "zscore", "hget", // pool_list's
 		"hello", "client"} // a new connection's
 	for name := range commandsSince(t, rawDB(t, 0), before) {
 		if !slices.Contains(reads, name) {
@@ -328,7 +328,8 @@ func listIDs(cs []xsync.Container) []string {
 
 func sameContainer(a, b xsync.Container) bool {
 	return a.ID == b.ID && a.CreatedAt.Equal(b.CreatedAt) && a.TTL == b.TTL && a.Interval == b.Interval &&
-		a.NextAvailable.Equal(b.NextAvailable) && a.Data == b.Data && a.UsageCount == b.UsageCount
+		a.NextAvailable.Equal(b.NextAvailable) && a.Data == b.Data && a.UsageCount == b.UsageCount &&
+		a.Failures == b.Failures && a.Retired == b.Retired
 }
 
 func TestPoolList_ReportsACorruptRecord(t *testing.T) {

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
@@ -97,9 +97,8 @@ type Limiter struct {
 	limit Limit
 	err   error // invalid name or limit: every call fails with it
 
-	seq atomic.Uint64
-	mu  sync.Mutex
-	pid *actor.PID
+	seq    atomic.Uint64
+	worker lazyWorker
 }
 
 // Limiter returns the rate limiter called name, with limit, on Options.DB
@@ -157,35 +156,17 @@ func (l *Limiter) Limit() Limit { return l.limit }
 
 // actor returns the limiter's actor, spawned on first use.
 func (l *Limiter) actor() (*actor.PID, error) {
-	if l.err != nil {
-		return nil, l.err
-	}
-	if l.c.isClosing() {
-		return nil, ErrClosed
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.pid != nil {
-		return l.pid, nil
-	}
-	cl, err := l.c.db(l.db, true)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := l.c.spawnWorker(actor.PropsFromProducer(actors.NewLimiter(actors.LimiterConfig{
-		Name:   l.name,
-		Keys:   l.c.keys,
-		Client: cl,
-		Rate:   l.limit.Rate,
-		Period: l.limit.Period,
-		Burst:  l.limit.Burst,
-		Log:    l.c.log.Named("limiter").With(zap.String("limiter", l.name), zap.Int("db", l.db)),
-	})))
-	if err != nil {
-		return nil, err
-	}
-	l.pid = pid
-	return pid, nil
+	return l.worker.get(l.c, l.err, l.db, func(cl *redis.Client) *actor.Props {
+		return actor.PropsFromProducer(actors.NewLimiter(actors.LimiterConfig{
+			Name:   l.name,
+			Keys:   l.c.keys,
+			Client: cl,
+			Rate:   l.limit.Rate,
+			Period: l.limit.Period,
+			Burst:  l.limit.Burst,
+			Log:    l.c.log.Named("limiter").With(zap.String("limiter", l.name), zap.Int("db", l.db)),
+		}))
+	})
 }
 
 // Allow is AllowN(ctx, key, 1).

@@ -89,7 +89,7 @@ func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
 		metric.WithExplicitBucketBoundaries(waitBuckets...))
 	note(err)
 	gauge, err := meter.Int64ObservableGauge(MetricPoolContainers, metric.WithUnit("{container}"),
-		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready); read from Redis when collected"))
+		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready, retired); read from Redis when collected"))
 	note(err)
 	if err == nil {
 		m.gauge, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
@@ -121,6 +121,7 @@ var (
 	kindRandom   = kindKey.String("random")
 	stateTotal   = stateKey.String("total")
 	stateReady   = stateKey.String("ready")
+	stateRetired = stateKey.String("retired")
 	opKey        = attribute.Key("op")
 	errKindKey   = attribute.Key("kind")
 	lockAcquired = metric.WithAttributes(outcomeKey.String("acquired"))
@@ -270,16 +271,13 @@ func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metr
 		name := poolKey.String(p.name)
 		o.ObserveInt64(gauge, int64(s.Total), metric.WithAttributes(name, stateTotal))
 		o.ObserveInt64(gauge, int64(s.Ready), metric.WithAttributes(name, stateReady))
+		o.ObserveInt64(gauge, int64(s.Retired), metric.WithAttributes(name, stateRetired))
 	}
 	return nil
 }
 
 // started reports whether the pool's actor runs: the pool was used.
-func (p *Pool) started() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.pid != nil
-}
+func (p *Pool) started() bool { return p.worker.started() }
 
 // leaseDone closes l.done once: the lease was released or handed back.
 // A lease without done (a semaphore's permits) is not watched.

@@ -147,7 +147,7 @@ type LockOption interface {
 	applyLock(*lockSettings)
 }
 
-// PoolOption configures a pool handle: OnDB.
+// PoolOption configures a pool handle: OnDB, Health.
 type PoolOption interface {
 	applyPool(*poolSettings)
 }

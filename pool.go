@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/redisxsync/xsync/actors"
@@ -55,12 +55,20 @@ type Container struct {
 	// UsageCount is how many times the container was taken; read-only,
 	// kept by the pool (Put ignores it).
 	UsageCount int64
+	// Failures is the container's current streak of Failed and Blocked
+	// reports (see Pool.Report); read-only, kept by the pool. Succeeded
+	// clears it, and so does the Put that revives a retired container.
+	Failures int64
+	// Retired reports that a streak of failures retired the container (see
+	// HealthPolicy): it is never handed out until a Put of its ID revives
+	// it. Read-only, kept by the pool.
+	Retired bool
 }
 
 // containerOf is the Container of a pool actor's answer.
 func containerOf(m messages.Container) Container {
 	return Container{ID: m.ID, CreatedAt: m.CreatedAt, TTL: m.TTL, Interval: m.Interval,
-		NextAvailable: m.NextAvailable, Data: m.Data, UsageCount: m.UsageCount}
+		NextAvailable: m.NextAvailable, Data: m.Data, UsageCount: m.UsageCount, Failures: m.Failures, Retired: m.Retired}
 }
 
 // PoolStats are a pool's counters at one moment.
@@ -68,18 +76,24 @@ func containerOf(m messages.Container) Container {
 // Stats purges up to 128 containers whose TTL has passed, as every take
 // does. When more than that expired at once, until the purges catch up,
 // Total is exact, Ready may be short (it takes off every expired container
-// left, as if each were ready) and NextReadyAt may be the NextAvailable of
-// one of them: the bound keeps each script short.
+// left, as if each were ready), Retired may count retired ones among them,
+// and NextReadyAt may be the NextAvailable of one of them: the bound keeps
+// each script short.
 type PoolStats struct {
 	// At is the Redis server's time of the reading.
 	At time.Time
-	// Total is the number of live containers.
+	// Total is the number of live containers, retired ones included.
 	Total int
-	// Ready is the number of live containers that may be taken now.
+	// Ready is the number of live containers that may be taken now;
+	// retired ones never may.
 	Ready int
-	// NextReadyAt is the earliest NextAvailable of the live containers: at
-	// or before At when one is ready; zero when the pool is empty.
+	// NextReadyAt is the earliest NextAvailable of the live containers that
+	// are not retired: at or before At when one is ready; zero when there
+	// is none.
 	NextReadyAt time.Time
+	// Retired is the number of live containers that are retired (see
+	// HealthPolicy), counted in Total until their TTL ends.
+	Retired int
 	// Expired is the number of containers purged because their TTL had
 	// passed, since the pool began.
 	Expired int64
@@ -102,9 +116,9 @@ type Pool struct {
 
 	tokenPrefix string
 	seq         atomic.Uint64
+	health      atomic.Pointer[HealthPolicy] // nil: the defaults (see Health)
 
-	mu  sync.Mutex
-	pid *actor.PID
+	worker lazyWorker
 
 	grants grantBook // what this handle's takes handed out, for Return
 }
@@ -113,11 +127,17 @@ type Pool struct {
 // gives. Every call with the same name and DB returns the same *Pool. Pool
 // itself never fails: an empty name, a name holding '{' or '}' (the name is
 // the pool's hash tag) or a negative DB makes every call on the pool fail
-// with ErrInvalidOptions, a closed client with ErrClosed. The pool
-// starts its actor on first use.
+// with ErrInvalidOptions, a closed client with ErrClosed; so does an
+// invalid Health policy, or one other than the pool's (see Health). The
+// pool starts its actor on first use.
 func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	s := newPoolSettings(c, opts)
 	p := &Pool{c: c, name: name, db: s.db}
+	var health HealthPolicy
+	var healthErr error
+	if s.healthSet {
+		health, healthErr = s.health.resolved()
+	}
 	switch {
 	case name == "":
 		p.err = fmt.Errorf("%w: empty pool name", ErrInvalidOptions)
@@ -127,6 +147,8 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 		p.err = fmt.Errorf("%w: pool name %q holds a brace", ErrInvalidOptions, name)
 	case s.db < 0:
 		p.err = fmt.Errorf("%w: pool %q: negative DB %d", ErrInvalidOptions, name, s.db)
+	case healthErr != nil:
+		p.err = fmt.Errorf("pool %q: %w", name, healthErr)
 	}
 	if p.err != nil {
 		return p
@@ -135,6 +157,12 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if q := c.pools[key]; q != nil {
+		if s.healthSet {
+			if err := q.adoptHealth(health); err != nil {
+				p.err = err
+				return p
+			}
+		}
 		return q
 	}
 	if c.closing {
@@ -144,6 +172,9 @@ func (c *Client) Pool(name string, opts ...PoolOption) *Pool {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
 	p.tokenPrefix = hex.EncodeToString(b[:])
+	if s.healthSet {
+		p.health.Store(&health)
+	}
 	c.pools[key] = p
 	return p
 }
@@ -153,34 +184,16 @@ func (p *Pool) Name() string { return p.name }
 
 // actor returns the pool's actor, spawned on first use.
 func (p *Pool) actor() (*actor.PID, error) {
-	if p.err != nil {
-		return nil, p.err
-	}
-	if p.c.isClosing() {
-		return nil, ErrClosed
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pid != nil {
-		return p.pid, nil
-	}
-	cl, err := p.c.db(p.db, true)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := p.c.spawnWorker(actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
-		Name:   p.name,
-		DB:     p.db,
-		Keys:   p.c.keys,
-		Client: cl,
-		Conn:   p.c.conn,
-		Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
-	})))
-	if err != nil {
-		return nil, err
-	}
-	p.pid = pid
-	return pid, nil
+	return p.worker.get(p.c, p.err, p.db, func(cl *redis.Client) *actor.Props {
+		return actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
+			Name:   p.name,
+			DB:     p.db,
+			Keys:   p.c.keys,
+			Client: cl,
+			Conn:   p.c.conn,
+			Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
+		}))
+	})
 }
 
 func (p *Pool) nextToken() string {
@@ -191,8 +204,10 @@ func (p *Pool) nextToken() string {
 // container is checked first, and one with no ID, a negative TTL or
 // Interval, or Data over MaxPayload makes Put fail with ErrInvalidContainer
 // and write nothing. A new ID is ready at once. An existing ID keeps its
-// UsageCount and NextAvailable and takes the new CreatedAt (now when zero),
-// TTL, Interval and Data. When an ID appears twice, the last one wins. Put
+// UsageCount, NextAvailable and Failures and takes the new CreatedAt (now
+// when zero), TTL, Interval and Data. A retired ID is revived: Failures 0,
+// back in turn at the NextAvailable it had when it was retired (a cooldown
+// still in force holds). When an ID appears twice, the last one wins. Put
 // wakes the pool's waiters on every client.
 //
 // A Put whose ctx is done already sends nothing. One whose ctx ends while
@@ -266,8 +281,10 @@ func (p *Pool) Remove(ctx context.Context, ids ...string) (int, error) {
 // for longer keeps its time (plus 1µs: a grant of it that nobody received
 // and that is handed back later then cannot make it ready again before
 // now+d). Cooldown wakes the pool's waiters on every
-// client. ErrNotFound when the pool does not hold it (or its TTL has
+// client. A retired container stays retired; its NextAvailable moves all
+// the same. ErrNotFound when the pool does not hold it (or its TTL has
 // passed); a negative d, or one over 100 years, is ErrInvalidContainer.
+// Pool.Report with Blocked picks the cooldown by the pool's HealthPolicy.
 // A Cooldown whose ctx is done already sends nothing; one whose ctx ends in
 // flight (or that fails with ErrUnavailable) may have been applied.
 func (p *Pool) Cooldown(ctx context.Context, id string, d time.Duration) error {
@@ -292,6 +309,7 @@ func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
 			Ready:       r.Ready,
 			NextReadyAt: r.NextReadyAt,
 			Expired:     r.Expired,
+			Retired:     r.Retired,
 			Waiting:     r.Waiting,
 		}, r.Err
 	})
@@ -372,8 +390,9 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, 
 
 // Return hands back containers taken but not used (the frontier was empty,
 // the job was cancelled): each is ready again as before its take, with its
-// NextAvailable and UsageCount restored, unless it was taken, cooled down,
-// removed or re-Put since: then it is left as it is. Give Return the
+// NextAvailable and UsageCount restored (its Failures as reports left
+// them), unless it was taken, cooled down (by Cooldown or a Blocked
+// report), retired, removed or re-Put since: then it is left as it is. Give Return the
 // containers as the take returned them, within 30 seconds of the take (its
 // grant record lives that long). A container that no take of this *Pool
 // handed out in that time (one built by hand, one of another pool) is

@@ -2,7 +2,9 @@ package xsync
 
 // poolSettings are the settings of a pool handle, built from PoolOptions.
 type poolSettings struct {
-	db int
+	db        int
+	health    HealthPolicy
+	healthSet bool
 }
 
 func newPoolSettings(c *Client, opts []PoolOption) poolSettings {

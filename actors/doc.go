@@ -32,9 +32,9 @@
 // (queues and attempts), lock_leases.go (grants, renewal, refresh,
 // release), lock_turns.go (pub/sub and the turn queues), lock_redis.go
 // (the script calls); pool.go (the actor), pool_take.go (takes, batching,
-// bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_redis.go
-// (the script calls and their replies); limiter.go (the actor),
-// limiter_redis.go (its script's call); semaphore.go (the actor, its
-// waiters), semaphore_leases.go (leases of permits), semaphore_redis.go
-// (its script calls); connection.go.
+// bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_health.go
+// (Report), pool_redis.go (the script calls and their replies); limiter.go
+// (the actor), limiter_redis.go (its script's call); semaphore.go (the
+// actor, its waiters), semaphore_leases.go (leases of permits),
+// semaphore_redis.go (its script calls); connection.go.
 package actors

@@ -167,8 +167,9 @@ func PoolExists(ctx context.Context, cl redis.Cmdable, keys redisx.Keys, name st
 	return n > 0, err
 }
 
-// ListPool calls fn with every page of pool name's live containers, one
-// pool_list call (a ZSCAN step) per page; a container may come twice.
+// ListPool calls fn with every page of pool name's live containers,
+// retired ones included, one pool_list call (an HSCAN step over the
+// records) per page; a container may come twice.
 func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name string, fn func([]messages.Container) error) error {
 	k := newPoolKeys(keys, name, 0)
 	script := registry.Get("pool_list")
@@ -191,7 +192,7 @@ func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name str
 			if !ok {
 				return fmt.Errorf("pool_list: container %T", r)
 			}
-			c, err := parseContainer(f)
+			c, err := parseListed(f)
 			if err != nil {
 				return fmt.Errorf("pool_list: %w", err)
 			}

@@ -163,6 +163,8 @@ func (p *poolActor) Receive(ctx actor.Context) {
 		p.onRemove(ctx, m)
 	case *messages.PoolCooldown:
 		p.onCooldown(ctx, m)
+	case *messages.PoolReport:
+		p.onReport(ctx, m)
 	case *messages.PoolReadStats:
 		p.onStats(ctx)
 	case *messages.SubscribeResult:

@@ -165,18 +165,37 @@ func parseOutcome(r any) (takeOutcome, error) {
 	return o, nil
 }
 
-// parseContainer reads {id, createdMs, ttlMs, intervalMs, nextUs, usage, data}.
+// parseContainer reads {id, createdMs, ttlMs, intervalMs, nextUs, usage,
+// data, failures}: a container a take handed out, so not retired.
 func parseContainer(f []any) (messages.Container, error) {
-	if len(f) != 7 {
+	if len(f) != 8 {
 		return messages.Container{}, fmt.Errorf("container of %d fields", len(f))
 	}
 	id, ok1 := f[0].(string)
 	data, ok2 := f[6].(string)
 	nums, ok3 := int64s(f[1:6])
-	if !ok1 || !ok2 || !ok3 {
+	failures, ok4 := f[7].(int64)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return messages.Container{}, fmt.Errorf("container fields %v", f[:6])
 	}
-	return container(id, nums, data), nil
+	c := container(id, nums, data)
+	c.Failures = failures
+	return c, nil
+}
+
+// parseListed reads a container as pool_list gives it: the fields of
+// parseContainer, then retired (1 or 0).
+func parseListed(f []any) (messages.Container, error) {
+	if len(f) != 9 {
+		return messages.Container{}, fmt.Errorf("container of %d fields", len(f))
+	}
+	c, err := parseContainer(f[:8])
+	retired, ok := f[8].(int64)
+	if err == nil && !ok {
+		err = fmt.Errorf("container %q: retired %T", c.ID, f[8])
+	}
+	c.Retired = retired == 1
+	return c, err
 }
 
 // container builds a Container from {createdMs, ttlMs, intervalMs, nextUs, usage}.
@@ -282,15 +301,18 @@ func runGet(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (c me
 	if len(res) == 2 && res[1] == int64(0) {
 		return c, false, nil
 	}
-	if len(res) != 8 || res[1] != int64(1) {
+	if len(res) != 10 || res[1] != int64(1) {
 		return c, false, fmt.Errorf("pool_get: reply %v", res)
 	}
 	nums, ok := int64s(res[2:7])
 	data, ok2 := res[7].(string)
-	if !ok || !ok2 {
+	health, ok3 := int64s(res[8:10])
+	if !ok || !ok2 || !ok3 {
 		return c, false, fmt.Errorf("pool_get: fields %v", res[:7])
 	}
-	return container(id, nums, data), true, nil
+	c = container(id, nums, data)
+	c.Failures, c.Retired = health[0], health[1] == 1
+	return c, true, nil
 }
 
 func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string) (int, error) {
@@ -320,7 +342,7 @@ func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.Pool
 	if err != nil {
 		return messages.PoolReadStatsResult{}, err
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return messages.PoolReadStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
 	}
 	s := messages.PoolReadStatsResult{
@@ -328,6 +350,7 @@ func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.Pool
 		Total:   int(res[1]),
 		Ready:   int(res[2]),
 		Expired: res[4],
+		Retired: int(res[5]),
 	}
 	if res[3] >= 0 {
 		s.NextReadyAt = time.UnixMicro(res[3])

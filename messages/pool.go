@@ -12,6 +12,8 @@ type Container struct {
 	NextAvailable time.Time
 	Data          string
 	UsageCount    int64
+	Failures      int64
+	Retired       bool
 	// Grant is the token of the take that handed the container out, for
 	// PoolReturn; "" when it was not handed out by a take.
 	Grant string
@@ -105,8 +107,28 @@ type PoolReadStatsResult struct {
 	Ready       int
 	NextReadyAt time.Time
 	Expired     int64
+	Retired     int
 	Waiting     int
 	Err         error
+}
+
+// PoolReport applies the outcome of one use of container ID to its health:
+// Outcome 0 succeeded, 1 failed, 2 blocked (xsync.Outcome's values), under
+// the reporting handle's policy.
+type PoolReport struct {
+	ID          string
+	Outcome     int
+	Backoff     time.Duration
+	MaxBackoff  time.Duration
+	RetireAfter int
+}
+
+// PoolReportResult answers PoolReport with the container's health after it.
+type PoolReportResult struct {
+	NextAvailable time.Time
+	Failures      int64
+	Retired       bool
+	Err           error
 }
 
 // PoolReturn gives back containers taken but not used: IDs[i] of the

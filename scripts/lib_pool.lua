@@ -2,11 +2,20 @@
 -- pool's keys below; they include it with "--#include lib_pool".
 -- KEYS[1] ready:   ZSET id -> next-available time (µs)
 -- KEYS[2] expiry:  ZSET id -> expiry time (ms), containers with TTL > 0 only
--- KEYS[3] meta:    HASH id -> record "createdMs:ttlMs:intervalMs:usageCount:rev"
+-- KEYS[3] meta:    HASH id -> record
+--                  "createdMs:ttlMs:intervalMs:usageCount:rev:failures:blocked:retired"
 -- KEYS[4] data:    HASH id -> payload (absent when empty)
 -- KEYS[5] expired: STRING, containers purged on expiry so far
--- rev counts the writes of a record (takes, Puts, hand-backs): with the
--- ready score it tells whether a grant was overtaken since (see overtaken).
+-- rev counts the writes of a record (takes, Puts, hand-backs, Blocked
+-- reports, retirements): with the ready score it tells whether a grant was
+-- overtaken since (see overtaken).
+-- failures is the streak of Failed and Blocked reports, blocked the Blocked
+-- ones among them (see pool_report). retired is 0 for a container that may
+-- be handed out; for a retired one it is the NextAvailable (µs) it had when
+-- it was retired, kept for its revival by a Put: a retired container has no
+-- ready score, so no take ever meets it, but it keeps its record, its data
+-- and its expiry entry until its TTL ends. Every container of meta is
+-- either in ready or retired (see lookup).
 --
 -- Before anything is written, the opening checks that every key is of its
 -- type and the purge counter an integer: a script never half-applies on
@@ -41,18 +50,27 @@ local t = redis.call('TIME')
 local us = tonumber(t[1]) * 1000000 + tonumber(t[2]) -- the ready set's clock
 local now = math.floor(us / 1000) -- the records' clock
 
--- decode reads a record: {createdMs, ttlMs, intervalMs, usageCount, rev};
--- nil when raw is nil or does not decode.
+-- decode reads a record: {createdMs, ttlMs, intervalMs, usageCount, rev,
+-- failures, blocked, retired}; nil when raw is nil or does not decode. A
+-- record of the first five fields only (written before pools kept health)
+-- reads as a container with no streak, not retired.
 local function decode(raw)
   if not raw then return nil end
-  local c, ttl, iv, u, rev = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+)$')
+  local c, ttl, iv, u, rev, rest = string.match(raw, '^(%d+):(%d+):(%d+):(%d+):(%d+)(.*)$')
   if not c then return nil end
-  return {tonumber(c), tonumber(ttl), tonumber(iv), tonumber(u), tonumber(rev)}
+  local f, b, ret = '0', '0', '0'
+  if rest ~= '' then
+    f, b, ret = string.match(rest, '^:(%d+):(%d+):(%d+)$')
+    if not f then return nil end
+  end
+  return {tonumber(c), tonumber(ttl), tonumber(iv), tonumber(u), tonumber(rev),
+    tonumber(f), tonumber(b), tonumber(ret)}
 end
 
 -- encode writes a record read by decode.
 local function encode(r)
-  return string.format('%.0f:%.0f:%.0f:%.0f:%.0f', r[1], r[2], r[3], r[4], r[5])
+  return string.format('%.0f:%.0f:%.0f:%.0f:%.0f:%.0f:%.0f:%.0f',
+    r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
 end
 
 -- record decodes the record of container id; nil when there is none, and
@@ -96,6 +114,35 @@ local function purgeExpired(n)
   if #old > 0 then drop(old) end
 end
 
+-- lookup returns the record of container id and its NextAvailable (µs):
+-- its ready score, or the time kept in the record when it is retired. nil
+-- when the pool does not hold id; a container whose TTL has passed is
+-- purged and not held. A record without its ready score (unless retired),
+-- or a ready score without a record, is corrupt.
+local function lookup(id)
+  local r = record(id)
+  local score = redis.call('ZSCORE', ready, id)
+  if not r and not score then return nil end
+  if not r or (score and r[8] > 0) or (not score and r[8] == 0) then
+    corrupt('container "' .. id .. '": record and ready set disagree')
+  end
+  if purgeIfExpired(id) then return nil end
+  if r[8] > 0 then return r, r[8] end
+  return r, tonumber(score)
+end
+
+-- holds reports whether the pool holds at least n live containers that are
+-- not retired: true or false, or nil when it cannot tell because containers
+-- whose TTL has passed are left to purge (the ready set holds every
+-- container not retired, expired or not; the expiry set also holds retired
+-- ones).
+local function holds(n)
+  local most = redis.call('ZCARD', ready)
+  if most < n then return false end
+  if most - redis.call('ZCOUNT', expiry, '-inf', now) >= n then return true end
+  return nil
+end
+
 -- Grant records (STRING, msgpack): for each container a take handed out,
 -- five values: id, the record and ready score before the take, and the
 -- record and ready score the take left.
@@ -119,8 +166,10 @@ end
 
 -- overtaken reports whether the take that left record rec and ready score
 -- score on container id was overtaken since: the container was taken
--- again, cooled down, re-Put, removed, or its TTL has passed. A hand-back's
--- UsageCount correction (see undo) does not count: it keeps rev.
+-- again, cooled down, re-Put, reported Blocked, retired, removed, or its
+-- TTL has passed. A hand-back's UsageCount correction (see undo) does not
+-- count: it keeps rev; nor do Succeeded and Failed reports that do not
+-- retire: they change the streak alone, which undo keeps.
 local function overtaken(id, rec, score)
   if isExpired(id) then return true end
   local cur, want = decode(redis.call('HGET', meta, id)), decode(rec)
@@ -139,8 +188,8 @@ local function undo(g, uncount)
     local id, prevRec, prevScore, rec, score = g[j], g[j + 1], g[j + 2], g[j + 3], g[j + 4]
     local r = not isExpired(id) and decode(redis.call('HGET', meta, id))
     if not overtaken(id, rec, score) then
-      -- Since the take, only other hand-backs' UsageCount corrections can
-      -- have changed the record: keep them.
+      -- Since the take, only other hand-backs' UsageCount corrections
+      -- and reports' streaks can have changed the record: keep them.
       r[4], r[5] = math.max(r[4] - 1, 0), decode(prevRec)[5]
       redis.call('HSET', meta, id, encode(r))
       redis.call('ZADD', ready, string.format('%.0f', prevScore), id)

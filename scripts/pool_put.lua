@@ -1,8 +1,10 @@
 -- pool_put: adds or updates containers, all or none. A new id is ready at
 -- once (NextAvailable = now, UsageCount 0). An existing id keeps its
--- UsageCount and NextAvailable and takes the new CreatedAt, TTL, Interval
--- and Data. An id whose TTL has passed counts as purged (KEYS[5]) and is
--- added as new. Every record touched is decoded before anything is written.
+-- UsageCount, NextAvailable and failure streak and takes the new CreatedAt,
+-- TTL, Interval and Data. A retired id is revived: back in the ready set at
+-- the NextAvailable it had when it was retired, with its streak cleared.
+-- An id whose TTL has passed counts as purged (KEYS[5]) and is added as
+-- new. Every record touched is decoded before anything is written.
 -- Publishes the pool's name, so that waiters of every client wake.
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
 -- ARGV[1] channel to publish on
@@ -36,12 +38,16 @@ for i = 1, k do
       -- expired, not yet purged: purged now, added again as new
       redis.call('INCRBY', expired, 1)
     end
-    r = {0, 0, 0, 0, -1}
+    r = {0, 0, 0, 0, -1, 0, 0, 0}
     redis.call('ZADD', ready, string.format('%.0f', us), id)
+  elseif r[8] > 0 then
+    -- retired: revived with a clear streak
+    redis.call('ZADD', ready, string.format('%.0f', r[8]), id)
+    r[6], r[7], r[8] = 0, 0, 0
   elseif not redis.call('ZSCORE', ready, id) then
     redis.call('ZADD', ready, string.format('%.0f', us), id)
   end
-  redis.call('HSET', meta, id, encode({created, ttl, interval, r[4], r[5] + 1}))
+  redis.call('HSET', meta, id, encode({created, ttl, interval, r[4], r[5] + 1, r[6], r[7], 0}))
   if ttl > 0 then
     redis.call('ZADD', expiry, string.format('%.0f', created + ttl), id)
   else

@@ -1,16 +1,21 @@
 -- pool_stats: counts a pool's containers, after purging up to ARGV[1] whose
 -- TTL has passed (counted in KEYS[5]). When more than that had expired, the
--- ones left are not counted as live.
+-- ones left are not counted as live; they may be counted as retired.
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
 -- ARGV[1] purge batch size
--- Returns {nowUs, total, ready, nextReadyUs (-1 when empty), expired}.
+-- Returns {nowUs, total, ready, nextReadyUs (-1 when none is in the ready
+-- set), expired, retired}: total counts retired containers, ready does not.
 --#include lib_pool
 purgeExpired(tonumber(ARGV[1]))
-local left = redis.call('ZCOUNT', expiry, '-inf', now)
-local total = redis.call('ZCARD', ready) - left
+local left = redis.call('ZCOUNT', expiry, '-inf', now) -- expired, not yet purged
+local held = redis.call('HLEN', meta)
+local inReady = redis.call('ZCARD', ready)
+local total = held - left
+local retired = held - inReady -- every container is in ready or retired
 local readyNow = redis.call('ZCOUNT', ready, '-inf', us) - left
 if readyNow < 0 then readyNow = 0 end
+if retired > total then retired = total end
 local first = redis.call('ZRANGE', ready, 0, 0, 'WITHSCORES')
 local nextAt = -1
 if #first > 0 then nextAt = tonumber(first[2]) end
-return {us, total, readyNow, nextAt, tonumber(redis.call('GET', expired) or '0')}
+return {us, total, readyNow, nextAt, tonumber(redis.call('GET', expired) or '0'), retired}

@@ -4,6 +4,8 @@
 -- NextAvailable = now + Interval and UsageCount + 1. A "random" request gets
 -- n distinct live containers at random, ready or not: UsageCount + 1,
 -- NextAvailable unchanged. A request that cannot be served changes nothing.
+-- Retired containers (see lib_pool.lua) are not in the ready set: no take
+-- meets them, and they count neither as live nor towards a retry time.
 --
 -- Fairness: a request that is not served may be bypassed by later requests
 -- of the batch only while its bypass budget lasts; each later request served
@@ -37,9 +39,10 @@
 --         -1: never holds others back)
 -- Returns {now, r1, r2, ...}, now the server time (µs), ri for request i:
 --   {1, c1, c2, ...} served; each c is {id, createdMs, ttlMs, intervalMs,
---                    nextAvailableUs, usageCount, data}
+--                    nextAvailableUs, usageCount, data, failures}
 --   {0, at}          not served; at is the earliest time (µs) it could be,
 --                    -1 when the pool holds fewer than n live containers
+--                    that are not retired
 --   {2}              skipped: an earlier request may not be bypassed any more
 --   {4}              not served: its grant was overtaken (one-shot requests)
 -- Corrupt data (see lib_pool.lua) fails the script before anything is
@@ -49,10 +52,6 @@
 local batch = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
 local purgeLeft = batch
-
-local function live()
-  return redis.call('ZCARD', ready) - redis.call('ZCOUNT', expiry, '-inf', now)
-end
 
 -- The n ready live containers with the earliest next-available time; nil
 -- and a retry time when there are not n of them.
@@ -72,7 +71,9 @@ local function pickReady(n)
     end
   end
   if #picked == n then return picked end
-  if live() < n then return nil, -1 end
+  local enough = holds(n)
+  if enough == false then return nil, -1 end
+  if enough == nil then return nil, us + 1000 end -- expired ones left to purge
   local nth = redis.call('ZRANGE', ready, n - 1, n - 1, 'WITHSCORES')
   local at = tonumber(nth[2])
   if at <= us then at = us + 1000 end
@@ -82,7 +83,9 @@ end
 -- n distinct live containers at random; nil and a retry time otherwise.
 local function pickRandom(n)
   for _ = 1, 4 do
-    if live() < n then return nil, -1 end
+    local enough = holds(n)
+    if enough == false then return nil, -1 end
+    if enough == nil then return nil, us + 1000 end -- expired ones left to purge
     local ids = redis.call('ZRANDMEMBER', ready, n)
     local gone = {}
     for _, id in ipairs(ids) do
@@ -97,7 +100,7 @@ local function pickRandom(n)
 end
 
 local function view(id, r, nextAt)
-  return {id, r[1], r[2], r[3], nextAt, r[4], redis.call('HGET', data, id) or ''}
+  return {id, r[1], r[2], r[3], nextAt, r[4], redis.call('HGET', data, id) or '', r[6]}
 end
 
 -- Applies a take; every record is decoded before anything is written.

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -63,7 +64,20 @@ type config struct {
 	HostMargin  time.Duration
 	CrawlDB     int
 	Seed        uint64
-	Metrics     string // -metrics: the address of /metrics; "" for none
+	Metrics     string        // -metrics: the address of /metrics; "" for none
+	Banned      int           // accounts banned now and then
+	BanEvery    int           // pages between two bans
+	BanFor      time.Duration // length of a ban
+	Dead        int           // accounts that die
+	DeadAfter   int           // pages before they do
+	Backoff     time.Duration // the pool's HealthPolicy
+	MaxBackoff  time.Duration
+	RetireAfter int
+}
+
+// health is the pool's health policy.
+func (cfg config) health() xsync.PoolOption {
+	return xsync.Health(xsync.HealthPolicy{Backoff: cfg.Backoff, MaxBackoff: cfg.MaxBackoff, RetireAfter: cfg.RetireAfter})
 }
 
 // summary is the outcome of a crawl; -json prints it as is.
@@ -77,20 +91,27 @@ type summary struct {
 	Pages     int     `json:"pages"`   // pages fetched, as the site counts them
 	Elapsed   float64 `json:"elapsed"` // seconds from "go" to the stop
 	// Rate is the pages fetched until the stop per second of Elapsed;
-	// MaxRate the site's limit, the sum over the accounts of 1/interval or
-	// the host limit, whichever is lower.
-	Rate         float64 `json:"rate"`
-	MaxRate      float64 `json:"max_rate"`
-	RateRatio    float64 `json:"rate_ratio"`
-	FetchedTwice int     `json:"fetched_twice"` // pages the site served more than once
-	TooMany      int     `json:"too_many"`      // 429 answers
-	TooManyLate  int     `json:"too_many_late"` // of which the pool's grants were far enough apart: delayed requests
-	TooManyHost  int     `json:"too_many_host"` // of which the site's per-host limit refused
-	HostRate     float64 `json:"host_rate"`     // the site's per-host limit, pages/s; 0: none
-	HostMissed   int64   `json:"host_missed"`   // host turns that passed while no account was ready
-	Expiries     int     `json:"expiries"`      // cookies found expired
-	Unrenewed    int     `json:"unrenewed"`     // of which not renewed when the crawl stopped
-	Relogins     int     `json:"relogins"`      // logins after the first of each account
+	// MaxRate the site's limit: the sum over the accounts of 1/interval,
+	// each for the time it was neither banned nor dead, or the host limit,
+	// whichever is lower.
+	Rate         float64  `json:"rate"`
+	MaxRate      float64  `json:"max_rate"`
+	RateRatio    float64  `json:"rate_ratio"`
+	FetchedTwice int      `json:"fetched_twice"` // pages the site served more than once
+	TooMany      int      `json:"too_many"`      // 429 answers for an account or a host used too soon
+	TooManyLate  int      `json:"too_many_late"` // of which the pool's grants were far enough apart: delayed requests
+	TooManyHost  int      `json:"too_many_host"` // of which the site's per-host limit refused
+	HostRate     float64  `json:"host_rate"`     // the site's per-host limit, pages/s; 0: none
+	HostMissed   int64    `json:"host_missed"`   // host turns that passed while no account was ready
+	Bans         int      `json:"bans"`          // bans the site imposed
+	Banned       int      `json:"banned"`        // 429 answers to banned accounts (not in TooMany): the bans the pool absorbed
+	Dead         []string `json:"dead"`          // accounts the site disabled for good
+	Refused      int      `json:"refused"`       // logins of those accounts the site refused
+	Retired      []string `json:"retired"`       // accounts the pool retired
+	Reports      int64    `json:"reports"`       // outcomes reported to the pool
+	Expiries     int      `json:"expiries"`      // cookies found expired
+	Unrenewed    int      `json:"unrenewed"`     // of which not renewed when the crawl stopped
+	Relogins     int      `json:"relogins"`      // logins after the first of each account
 	// LoginsPerExpiry is Relogins per renewed expired cookie: 1 when each
 	// expired cookie cost exactly one login.
 	LoginsPerExpiry float64  `json:"logins_per_expiry"`
@@ -179,7 +200,7 @@ func (c *coordinator) runCrawl(ctx context.Context) (*summary, error) {
 		return nil, err
 	}
 	c.client = client
-	c.pool = client.Pool("accounts")
+	c.pool = client.Pool("accounts", c.cfg.health())
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -234,7 +255,8 @@ func (c *coordinator) runCrawl(ctx context.Context) (*summary, error) {
 
 // accounts makes the site's accounts: intervals spread evenly from
 // MinInterval to MaxInterval, cookie lifetimes between CookieTTL and 1.5 ×
-// CookieTTL.
+// CookieTTL; the first -banned accounts (the busiest) get banned now and
+// then, the -dead ones after them die.
 func (c *coordinator) accounts() []siteAccount {
 	rnd := mrand.New(mrand.NewPCG(c.cfg.Seed, 0xacc))
 	out := make([]siteAccount, c.cfg.Accounts)
@@ -251,6 +273,12 @@ func (c *coordinator) accounts() []siteAccount {
 			Password:  hex.EncodeToString(pw),
 			Interval:  interval.Round(time.Millisecond),
 			CookieTTL: c.cfg.CookieTTL + time.Duration(rnd.Int64N(int64(c.cfg.CookieTTL/2)+1)),
+		}
+		if k < c.cfg.Banned {
+			out[k].BanEvery, out[k].BanFor = c.cfg.BanEvery, c.cfg.BanFor
+		}
+		if k >= c.cfg.Banned && k < c.cfg.Banned+c.cfg.Dead {
+			out[k].DeadAfter = c.cfg.DeadAfter
 		}
 	}
 	return out
@@ -310,8 +338,7 @@ func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
 	// Watch the crawl until a stop condition.
 	prog := newProgress(c.prog, c.cfg)
 	show := func() {
-		ready, total := c.poolReady(ctx)
-		prog.update(time.Since(start), c.site.snapshot(), ready, total, f.waiting())
+		prog.update(time.Since(start), c.site.snapshot(), c.poolStats(ctx), f.waiting())
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -347,7 +374,7 @@ func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
 	prog.done()
 
 	f.stop(15 * time.Second)
-	return c.summarize(stop, elapsed, pagesAtStop, f.children), nil
+	return c.summarize(ctx, stop, start, elapsed, pagesAtStop, f.children), nil
 }
 
 // fleet is the worker processes of a crawl.
@@ -408,6 +435,10 @@ func (c *coordinator) startWorkers() (*fleet, error) {
 			// one page to spare for the jitter of delivery.
 			AccountWait: time.Duration(max(c.cfg.HostBurst-3, 0)) * c.hostEvery(),
 			Metrics:     c.cfg.Metrics != "",
+
+			Backoff:     c.cfg.Backoff,
+			MaxBackoff:  c.cfg.MaxBackoff,
+			RetireAfter: c.cfg.RetireAfter,
 		})
 		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(spec))
@@ -569,13 +600,24 @@ func (c *coordinator) siteDone(ctx context.Context) bool {
 	return n > 0 && n == seen.Val()
 }
 
-// poolReady returns the pool's ready and total accounts; -1 when unknown.
-func (c *coordinator) poolReady(ctx context.Context) (ready, total int) {
+// poolStats returns the pool's counters; Total -1 when unknown.
+func (c *coordinator) poolStats(ctx context.Context) xsync.PoolStats {
 	st, err := c.pool.Stats(ctx)
 	if err != nil {
-		return -1, -1
+		return xsync.PoolStats{Total: -1}
 	}
-	return st.Ready, st.Total
+	return st
+}
+
+// retired returns the IDs of the accounts the pool retired, sorted.
+func (c *coordinator) retired(ctx context.Context) []string {
+	var ids []string
+	for _, a := range c.site.cfg.Accounts {
+		if got, err := c.pool.Get(ctx, a.ID); err == nil && got.Retired {
+			ids = append(ids, a.ID)
+		}
+	}
+	return ids
 }
 
 // hostEvery is the time between two pages that the workers' politeness
@@ -589,7 +631,7 @@ func (c *coordinator) hostEvery() time.Duration {
 }
 
 // summarize judges the crawl.
-func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop int, children []*child) *summary {
+func (c *coordinator) summarize(ctx context.Context, stop string, start time.Time, elapsed time.Duration, pagesAtStop int, children []*child) *summary {
 	st := c.site.snapshot()
 	s := &summary{
 		Mode:           "pool",
@@ -601,12 +643,17 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		Pages:          st.Served,
 		Elapsed:        elapsed.Seconds(),
 		Rate:           float64(pagesAtStop) / elapsed.Seconds(),
-		MaxRate:        c.site.maxRate(),
+		MaxRate:        c.site.capacity(start, start.Add(elapsed)) / elapsed.Seconds(),
 		FetchedTwice:   st.FetchedTwice,
 		TooMany:        st.TooMany,
 		TooManyLate:    st.TooManyLate,
 		TooManyHost:    st.TooManyHost,
 		HostRate:       c.cfg.HostRate,
+		Bans:           st.Bans,
+		Banned:         st.Banned,
+		Dead:           c.site.dead(),
+		Refused:        st.RefusedLogins,
+		Retired:        c.retired(ctx),
 		Expiries:       st.Expiries,
 		Relogins:       st.Relogins,
 		Unrenewed:      st.Unrenewed,
@@ -626,6 +673,7 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 		if ch.result != nil {
 			s.ReusedCookie += ch.result.ReusedCookie
 			s.Takes += ch.result.Takes
+			s.Reports += ch.result.Reports
 			s.WorkerErrors += ch.result.Errors
 			s.HostMissed += ch.result.Missed
 		}
@@ -645,6 +693,11 @@ func (c *coordinator) summarize(stop string, elapsed time.Duration, pagesAtStop 
 	}
 	if st.FetchedTwice > 0 {
 		s.Violations = append(s.Violations, fmt.Sprintf("%d pages were fetched more than once", st.FetchedTwice))
+	}
+	for _, id := range s.Retired {
+		if !slices.Contains(s.Dead, id) {
+			s.Violations = append(s.Violations, fmt.Sprintf("the pool retired %s, which was not dead (a ban longer than the back-offs of -retire-after 429s?)", id))
+		}
 	}
 	if st.NeedlessLogins > 0 {
 		s.Violations = append(s.Violations, fmt.Sprintf("%d logins while the account's cookie was still valid", st.NeedlessLogins))

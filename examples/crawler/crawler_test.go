@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,16 +77,22 @@ func crawlJSON(t *testing.T, args ...string) (int, summary) {
 
 // The short form of the demo: 2 processes of 8 workers share 8 accounts
 // whose cookies expire during the run, and the site's per-host limit of 15
-// pages/s (below the accounts' 22). The pool must keep every account
-// within its interval and the limiter the host within its limit (no 429),
-// the seen set must keep every page to one fetch, the login lock must hold
-// logins to one per expired cookie, and the crawl must be kept busy: at
-// least 80% of the site's maximum rate.
+// pages/s (below the accounts' 22); two accounts get banned now and then,
+// one dies for good. The pool must keep every account within its interval
+// and the limiter the host within its limit (no 429 but the bans'), the
+// workers' reports must absorb the bans (the pool backs the account off)
+// and retire the dead account and no other; the seen set must keep every
+// page to one fetch, the login lock must hold logins to one per expired
+// cookie, and the crawl must be kept busy: at least 80% of the site's
+// maximum rate, counting each account only while it was neither banned nor
+// dead.
 func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 	code, s := crawlJSON(t,
 		"-procs", "2", "-workers", "8", "-accounts", "8",
 		"-min-interval", "200ms", "-max-interval", "600ms", "-host-rate", "15",
 		"-cookie-ttl", "5s", "-login-delay", "300ms",
+		"-banned", "2", "-ban-every", "8", "-ban-for", "500ms", "-backoff", "300ms",
+		"-dead", "1", "-dead-after", "3", "-retire-after", "3",
 		"-duration", "8s")
 	if code != 0 || !s.OK {
 		t.Errorf("exit status %d, violations %q; want 0 and none", code, s.Violations)
@@ -98,6 +105,12 @@ func TestCrawlAcrossProcessesBreaksNoRule(t *testing.T) {
 	}
 	if s.Pages == 0 || s.FetchedTwice != 0 {
 		t.Errorf("%d pages fetched, %d of them twice; want some, none twice", s.Pages, s.FetchedTwice)
+	}
+	if s.Bans == 0 || s.Banned == 0 {
+		t.Errorf("%d bans refused %d requests; the test must exercise bans", s.Bans, s.Banned)
+	}
+	if len(s.Dead) != 1 || !slices.Equal(s.Retired, s.Dead) || s.Refused < 3 {
+		t.Errorf("dead %v, retired %v after %d refused logins; want the one dead account retired, after at least 3", s.Dead, s.Retired, s.Refused)
 	}
 	if s.Expiries == 0 {
 		t.Errorf("no cookie expired during the run; the test must exercise re-login")
@@ -320,8 +333,8 @@ func TestSiteAnswers429WhenAHostExceedsItsLimit(t *testing.T) {
 	if got := s.snapshot(); got.TooManyHost != 3 || got.TooMany != 3 || got.Served != 5 {
 		t.Errorf("site counted %d 429s (%d by host) and %d pages; want 3 (3) and 5", got.TooMany, got.TooManyHost, got.Served)
 	}
-	if s.maxRate() != 10 {
-		t.Errorf("maxRate %v, want the host limit of 10", s.maxRate())
+	if got := s.capacity(clk.now(), clk.now().Add(time.Second)); got != 10 {
+		t.Errorf("capacity of a second: %v pages, want the host limit of 10", got)
 	}
 }
 
@@ -395,6 +408,60 @@ func TestSiteCookiesExpireAndLoginsAreCounted(t *testing.T) {
 	if st.Expiries != 1 || st.Logins != 3 || st.Relogins != 2 || st.NeedlessLogins != 1 {
 		t.Errorf("expiries %d, logins %d, relogins %d, needless %d; want 1, 3, 2, 1",
 			st.Expiries, st.Logins, st.Relogins, st.NeedlessLogins)
+	}
+}
+
+// A banned account is refused with 429 "banned" for BanFor after every
+// BanEvery pages, apart from the 429s of the interval rule; a dying account
+// is disabled after DeadAfter pages: its cookies get 401, its logins 403.
+// The site's capacity leaves out the time an account was banned or dead.
+func TestSiteBansAndDisablesAccounts(t *testing.T) {
+	s, clk := testSite(
+		siteAccount{ID: "b", Password: "pb", Interval: 100 * time.Millisecond, CookieTTL: time.Hour, BanEvery: 2, BanFor: time.Second},
+		siteAccount{ID: "d", Password: "pd", Interval: 100 * time.Millisecond, CookieTTL: time.Hour, DeadAfter: 2},
+	)
+	start := clk.now()
+	b, d := siteLogin(t, s, "b", "pb"), siteLogin(t, s, "d", "pd")
+	for i, st := range []struct {
+		after  time.Duration
+		cookie string
+		want   int
+		body   string
+	}{
+		{0, b, http.StatusOK, ""},
+		{0, d, http.StatusOK, ""},
+		{100 * time.Millisecond, b, http.StatusOK, ""}, // b's second page: banned for 1s from now
+		{0, d, http.StatusOK, ""},                      // d's second page: disabled from now
+		{100 * time.Millisecond, b, 429, "banned"},
+		{0, d, 401, "account disabled"},
+		{899 * time.Millisecond, b, 429, "banned"},
+		{1 * time.Millisecond, b, http.StatusOK, ""}, // the ban is over
+	} {
+		clk.advance(st.after)
+		got, body := siteGet(s, "/page/1", st.cookie)
+		if got != st.want || !strings.Contains(body, st.body) {
+			t.Errorf("step %d: HTTP %d %q; want %d %q", i, got, body, st.want, st.body)
+		}
+	}
+	form := url.Values{"user": {"d"}, "password": {"pd"}}
+	req := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Errorf("login of a disabled account: HTTP %d; want 403", rec.Code)
+	}
+	st := s.snapshot()
+	if st.TooMany != 0 || st.Bans != 1 || st.Banned != 2 || st.Deaths != 1 || st.Disabled != 1 || st.RefusedLogins != 1 {
+		t.Errorf("score %+v; want no 429 for the interval, 1 ban refusing 2 requests, 1 death, 1 disabled answer, 1 refused login", st)
+	}
+	if got := s.dead(); !slices.Equal(got, []string{"d"}) {
+		t.Errorf("dead accounts %v; want [d]", got)
+	}
+	// 2s in all: b was banned for 1s of it, d dead for the last 1.9s.
+	end := start.Add(2 * time.Second)
+	if got, want := s.capacity(start, end), (1.0+0.1)/0.1; got < want-1e-9 || got > want+1e-9 {
+		t.Errorf("capacity over 2s: %.3f pages; want %.3f", got, want)
 	}
 }
 

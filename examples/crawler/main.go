@@ -16,13 +16,17 @@
 // goroutines each, and shows the progress (progress.go). Each worker takes
 // an account with Pool.WaitAskOne, fetches a page, and queues the links no
 // process has queued yet (a Redis set); an expired cookie is renewed under
-// Client.WithLock on the account, by one worker only. At the end it prints
-// a summary and exits with status 1 if a rule was broken: a 429 answer (the
-// site limits each account, and each host: the workers keep the host's
-// limit with an xsync Limiter shared by every process), a
-// page fetched twice, or more than one login per expired cookie. -naive
-// runs the same crawl with random accounts (Pool.AcquireRandomOne) to show
-// the 429s that the pool prevents; its status ignores them.
+// Client.WithLock on the account, by one worker only. Some accounts get
+// banned for a while (-banned), and some die for good (-dead): the workers
+// report every outcome to the pool (Pool.Report), which backs a banned
+// account off and retires a dead one. At the end it prints a summary and
+// exits with status 1 if a rule was broken: a 429 for an account or a host
+// used too soon (the site limits each account, and each host: the workers
+// keep the host's limit with an xsync Limiter shared by every process), a
+// page fetched twice, more than one login per expired cookie, or a live
+// account retired. -naive runs the same crawl with random accounts
+// (Pool.AcquireRandomOne) to show the 429s that the pool prevents; its
+// status ignores them.
 //
 // The pool spaces the uses of an account by its interval on Redis's clock;
 // the site measures the arrival of the requests on its own. Between the two
@@ -98,6 +102,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.CrawlDB, "db", 1, "Redis DB of the frontier and the seen set")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the site's links and cookie lifetimes")
 	fs.StringVar(&cfg.Metrics, "metrics", "", "serve xsync's metrics of every process at http://ADDR/metrics (Prometheus), e.g. :9090")
+	fs.IntVar(&cfg.Banned, "banned", 2, "accounts that get banned now and then (the first ones)")
+	fs.IntVar(&cfg.BanEvery, "ban-every", 8, "a banned account is banned after every this many pages")
+	fs.DurationVar(&cfg.BanFor, "ban-for", 500*time.Millisecond, "how long a ban lasts")
+	fs.IntVar(&cfg.Dead, "dead", 1, "accounts that die for good (the ones after the banned ones)")
+	fs.IntVar(&cfg.DeadAfter, "dead-after", 3, "a dying account is disabled after this many pages")
+	fs.DurationVar(&cfg.Backoff, "backoff", 300*time.Millisecond, "the pool's cooldown after a first 429 in a row; it doubles at each next one")
+	fs.DurationVar(&cfg.MaxBackoff, "max-backoff", 5*time.Second, "the longest cooldown after a 429")
+	fs.IntVar(&cfg.RetireAfter, "retire-after", 3, "failures in a row (refused logins, 429s) that retire an account")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -134,8 +146,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.HostRate < 0 || (cfg.HostRate > 0 && cfg.HostBurst < 4) || cfg.HostMargin < 0 {
 		problems = append(problems, "-host-rate may not be negative, -host-burst must be at least 4, -host-margin not negative")
 	}
-	if cfg.Duration < 0 || cfg.PageLimit < 0 || cfg.LoginDelay < 0 || cfg.Tolerance < 0 || cfg.Margin < 0 || cfg.CrawlDB < 0 {
-		problems = append(problems, "durations, -pages and -db may not be negative")
+	if cfg.Duration < 0 || cfg.PageLimit < 0 || cfg.LoginDelay < 0 || cfg.Tolerance < 0 || cfg.Margin < 0 || cfg.CrawlDB < 0 ||
+		cfg.BanFor < 0 || cfg.Backoff < 0 || cfg.MaxBackoff < 0 || cfg.RetireAfter < 0 {
+		problems = append(problems, "durations, -pages, -db and -retire-after may not be negative")
+	}
+	if cfg.Banned < 0 || cfg.Dead < 0 || cfg.Banned+cfg.Dead > cfg.Accounts {
+		problems = append(problems, "-banned and -dead may not be negative, nor add up to more than -accounts")
+	}
+	if cfg.BanEvery < 1 || cfg.DeadAfter < 1 {
+		problems = append(problems, "-ban-every and -dead-after must be at least 1")
+	}
+	if cfg.MaxBackoff > 0 && cfg.MaxBackoff < cfg.Backoff {
+		problems = append(problems, "-max-backoff may not be shorter than -backoff")
 	}
 	if len(problems) > 0 {
 		for _, p := range problems {

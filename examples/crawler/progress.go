@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/redisxsync/xsync"
 )
 
 // progress prints the progress line.
@@ -35,8 +38,9 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// update shows the state of the crawl after elapsed.
-func (p *progress) update(elapsed time.Duration, st siteStats, ready, total int, waiting int64) {
+// update shows the state of the crawl after elapsed; pool.Total is -1 when
+// the pool's counters are unknown.
+func (p *progress) update(elapsed time.Duration, st siteStats, pool xsync.PoolStats, waiting int64) {
 	if sec := int(elapsed / time.Second); !p.tty {
 		if p.printed && sec == p.lastSec {
 			return
@@ -49,11 +53,14 @@ func (p *progress) update(elapsed time.Duration, st siteStats, ready, total int,
 		rate = float64(st.Served) / elapsed.Seconds()
 	}
 	readyText := "?"
-	if ready >= 0 {
-		readyText = fmt.Sprintf("%d/%d", ready, total)
+	if pool.Total >= 0 {
+		readyText = fmt.Sprintf("%d/%d", pool.Ready, pool.Total)
+		if pool.Retired > 0 {
+			readyText += fmt.Sprintf(" (%d retired)", pool.Retired)
+		}
 	}
-	line := fmt.Sprintf("%5.1fs  pages %5d  %6.1f pages/s  accounts ready %-7s  waiters %4d  429s %d  logins %d",
-		elapsed.Seconds(), st.Served, rate, readyText, waiting, st.TooMany, st.Relogins)
+	line := fmt.Sprintf("%5.1fs  pages %5d  %6.1f pages/s  accounts ready %-7s  waiters %4d  429s %d  bans %d  logins %d",
+		elapsed.Seconds(), st.Served, rate, readyText, waiting, st.TooMany, st.Bans, st.Relogins)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 	} else {
@@ -77,7 +84,7 @@ func printSummary(w io.Writer, s *summary) {
 		twice = fmt.Sprintf("%d fetched twice", s.FetchedTwice)
 	}
 	fmt.Fprintf(w, "  pages        %d fetched in %.1fs, %s (the site has %d)\n", s.Pages, s.Elapsed, twice, s.SitePages)
-	bound := "the sum over the accounts of 1/interval"
+	bound := "the sum over the accounts of 1/interval, while neither banned nor dead"
 	if s.HostRate > 0 && s.HostRate == s.MaxRate {
 		bound = "the site's per-host limit"
 	}
@@ -87,7 +94,7 @@ func printSummary(w io.Writer, s *summary) {
 		fmt.Fprint(w, ": a short run, and every account starts ready")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  429s         %d", s.TooMany)
+	fmt.Fprintf(w, "  429s         %d for an account or a host used too soon (the bans' apart)", s.TooMany)
 	if s.TooManyLate > 0 {
 		fmt.Fprintf(w, " (%d with the pool's grants an interval apart: requests delayed on the way)", s.TooManyLate)
 	}
@@ -105,6 +112,13 @@ func printSummary(w io.Writer, s *summary) {
 	}
 	fmt.Fprintf(w, "; %d %s a worker waited on another's login and reused its cookie\n", s.ReusedCookie, plural(s.ReusedCookie, "time", "times"))
 	if s.Mode == "naive" {
+		fmt.Fprintf(w, "  bans         %d, which refused %d requests; %d logins of dead accounts refused (no pool health)\n", s.Bans, s.Banned, s.Refused)
+	} else {
+		fmt.Fprintf(w, "  bans         %d, which refused %d requests (429): absorbed, the pool backed each account off (%d outcomes reported)\n",
+			s.Bans, s.Banned, s.Reports)
+		fmt.Fprintf(w, "  dead         %s: %d logins refused; retired by the pool: %s\n", list(s.Dead), s.Refused, list(s.Retired))
+	}
+	if s.Mode == "naive" {
 		fmt.Fprintf(w, "  spacing      closest request to its account's previous use: interval %+.1fms (no pool limits; the site tolerates %gms early)\n",
 			s.MinSlackMS, s.ToleranceMS)
 	} else {
@@ -118,7 +132,7 @@ func printSummary(w io.Writer, s *summary) {
 		if s.Mode == "naive" && s.TooMany > 0 {
 			fmt.Fprintf(w, "naive mode: %d requests were refused with 429; the pool (run without -naive) makes that zero\n", s.TooMany)
 		} else {
-			fmt.Fprintln(w, "OK: no 429 (accounts nor host), no page fetched twice, one login per expired cookie")
+			fmt.Fprintln(w, "OK: no 429 (accounts nor host), no page fetched twice, one login per expired cookie, bans absorbed, no live account retired")
 		}
 		return
 	}
@@ -126,6 +140,13 @@ func printSummary(w io.Writer, s *summary) {
 	for _, v := range s.Violations {
 		fmt.Fprintf(w, "  - %s\n", v)
 	}
+}
+
+func list(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
 }
 
 func modeText(mode string) string {

@@ -25,6 +25,13 @@ package main
 //     real logins do, with a new cookie "sid" that expires after the
 //     account's cookie lifetime. Earlier cookies stay valid until they
 //     expire.
+//   - Some accounts get banned for a while: after every BanEvery pages
+//     served, the account is refused for BanFor, with 429 "banned" (counted
+//     apart from the 429s of the interval rule: a crawler cannot avoid a
+//     ban, only absorb it).
+//   - Some accounts die for good: after DeadAfter pages served, the
+//     account is disabled. Its cookies get 401 "account disabled" and its
+//     logins 403.
 //   - The site has a few thousand pages. Page n links to pages 2n+1 and
 //     2n+2, so page 0 reaches every page, and to a few random ones.
 
@@ -35,6 +42,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +58,9 @@ type siteAccount struct {
 	Password  string
 	Interval  time.Duration // at most one page per Interval
 	CookieTTL time.Duration // lifetime of a cookie issued at login
+	BanEvery  int           // banned after every BanEvery pages served; 0: never
+	BanFor    time.Duration // how long a ban lasts
+	DeadAfter int           // disabled for good after this many pages served; 0: never
 }
 
 // siteConfig shapes a site.
@@ -88,6 +99,23 @@ type accountState struct {
 	lastGrant time.Time
 	logins    int
 	current   *session // the latest cookie issued
+	served    int      // pages served
+	bans      []period // the bans imposed so far, in order
+	deadSince time.Time
+}
+
+// period is a span of the site's time: [from, to).
+type period struct{ from, to time.Time }
+
+// overlap is how much of p lies within [from, to).
+func (p period) overlap(from, to time.Time) time.Duration {
+	if p.from.After(from) {
+		from = p.from
+	}
+	if p.to.Before(to) {
+		to = p.to
+	}
+	return max(to.Sub(from), 0)
 }
 
 // session is one cookie issued at login.
@@ -111,6 +139,11 @@ type siteStats struct {
 	Relogins       int           `json:"relogins"`        // logins after an account's first
 	NeedlessLogins int           `json:"needless_logins"` // logins while the account's latest cookie was still valid
 	Unrenewed      int           `json:"unrenewed"`       // accounts whose latest cookie was found expired and not renewed (yet)
+	Bans           int           `json:"bans"`            // bans imposed
+	Banned         int           `json:"banned"`          // 429 answers to banned accounts (not in TooMany)
+	Deaths         int           `json:"deaths"`          // accounts disabled for good
+	Disabled       int           `json:"disabled"`        // 401 answers to cookies of disabled accounts
+	RefusedLogins  int           `json:"refused_logins"`  // logins of disabled accounts (403)
 	MinSlack       time.Duration `json:"min_slack_ns"`    // closest request to the previous use of its account (served or refused), minus the interval
 	HaveSlack      bool          `json:"have_slack"`      // MinSlack is set
 }
@@ -148,17 +181,41 @@ func newSite(cfg siteConfig) *site {
 
 func (s *site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// maxRate is the most pages per second the site serves: the sum over the
-// accounts of 1/interval, or the host limit when that is lower.
-func (s *site) maxRate() float64 {
-	var r float64
-	for _, a := range s.cfg.Accounts {
-		r += 1 / a.Interval.Seconds()
+// capacity is the most pages the site could have served from from to to:
+// for each account, the time it was neither banned nor disabled, divided
+// by its interval; or what the host limit allows, when that is less.
+func (s *site) capacity(from, to time.Time) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var pages float64
+	for _, a := range s.accounts {
+		off := time.Duration(0)
+		for _, b := range a.bans {
+			off += b.overlap(from, to)
+		}
+		if !a.deadSince.IsZero() {
+			off += period{a.deadSince, to}.overlap(from, to)
+		}
+		pages += max(to.Sub(from)-off, 0).Seconds() / a.Interval.Seconds()
 	}
-	if s.cfg.HostRate > 0 && s.cfg.HostRate < r {
-		r = s.cfg.HostRate
+	if s.cfg.HostRate > 0 {
+		pages = min(pages, s.cfg.HostRate*to.Sub(from).Seconds())
 	}
-	return r
+	return pages
+}
+
+// dead returns the IDs of the accounts disabled so far, sorted.
+func (s *site) dead() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id, a := range s.accounts {
+		if !a.deadSince.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // hostAllows counts a page for host when the host limit allows it now,
@@ -196,8 +253,9 @@ func (s *site) snapshot() siteStats {
 	return st
 }
 
-// page serves GET /page/{n}: 401 without a valid cookie, 429 when the
-// account is used too soon, else the page with its links.
+// page serves GET /page/{n}: 401 without a valid cookie or for a disabled
+// account, 429 while the account is banned or when it is used too soon,
+// else the page with its links.
 func (s *site) page(w http.ResponseWriter, r *http.Request) {
 	n, err := strconv.Atoi(r.PathValue("n"))
 	if err != nil || n < 0 || n >= s.cfg.Pages {
@@ -217,6 +275,12 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		http.Error(w, "login required", http.StatusUnauthorized)
 		return
+	case !sess.account.deadSince.IsZero():
+		s.stats.Unauthorized++
+		s.stats.Disabled++
+		s.mu.Unlock()
+		http.Error(w, "account disabled", http.StatusUnauthorized)
+		return
 	case !now.Before(sess.expires):
 		s.stats.Unauthorized++
 		if !sess.expired {
@@ -228,6 +292,13 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc := sess.account
+	if n := len(acc.bans); n > 0 && now.Before(acc.bans[n-1].to) {
+		s.stats.Banned++
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(acc.bans[n-1].to.Sub(now).Seconds()))))
+		http.Error(w, "banned", http.StatusTooManyRequests)
+		return
+	}
 	var granted time.Time
 	if ms, err := strconv.ParseInt(r.Header.Get("X-Pool-Granted"), 10, 64); err == nil {
 		granted = time.UnixMilli(ms)
@@ -257,6 +328,15 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	acc.lastUse, acc.lastGrant = now, granted
+	acc.served++
+	if acc.BanEvery > 0 && acc.served%acc.BanEvery == 0 {
+		acc.bans = append(acc.bans, period{now, now.Add(acc.BanFor)})
+		s.stats.Bans++
+	}
+	if acc.DeadAfter > 0 && acc.served == acc.DeadAfter {
+		acc.deadSince = now
+		s.stats.Deaths++
+	}
 	s.stats.Served++
 	s.served[n]++
 	switch s.served[n] {
@@ -278,14 +358,22 @@ func (s *site) page(w http.ResponseWriter, r *http.Request) {
 }
 
 // login serves POST /login: after the login delay, a new cookie for the
-// account, valid for its cookie lifetime.
+// account, valid for its cookie lifetime; 403 for a disabled account.
 func (s *site) login(w http.ResponseWriter, r *http.Request) {
 	user, password := r.PostFormValue("user"), r.PostFormValue("password")
 	s.mu.Lock()
 	acc := s.accounts[user]
+	dead := acc != nil && !acc.deadSince.IsZero()
+	if dead {
+		s.stats.RefusedLogins++
+	}
 	s.mu.Unlock()
 	if acc == nil || acc.Password != password {
 		http.Error(w, "wrong user or password", http.StatusForbidden)
+		return
+	}
+	if dead {
+		http.Error(w, "account disabled", http.StatusForbidden)
 		return
 	}
 	if s.cfg.LoginDelay > 0 {

@@ -9,7 +9,10 @@ package main
 //     path ever queued (SADD answers 1 only to the first process that adds
 //     a path, so each page is queued once across all processes);
 //   - the account pool: WaitAskOne hands an account out only when its
-//     interval has passed since its last use, by Redis's clock;
+//     interval has passed since its last use, by Redis's clock; each use is
+//     reported (Pool.Report): a 200 as Succeeded, a 429 (a ban) as Blocked,
+//     which keeps the account away for a back-off, a refused login as
+//     Failed, so that a dead account is retired after a few;
 //   - a lock per account, under which an expired cookie is renewed;
 //   - a politeness Limiter per host: every process together sends the site
 //     no more pages than its per-host limit allows.
@@ -63,6 +66,15 @@ type workerSpec struct {
 	HostEvery   time.Duration `json:"host_every"`
 	AccountWait time.Duration `json:"account_wait"`
 	Metrics     bool          `json:"metrics"` // serve xsync's metrics on a loopback port
+	// The pool's health policy (see xsync.HealthPolicy).
+	Backoff     time.Duration `json:"backoff"`
+	MaxBackoff  time.Duration `json:"max_backoff"`
+	RetireAfter int           `json:"retire_after"`
+}
+
+// health is the pool's health policy of spec.
+func (s workerSpec) health() xsync.PoolOption {
+	return xsync.Health(xsync.HealthPolicy{Backoff: s.Backoff, MaxBackoff: s.MaxBackoff, RetireAfter: s.RetireAfter})
 }
 
 // crawlKeys are the Redis keys of one crawl, in the crawl DB.
@@ -98,6 +110,8 @@ type procResult struct {
 	Logins       int64 `json:"logins"`        // logins done under the account's lock
 	ReusedCookie int64 `json:"reused_cookie"` // waited on the lock, then found a new cookie
 	Takes        int64 `json:"takes"`         // accounts taken from the pool
+	Refused      int64 `json:"refused"`       // logins refused (403): the account is dead
+	Reports      int64 `json:"reports"`       // outcomes reported to the pool
 	Errors       int64 `json:"errors"`        // failed requests other than 401/429
 	Missed       int64 `json:"missed"`        // host turns that passed while no account was ready
 }
@@ -125,6 +139,7 @@ type process struct {
 
 	waiting                                                        atomic.Int64
 	fetched, tooMany, expired, logins, reused, takes, errs, missed atomic.Int64
+	refused, reports                                               atomic.Int64
 }
 
 // runWorker is the main function of a worker process.
@@ -174,7 +189,7 @@ func runWorker(specJSON string, stdin io.Reader, stdout, stderr io.Writer) int {
 	p := &process{
 		spec:   spec,
 		client: client,
-		pool:   client.Pool(spec.Pool),
+		pool:   client.Pool(spec.Pool, spec.health()),
 		db:     db,
 		keys:   keysOf(spec.Prefix),
 		http:   newHTTPClient(spec.Workers),
@@ -342,28 +357,48 @@ func (p *process) fetchOne(ctx context.Context, path string) {
 			if err := p.enqueue(ctx, links(body)); err != nil && ctx.Err() == nil {
 				p.fail("enqueue", err)
 			}
+			p.report(ctx, c.ID, xsync.Succeeded)
 			return
 		case status == http.StatusTooManyRequests:
-			// The site says we were too fast: keep the account away for a
-			// whole interval. With the pool's limits this does not happen.
+			// The account is banned for a while (or, without the pool's
+			// limits, was used too soon): the pool keeps it away for a
+			// back-off that doubles while the 429s go on.
 			p.tooMany.Add(1)
 			if p.spec.Naive {
 				wait(ctx, c.Interval) // a careful crawler without xsync backs off
-			} else if err := p.pool.Cooldown(ctx, c.ID, c.Interval); err != nil && ctx.Err() == nil {
-				p.fail("cooldown "+c.ID, err)
 			}
+			p.report(ctx, c.ID, xsync.Blocked)
 		case status == http.StatusUnauthorized:
 			// The cookie expired. Log in again (or find that another worker
 			// did), then take an account afresh: the login took time, and
-			// the turn we were given is no longer ours.
+			// the turn we were given is no longer ours. A refused login is
+			// the account's failure: enough of them in a row retire it.
 			p.expired.Add(1)
-			if err := p.relogin(ctx, c.ID, acc.Cookie); err != nil && ctx.Err() == nil {
+			err := p.relogin(ctx, c.ID, acc.Cookie)
+			switch {
+			case errors.Is(err, errLoginRefused):
+				p.refused.Add(1)
+				p.report(ctx, c.ID, xsync.Failed)
+			case err != nil && ctx.Err() == nil:
 				p.fail("login "+c.ID, err)
 			}
 		default:
 			p.fail("get "+path, fmt.Errorf("HTTP %d", status))
 		}
 	}
+}
+
+// report tells the pool how the use of account id went; the naive crawler
+// keeps no health.
+func (p *process) report(ctx context.Context, id string, o xsync.Outcome) {
+	if p.spec.Naive {
+		return
+	}
+	if err := p.pool.Report(ctx, id, o); err != nil && ctx.Err() == nil {
+		p.fail("report "+id, err)
+		return
+	}
+	p.reports.Add(1)
 }
 
 // take takes an account: with xsync's pool, the one ready the longest (it
@@ -395,6 +430,9 @@ func (p *process) relogin(ctx context.Context, id, expired string) error {
 		c, err := p.pool.Get(ctx, id)
 		if err != nil {
 			return err
+		}
+		if c.Retired {
+			return nil // found dead by others: the pool hands it out no more
 		}
 		var acc account
 		if err := json.Unmarshal([]byte(c.Data), &acc); err != nil {
@@ -485,6 +523,8 @@ func (p *process) result() *procResult {
 		Logins:       p.logins.Load(),
 		ReusedCookie: p.reused.Load(),
 		Takes:        p.takes.Load(),
+		Refused:      p.refused.Load(),
+		Reports:      p.reports.Load(),
 		Errors:       p.errs.Load(),
 		Missed:       p.missed.Load(),
 	}
@@ -501,6 +541,9 @@ func links(body []byte) []string {
 	return out
 }
 
+// errLoginRefused is a login the site refused (403): the account is dead.
+var errLoginRefused = errors.New("login refused")
+
 // login logs user in and returns the session cookie.
 func login(ctx context.Context, hc *http.Client, site, user, password string) (string, error) {
 	form := url.Values{"user": {user}, "password": {password}}
@@ -515,6 +558,9 @@ func login(ctx context.Context, hc *http.Client, site, user, password string) (s
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode == http.StatusForbidden {
+		return "", fmt.Errorf("%w: %s", errLoginRefused, user)
+	}
 	for _, c := range resp.Cookies() {
 		if c.Name == cookieName {
 			return c.Value, nil

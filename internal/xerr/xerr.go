@@ -27,6 +27,7 @@ var (
 	ErrNotAvailable     = errors.New("xsync: not available")
 	ErrNotFound         = errors.New("xsync: not found")
 	ErrInvalidQuantity  = errors.New("xsync: invalid quantity")
+	ErrInvalidOutcome   = errors.New("xsync: invalid outcome")
 	ErrInvalidContainer = errors.New("xsync: invalid container")
 	ErrCorrupt          = errors.New("xsync: corrupt data")
 )
