@@ -296,7 +296,7 @@ func (w *lazyWorker) started() bool {
 // get returns the actor, spawning it on first use with the props that
 // newProps makes from the script client of DB db. invalid is the handle's
 // own error (a bad name or option), returned before anything else.
-func (w *lazyWorker) get(c *Client, invalid error, db int, newProps func(cl *redis.Client) *actor.Props) (*actor.PID, error) {
+func (w *lazyWorker) get(c *Client, invalid error, db int, newProps func(cl redis.UniversalClient) *actor.Props) (*actor.PID, error) {
 	if invalid != nil {
 		return nil, invalid
 	}

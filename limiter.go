@@ -156,7 +156,7 @@ func (l *Limiter) Limit() Limit { return l.limit }
 
 // actor returns the limiter's actor, spawned on first use.
 func (l *Limiter) actor() (*actor.PID, error) {
-	return l.worker.get(l.c, l.err, l.db, func(cl *redis.Client) *actor.Props {
+	return l.worker.get(l.c, l.err, l.db, func(cl redis.UniversalClient) *actor.Props {
 		return actor.PropsFromProducer(actors.NewLimiter(actors.LimiterConfig{
 			Name:   l.name,
 			Keys:   l.c.keys,

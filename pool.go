@@ -184,7 +184,7 @@ func (p *Pool) Name() string { return p.name }
 
 // actor returns the pool's actor, spawned on first use.
 func (p *Pool) actor() (*actor.PID, error) {
-	return p.worker.get(p.c, p.err, p.db, func(cl *redis.Client) *actor.Props {
+	return p.worker.get(p.c, p.err, p.db, func(cl redis.UniversalClient) *actor.Props {
 		return actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
 			Name:   p.name,
 			DB:     p.db,
