@@ -415,6 +415,10 @@ func TestCLI_BadUsageExits2WithUsage(t *testing.T) {
 		{"lock", "show"},
 		{"pool", "ls", "a{b}"}, // the library refuses braces in a pool name
 		{"pool", "put", "a{b}", "--id", "x"},
+		{"--url", "redis://" + testredis.Addr(t), "--addrs", testredis.Addr(t), "pools"}, // two servers named
+		{"--cluster", "pools"},                 // a Cluster without --addrs
+		{"--master-name", "mymaster", "pools"}, // a Sentinel master without Sentinels
+		{"--addrs", testredis.Addr(t), "--cluster", "--master-name", "m", "pools"}, // Cluster and Sentinel
 	} {
 		r := cli(t, prefix, "", args...)
 		if r.code != 2 || !strings.Contains(r.stderr, "Usage:") || !strings.HasPrefix(r.stderr, "xsync") {

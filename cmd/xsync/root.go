@@ -34,13 +34,16 @@ type env struct {
 // app holds the global flags and the client of one run.
 type app struct {
 	env
-	ctx    context.Context
-	url    string
-	prefix string
-	db     int
-	dbSet  bool
-	json   bool
-	client *xsync.Client
+	ctx     context.Context
+	url     string
+	addrs   []string // Cluster seed nodes, or the Sentinels with masterName
+	master  string
+	cluster bool
+	prefix  string
+	db      int
+	dbSet   bool
+	json    bool
+	client  *xsync.Client
 }
 
 // failure marks an error of the operation (exit 1); any other error that
@@ -122,6 +125,9 @@ func (a *app) rootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.url, "url", "", "Redis URL, redis://[user:pass@]host:port/db or rediss:// (default $XSYNC_URL, else "+defaultURL+")")
+	pf.StringSliceVar(&a.addrs, "addrs", nil, "Redis Cluster seed nodes, or the Sentinels with --master-name: host:port,host:port (instead of --url)")
+	pf.StringVar(&a.master, "master-name", "", "Sentinel: the name of the monitored master (with --addrs)")
+	pf.BoolVar(&a.cluster, "cluster", false, "Redis Cluster (implied by several --addrs without --master-name)")
 	pf.StringVar(&a.prefix, "prefix", "xsync", "the KeyPrefix of the xsync clients to inspect")
 	pf.IntVar(&a.db, "db", 0, "the DB of the pools and locks (default: the URL's)")
 	pf.BoolVar(&a.json, "json", false, "print JSON lines instead of tables")
@@ -176,6 +182,9 @@ func (a *app) connect() (*xsync.Client, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
+	if len(a.addrs) > 0 || a.master != "" || a.cluster {
+		return a.connectTopology()
+	}
 	raw := a.url
 	if raw == "" {
 		raw = a.getenv("XSYNC_URL")
@@ -193,6 +202,28 @@ func (a *app) connect() (*xsync.Client, error) {
 	}
 	// The DB of the pools and locks is Options.DB: the URL's, or --db.
 	c, err := xsync.New(xsync.Options{URL: raw, KeyPrefix: a.prefix, DB: a.dbOf()})
+	if errors.Is(err, xsync.ErrInvalidOptions) {
+		return nil, usageError{err.Error()}
+	}
+	if err != nil {
+		return nil, failure{err}
+	}
+	a.client = c
+	return c, nil
+}
+
+// connectTopology connects to a Sentinel set or a Redis Cluster named by
+// --addrs, --master-name and --cluster; the library refuses contradictory
+// flags (with --url, a DB on Cluster) as invalid options: usage errors.
+func (a *app) connectTopology() (*xsync.Client, error) {
+	if a.url != "" {
+		return nil, usagef("give --url or --addrs, not both")
+	}
+	if len(a.addrs) == 0 {
+		return nil, usagef("--master-name and --cluster need --addrs")
+	}
+	c, err := xsync.New(xsync.Options{Addrs: a.addrs, MasterName: a.master, Cluster: a.cluster,
+		KeyPrefix: a.prefix, DB: a.db})
 	if errors.Is(err, xsync.ErrInvalidOptions) {
 		return nil, usageError{err.Error()}
 	}
