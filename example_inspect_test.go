@@ -58,7 +58,7 @@ func ExampleClient_ForceUnlock() {
 			fmt.Println("held:", info.Held, "fence:", info.Fence, "waiting:", info.Waiting)
 			break
 		}
-		time.Sleep(time.Millisecond) // polls an observation (the waiter queued), with a deadline
+		time.Sleep(time.Millisecond) // ok: polls an observation (the waiter queued), with a deadline
 	}
 
 	broke, _ := admin.ForceUnlock(ctx, "login:alice")
