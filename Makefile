@@ -10,9 +10,9 @@ DEMO_FLAGS ?=
 
 .PHONY: test test-sentinel test-cluster demo demo-cluster bench bench-cluster bench-compare vet fmt check-fmt
 
-# The tests that run on Sentinel and on Cluster: locks, pools, the
+# The tests that run on Sentinel and on Cluster: locks, pools, the limiter and the semaphore, the
 # topology tests (failovers included) and the crawler.
-TOPOLOGY_TESTS := TestLock|TestPool|TestSentinel|TestCluster|TestOptions|TestCrawl
+TOPOLOGY_TESTS := TestLock|TestPool|TestLimiter|TestSemaphore|TestSentinel|TestCluster|TestOptions|TestCrawl
 # Tests that need one plain server: a TCP proxy (fault_test.go) stands
 # between xsync and one server. And the crawl's page limit, which ends
 # with "worker process ended early" on Sentinel and Cluster (a known bug
@@ -32,7 +32,7 @@ test:
 	@$(MAKE) --no-print-directory check-fmt
 	$(WITH_REDIS) $(GO) test -race -count=1 -p 1 -skip 'TestSentinel|TestCluster' ./...
 
-## test-sentinel: the lock, pool and crawler tests against a master, a
+## test-sentinel: the lock, pool, limiter, semaphore and crawler tests against a master, a
 ## replica and three Sentinels, and the Sentinel failover tests. Skipped
 ## there too: TestPool_CallWithADoneContextSendsNothing, which sees a
 ## SUBSCRIBE and a CLIENT SETNAME on the master during its window (not

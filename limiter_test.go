@@ -413,7 +413,7 @@ func TestLimiter_CancelledWaitConsumesNothing(t *testing.T) {
 // (goleak checks the rest).
 func TestLimiter_CloseFailsWaiters(t *testing.T) {
 	ctx := context.Background()
-	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: testPrefix(t)})
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(testPrefix(t))))
 	if err != nil {
 		t.Fatal(err)
 	}

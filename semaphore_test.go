@@ -396,7 +396,7 @@ func TestSemaphore_LeasesRenewAndRefresh(t *testing.T) {
 func TestSemaphore_CloseReleasesPermitsAndFailsWaiters(t *testing.T) {
 	ctx := context.Background()
 	prefix := testPrefix(t)
-	c, err := xsync.New(xsync.Options{Addr: redisAddr(t), KeyPrefix: prefix})
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
 	if err != nil {
 		t.Fatal(err)
 	}
