@@ -127,7 +127,7 @@ func TestPoolReportScript_BlockedKeepsALongerCooldownAndOvertakesGrants(t *testi
 	if taken[0] != int64(1) {
 		t.Fatalf("take: %v", taken)
 	}
-	long := get(t, p, "a").NextAvailable // an hour from the take
+	long := get(t, p, "a").NextAvailable.Add(time.Microsecond) // an hour from the take; a Blocked moves it by 1µs at least
 	got := scriptReport(t, prefix, "a", "b", scriptPolicy{backoff: time.Second, maxBackoff: time.Minute})
 	if !got.next.Equal(long) || !get(t, p, "a").NextAvailable.Equal(long) {
 		t.Fatalf("Blocked (1s) during an hour's interval moved NextAvailable %v -> %v", long, got.next)

@@ -179,9 +179,10 @@ end
 
 -- undo gives back the containers of grant g that nobody overtook, each as
 -- it was before the take; it returns how many it gave back.
--- With uncount, a container that was overtaken keeps its NextAvailable but
--- not the use the grant counted (UsageCount - 1): for grants nobody
--- received.
+-- With uncount (grants nobody received), a container that was overtaken
+-- loses the use the grant counted (UsageCount - 1), and gets its
+-- NextAvailable back if nothing moved it since (a random take or a Put
+-- overtook the grant, not a take, a Cooldown or a back-off).
 local function undo(g, uncount)
   local back = 0
   for j = 1, #g, grantWidth do
@@ -194,9 +195,17 @@ local function undo(g, uncount)
       redis.call('HSET', meta, id, encode(r))
       redis.call('ZADD', ready, string.format('%.0f', prevScore), id)
       back = back + 1
-    elseif uncount and r and r[4] > 0 then
-      r[4] = r[4] - 1
-      redis.call('HSET', meta, id, encode(r))
+    elseif uncount and r then
+      if r[4] > 0 then
+        r[4] = r[4] - 1
+        redis.call('HSET', meta, id, encode(r))
+      end
+      -- Overtaken only by what leaves NextAvailable alone (a random take,
+      -- a report): the unreceived grant's interval is given back too.
+      local s = redis.call('ZSCORE', ready, id)
+      if s and tonumber(s) == tonumber(score) then
+        redis.call('ZADD', ready, string.format('%.0f', prevScore), id)
+      end
     end
   end
   return back

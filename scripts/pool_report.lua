@@ -52,7 +52,10 @@ if outcome == 'b' then
   -- the k-th Blocked of the streak: backoff * 2^(k-1), capped; 2^60 times
   -- even 1µs is past any cap (at most 100 years), and keeps d finite
   local d = math.min(backoff * 2 ^ math.min(r[7] - 1, 60), maxBackoff)
-  nextAt = math.max(nextAt, us + d) -- never shortens a cooldown in force
+  -- never shortens a cooldown in force, and always moves NextAvailable, if
+  -- only by 1µs, as pool_cooldown does: handing back a grant made before
+  -- cannot undo it (see undo in lib_pool.lua)
+  nextAt = math.max(nextAt + 1, us + d)
   moved = true
 end
 local state = 0
