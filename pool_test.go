@@ -882,11 +882,22 @@ func TestPool_GrantRacingACancelIsHandedBack(t *testing.T) {
 	}
 	var last xsync.PoolStats
 	defer func() { t.Logf("last stats: %+v; received %v", last, usage) }()
+	all := append(cs, xsync.Container{ID: "a"})
 	eventually(t, 10*time.Second, "every grant not received handed back", func() bool {
 		last = stats(t, p)
-		return last.Ready == rounds+1-len(cooling) && last.Waiting == 0
+		if last.Ready != rounds+1-len(cooling) || last.Waiting != 0 {
+			return false
+		}
+		// Ready can hold before the last hand-backs' UsageCount
+		// corrections land: wait for those too.
+		for _, c := range all {
+			if get(t, p, c.ID).UsageCount != usage[c.ID] {
+				return false
+			}
+		}
+		return true
 	})
-	for _, c := range append(cs, xsync.Container{ID: "a"}) {
+	for _, c := range all {
 		if got := get(t, p, c.ID); got.UsageCount != usage[c.ID] {
 			t.Fatalf("%s: UsageCount %d, received %d times: a grant was neither received nor handed back", c.ID, got.UsageCount, usage[c.ID])
 		}
