@@ -113,10 +113,8 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 	k := dbKey{db, t.key}
 	w := m.waiters[t.token]
 	if w == nil || w.req.Try {
-		for _, l := range m.leases {
-			if l.token == t.token {
-				return // its attempt got the key first
-			}
+		if m.holds(t.token) {
+			return // its attempt got the key first
 		}
 		m.releaseKey(k, t.token) // withdrawn: hand it on
 		return
@@ -135,6 +133,13 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 // waits, queues again. A lease whose news came late is confirmed at once.
 func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
 	if m.waiters[w.req.Token] != w {
+		if m.holds(w.req.Token) {
+			// Its own attempt ran after the transfer, found the key holding
+			// its token and set the full lease, and its answer came first:
+			// the lease is that key. Releasing it here would take the key
+			// from under it.
+			return
+		}
 		m.releaseKey(k, w.req.Token)
 		return
 	}
@@ -187,6 +192,16 @@ func (m *lockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
 		}
 		m.releaseToken(w.req)
 	}
+}
+
+// holds reports whether a lease of this client holds token.
+func (m *lockManager) holds(token string) bool {
+	for _, l := range m.leases {
+		if l.token == token {
+			return true
+		}
+	}
+	return false
 }
 
 // releaseKey releases key k if it still holds token: a key transferred to a
