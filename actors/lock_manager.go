@@ -269,6 +269,7 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		// Shutdown is the graceful path; this one only stops the timers
 		// when the actor is stopped without it.
 		m.stopTimers()
+		m.endIdle()
 	}
 }
 
