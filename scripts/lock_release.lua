@@ -59,12 +59,14 @@ for i = 1, n do
       if mine ~= '' then
         enqueue(q, t, client, myToken and mine or '')
       end
+    elseif not h and mine == '' then
+      -- Nobody queues, this client neither: free for anybody.
+      redis.call('DEL', k)
+      others[#others + 1] = {k, '', '', ''}
     else
-      -- A turn: for a head without a ticket, or for anybody.
-      local f = rd('GET', fk)
-      if f and not string.match(f, '^%d+$') then
-        error({err = 'XSYNC_CORRUPT ' .. fk .. ' is not a fencing counter'})
-      end
+      -- A turn: for a head without a ticket, or for this client's next
+      -- waiter, which has none. Nobody gets the key, so no fence is
+      -- counted (the counter is neither read nor written).
       redis.call('DEL', k)
       if mine ~= '' then
         enqueue(q, t, client, myToken and mine or '')
