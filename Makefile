@@ -69,7 +69,7 @@ bench-cluster:
 ## bench-compare: xsync against redsync and redislock (bench/, its own module),
 ## one after the other in one process, on a private Redis pinned to another
 ## CPU than the clients; median of 3 runs. BENCH_FLAGS: -goroutines, -runs,
-## -duration, -only, -cpuprofile.
+## -duration, -only, -cpuprofile, -memprofile.
 BENCH_FLAGS ?=
 bench-compare:
 	$(WITH_REDIS) ./hack/bench-compare.sh $(BENCH_FLAGS)
