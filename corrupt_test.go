@@ -264,6 +264,48 @@ func TestLease_ReleaseOnCorruptQueueIsErrCorrupt(t *testing.T) {
 	}
 }
 
+// Release with another client's waiter queued for the key, on a fence
+// counter or a ticket hash that holds garbage: ErrCorrupt, and nothing
+// changed (the waiter's place in the queue included).
+func TestLease_ReleaseOnCorruptDataWithAWaiterIsErrCorruptAndChangesNothing(t *testing.T) {
+	cases := []struct {
+		name string
+		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+	}{
+		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Fence("job"), "seven", 0).Err()
+		}},
+		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockTickets("job"), "x", 0).Err()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := testPrefix(t)
+			c, other := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+			db := rawDB(t, 0)
+			ctx := t.Context()
+			lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting := other.LockAsync(ctx, []string{"job"}, xsync.TTL(time.Minute))
+			defer waiting.Cancel()
+			settled(t, other, 1)
+			if err := tc.put(ctx, db, redisx.Keys{Prefix: prefix}); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, db, prefix)
+			if err := lease.Release(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+				t.Fatalf("Release: %v, want ErrCorrupt", err)
+			}
+			if after := snapshot(t, db, prefix); !maps.Equal(before, after) {
+				t.Fatalf("a Release on corrupt data changed Redis: %v, was %v", after, before)
+			}
+		})
+	}
+}
+
 // A Release whose answer is lost with the connection fails with
 // ErrUnavailable, and the cause stays reachable with errors.As.
 func TestLease_ReleaseUnderAConnectionCutIsErrUnavailable(t *testing.T) {
