@@ -87,7 +87,8 @@ func newClient(label string, opts Options) (*Client, error) {
 	}
 	target, err := cfg.Target()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		// The caller knows no redisx: "xsync: invalid options: url scheme ...".
+		return nil, fmt.Errorf("%w: %s", ErrInvalidOptions, strings.TrimPrefix(err.Error(), redisx.ErrConfig.Error()+": "))
 	}
 	// The URL's DB, when Options.DB does not override it, is the default DB
 	// of locks and pools too.

@@ -576,6 +576,15 @@ func TestCLI_StatsAndTopShowTheWaitersOfOtherProcesses(t *testing.T) {
 	if f := strings.Fields(lines[1]); len(f) < 6 || f[0] != "accounts" || f[4] != "1" || f[5] != "3" {
 		t.Fatalf("stats row %q: want 1 retired, 3 waiting", lines[1])
 	}
+	ls := cli(t, prefix, "", "pool", "ls", "accounts").want(t, 0, "ls")
+	for _, line := range strings.Split(ls.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "dead" && f[1] != "retired" {
+			t.Errorf("ls shows a retired container as %q, want retired: %q", f[1], line)
+		}
+	}
+	if !strings.Contains(ls.stderr, "2 containers, 0 ready, 1 retired") {
+		t.Errorf("ls footer: %q", ls.stderr)
+	}
 	top := cli(t, prefix, "", "top", "--once").want(t, 0, "top --once").stdout
 	found := false
 	for _, line := range strings.Split(top, "\n") {

@@ -143,26 +143,35 @@ func (a *app) poolLs() *cobra.Command {
 				if c.TTL > 0 {
 					expires = until(c.CreatedAt.Add(c.TTL), s.At, "expired")
 				}
-				t.row(clip(c.ID, 24), until(c.NextAvailable, s.At, "ready"), durOrDash(c.Interval), expires,
+				next := until(c.NextAvailable, s.At, "ready")
+				if c.Retired {
+					next = "retired" // never handed out, whatever its time
+				}
+				t.row(clip(c.ID, 24), next, durOrDash(c.Interval), expires,
 					fmt.Sprint(c.UsageCount), orDash(clip(c.Data, 16)))
 			}
 			if err := t.flush(); err != nil {
 				return failed(err)
 			}
-			fmt.Fprintf(a.stderr, "%d containers, %d ready\n", len(cs), countReady(cs, s.At))
+			ready, retired := countReady(cs, s.At)
+			fmt.Fprintf(a.stderr, "%d containers, %d ready, %d retired\n", len(cs), ready, retired)
 			return nil
 		},
 	}
 }
 
-func countReady(cs []xsync.Container, now time.Time) int {
-	n := 0
+// countReady counts the containers that may be taken at now, and the
+// retired ones, which never may.
+func countReady(cs []xsync.Container, now time.Time) (ready, retired int) {
 	for _, c := range cs {
-		if !c.NextAvailable.After(now) {
-			n++
+		switch {
+		case c.Retired:
+			retired++
+		case !c.NextAvailable.After(now):
+			ready++
 		}
 	}
-	return n
+	return ready, retired
 }
 
 func (a *app) poolStats() *cobra.Command {
