@@ -219,6 +219,7 @@ func TestMetrics_Pools(t *testing.T) {
 	}
 	// Another pool that this client never used is not observed.
 	put(t, newClient(t, withPrefix(prefix)).Pool("unused"), xsync.Container{ID: "x"})
+	poolIdle(t, p) // the waiter's count written to Redis, before the window
 
 	raw := rawDB(t, 0)
 	before := commandCounts(t, raw)

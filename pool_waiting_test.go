@@ -86,9 +86,12 @@ func TestPool_WaitingCountIsWrittenOncePerBurstAndLeavesOnClose(t *testing.T) {
 		pa.WaitAskOneAsync(t.Context())
 	}
 	poolSettled(t, pa)
-	// The first waiter may be tried alone, the 29 others in the next call.
-	if n := commandsSince(t, db, before)["hset"]; n < 1 || n > 2 {
-		t.Fatalf("30 waiters wrote the count %d times, want 1 or 2", n)
+	// The waiters are tried as they arrive, in a few calls (the first one
+	// alone, while the pool subscribes; the others together, or in two or
+	// three calls on a loaded machine), and the count is written once per
+	// call at most, one write at a time: not once per waiter.
+	if n := commandsSince(t, db, before)["hset"]; n < 1 || n > 5 {
+		t.Fatalf("30 waiters wrote the count %d times, want 1 to 5", n)
 	}
 	if s := stats(t, b.Pool("accounts")); s.WaitingAll != 30 {
 		t.Fatalf("WaitingAll %d, want 30", s.WaitingAll)
