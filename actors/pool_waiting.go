@@ -147,7 +147,9 @@ func (p *poolActor) stopWaitingTimer() {
 func (p *poolActor) onWaitingDone(m *waitingDone) {
 	p.busy-- // not callDone: the next write may be due before Shutdown is answered
 	p.waiting.writing = false
-	p.waiting.unsure = m.err != nil && p.waiting.sent.count > 0
+	// A failed write may or may not have landed: the next change writes
+	// whatever it is, even the same entry.
+	p.waiting.unsure = m.err != nil
 	if m.err == nil {
 		// A failed write is tried again at the next change, not now: no
 		// loop of writes while Redis is unreachable.
