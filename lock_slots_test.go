@@ -482,3 +482,37 @@ func TestCluster_WaitAcrossSlotsThatLosesATakenGroupFails(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Close during a wait across slots fails the wait with ErrClosed and gives
+// back the groups it held.
+func TestCluster_CloseDuringAWaitAcrossSlotsGivesBackItsGroups(t *testing.T) {
+	requireTopology(t, testredis.Cluster)
+	prefix := testPrefix(t)
+	ctx := t.Context()
+	requireSlotsDiffer(t, prefix, "a", "b", "c")
+	other := newClient(t, withPrefix(prefix))
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder, err := other.Lock(ctx, []string{"a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := c.LockAsync(ctx, []string{"a", "b", "c"})
+	settled(t, c, 1)
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := waiting.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("the wait after Close: err = %v, want ErrClosed", err)
+	}
+	for _, k := range []string{"b", "c"} {
+		if owner := lockHolder(t, prefix, k); owner != "" {
+			t.Fatalf("%q still holds %q after Close", k, owner)
+		}
+	}
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,12 @@ import (
 //     a later group, a withdrawal, an error, a group lost meanwhile) gives
 //     back the groups it holds before it answers.
 
+// lockSetTTLShare: a set's lease without renewal is renewed once at its
+// grant when its first groups would expire sooner than TTL less a
+// lockSetTTLShare-th of it from then (they were taken long before the
+// last).
+const lockSetTTLShare = 10
+
 // lockSet is a lock request taken group by group.
 type lockSet struct {
 	req    *messages.Acquire // as the caller sent it
@@ -80,12 +86,13 @@ func (m *lockManager) setGranted(w *lockWaiter, l *heldLease, fences []int64) {
 		return
 	}
 	l.set = nil
-	if !l.autoRenew {
-		// The groups taken first were renewed while the last was waited
+	if now := time.Now(); !l.autoRenew && l.expiresAt.Before(now.Add(l.ttl-l.ttl/lockSetTTLShare)) {
+		// The groups taken first were renewed while a later one was waited
 		// for, not set to a TTL from now: one renewal of every group now
-		// gives the lease the TTL it was asked for.
+		// gives the lease the TTL it was asked for. A set taken at once
+		// (the usual case) does without.
 		l.pending = true
-		l.due = time.Now()
+		l.due = now
 	}
 	m.schedule()
 	if s.sender != nil {
