@@ -134,7 +134,12 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 // waits, queues again. A lease whose news came late is confirmed at once.
 func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
 	if m.waiters[w.req.Token] != w {
-		m.releaseKey(k, w.req.Token)
+		// Gone, or granted already: by an attempt that ran after the
+		// transfer and found the key holding its token (its answer came
+		// first). That key is its lease's now, not to be released.
+		if m.leaseHolding(w.req.Token, k) == nil {
+			m.releaseKey(k, w.req.Token)
+		}
 		return
 	}
 	if m.closedErr != nil || !time.Now().Before(expiresAt) {
