@@ -64,8 +64,7 @@ func (m *lockManager) startSet(ctx actor.Context, req *messages.Acquire) {
 }
 
 // startGroup makes the waiter of the set's next group, queued behind the
-// waiters of its keys that came before. ctx is nil but for the first group
-// (see enter).
+// waiters of its keys that came before.
 func (m *lockManager) startGroup(ctx actor.Context, s *lockSet) {
 	w := m.newWaiter(groupRequest(s.req, s.req.Groups[s.next]), s.sender)
 	w.set = s
@@ -82,7 +81,9 @@ func (m *lockManager) setGranted(w *lockWaiter, l *heldLease, fences []int64) {
 	}
 	s.next++
 	if s.next < len(s.req.Groups) {
-		m.startGroup(nil, s)
+		// Started by Receive once this message is handled: it may need
+		// the actor's context (a subscription).
+		m.nextGroups = append(m.nextGroups, s)
 		return
 	}
 	l.set = nil
@@ -97,6 +98,16 @@ func (m *lockManager) setGranted(w *lockWaiter, l *heldLease, fences []int64) {
 	m.schedule()
 	if s.sender != nil {
 		m.root.Send(s.sender, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: s.fences, Lost: l.lost}})
+	}
+}
+
+// startNextGroups starts the next group of each set that got one in the
+// message just handled.
+func (m *lockManager) startNextGroups(ctx actor.Context) {
+	sets := m.nextGroups
+	m.nextGroups = nil
+	for _, s := range sets {
+		m.startGroup(ctx, s)
 	}
 }
 

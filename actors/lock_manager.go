@@ -116,6 +116,10 @@ type lockManager struct {
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
+
+	// nextGroups are the locks across slots whose next slot group starts
+	// once the message under way is handled (lock_groups.go).
+	nextGroups []*lockSet
 }
 
 // dbKey is a lock key (its Redis name) on one DB.
@@ -277,6 +281,9 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		// Shutdown is the graceful path; this one only stops the timers
 		// when the actor is stopped without it.
 		m.stopTimers()
+	}
+	if len(m.nextGroups) > 0 {
+		m.startNextGroups(ctx)
 	}
 }
 

@@ -84,10 +84,13 @@ func (m *lockManager) newWaiter(req *messages.Acquire, sender *actor.PID) *lockW
 }
 
 // enter starts w: a try attempts at once; a waiter queues behind the
-// earlier waiters of its keys, and attempts once it may. ctx is nil for the
-// later groups of a set, whose DB the first group subscribed already.
+// earlier waiters of its keys, and attempts once it may.
 func (m *lockManager) enter(ctx actor.Context, w *lockWaiter) {
 	req := w.req
+	if m.closedErr != nil {
+		m.answerFailed(w, m.closedErr)
+		return
+	}
 	if req.Try {
 		if w.set != nil && m.ownsAny(req.DB, req.Keys) {
 			m.answerFailed(w, xerr.ErrNotObtained)
@@ -95,11 +98,6 @@ func (m *lockManager) enter(ctx actor.Context, w *lockWaiter) {
 		}
 		m.waiters[req.Token] = w
 		m.attempt(w, "")
-		return
-	}
-	sub := m.subs[req.DB]
-	if sub == nil && ctx == nil {
-		m.answerFailed(w, fmt.Errorf("xsync: lock: the releases of DB %d are not subscribed", req.DB))
 		return
 	}
 	m.waiters[req.Token] = w
@@ -111,7 +109,7 @@ func (m *lockManager) enter(ctx actor.Context, w *lockWaiter) {
 		}
 		q.push(w)
 	}
-	if sub != nil && sub.ready || sub == nil && m.subscribe(ctx, req.DB) {
+	if m.subscribe(ctx, req.DB) {
 		m.consider(w)
 	}
 }
