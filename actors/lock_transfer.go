@@ -125,14 +125,17 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 		m.releaseToken(w.req)
 		return
 	}
-	m.transferred(w, k, t.fence, since.Add(transferLease(w.req.TTL)))
+	if m.transferred(w, k, t.fence, since.Add(transferLease(w.req.TTL))) {
+		m.events.handedOff(since, false)
+	}
 }
 
 // transferred grants w the key k that a release transferred to it, with
 // fence, unless w left meanwhile or the news came after the transfer's short
 // lease ended: then the key is released (and handed on), and w, if it
 // waits, queues again. A lease whose news came late is confirmed at once.
-func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
+// It reports whether w was granted the key.
+func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) bool {
 	if m.waiters[w.req.Token] != w {
 		// Gone, or granted already: by an attempt that ran after the
 		// transfer and found the key holding its token (its answer came
@@ -140,11 +143,11 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 		if m.leaseHolding(w.req.Token, k) == nil {
 			m.releaseKey(k, w.req.Token)
 		}
-		return
+		return false
 	}
 	if m.closedErr != nil || !time.Now().Before(expiresAt) {
 		m.releaseToken(w.req)
-		return
+		return false
 	}
 	if w.inflight {
 		// The attempt under way runs before the transfer (and is answered
@@ -166,6 +169,7 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 	delete(m.queued, k) // the release took this client out of the queue
 	m.removeWaiter(w)
 	m.answerGranted(w, l, []int64{fence})
+	return true
 }
 
 // leaseHolding is the lease of token that holds key k, or nil.
