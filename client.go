@@ -86,6 +86,12 @@ func newClient(label string, opts Options) (*Client, error) {
 	first := target.Client(target.DB(), false)
 	pingCtx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
 	err = redisx.Ping(pingCtx, first, target, target.DB())
+	sharded := false
+	if err == nil && target.Topology() == redisx.Cluster {
+		// Wake-ups go through sharded pub/sub where the servers have it
+		// (Redis ≥ 7), classic pub/sub where they do not: asked once.
+		sharded, err = redisx.ShardedPubSub(pingCtx, first)
+	}
 	cancel()
 	if err != nil {
 		_ = first.Close()
@@ -100,7 +106,7 @@ func newClient(label string, opts Options) (*Client, error) {
 		opts:   opts,
 		topo:   target.Topology(),
 		log:    opts.Logger,
-		keys:   redisx.Keys{Prefix: opts.KeyPrefix},
+		keys:   redisx.Keys{Prefix: opts.KeyPrefix, Sharded: sharded},
 		sys:    opts.System,
 		closed: make(chan struct{}),
 		pools:  map[string]*Pool{},
@@ -120,7 +126,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	}
 	c.metrics = newMetrics(c, opts.MeterProvider)
 	c.internal.Store(target.DB(), first)
-	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, sharded, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))
 	return c, nil
 }

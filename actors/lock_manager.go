@@ -49,9 +49,10 @@ const (
 // FIFO per key, and the leases the client holds.
 //
 // Waiting costs no Redis command while nothing changes. The manager
-// subscribes once per DB to the channel on which every release of a lock of
-// that DB is published (before the first attempt, so that no release is
-// missed). Only the head waiter of a key tries, and only when no lease of
+// subscribes to the channel on which the releases of a waiter's keys are
+// published, before the waiter's first attempt, so that no release is
+// missed: one per DB, or per slot on a Cluster (lock_turns.go). Only the
+// head waiter of a key tries, and only when no lease of
 // this client holds one of its keys; a waiter that found a key taken is
 // tried again when a release of one of its keys is published, or when a
 // timer fires at the blocker's expiry (a holder that died without releasing),
@@ -109,10 +110,10 @@ type lockManager struct {
 	// other clients' releases publish (see readClock).
 	clock serverClock
 
-	subs      map[int]*lockSub // by DB
-	channels  map[string]int   // channel -> DB
-	subQueue  []int            // DBs whose Subscribe waits for the one in flight
-	subFlight int              // DB of the Subscribe in flight, -1 if none
+	subs       map[string]*lockSub   // release channels, by name (lock_turns.go)
+	waiterSubs map[string][]*lockSub // the channels each waiter needs, by token
+	subQueue   []string              // channels whose Subscribe waits for the one in flight
+	subFlight  string                // channel of the Subscribe in flight, "" if none
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
@@ -122,10 +123,6 @@ type lockManager struct {
 type dbKey struct {
 	db  int
 	key string
-}
-
-type lockSub struct {
-	ready bool
 }
 
 // Messages the lock manager sends itself from its goroutines and timers.
@@ -204,9 +201,8 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			queued:     map[dbKey]bool{},
 			clients:    map[int]redis.UniversalClient{},
 			names:      map[string]keyNames{},
-			subs:       map[int]*lockSub{},
-			channels:   map[string]int{},
-			subFlight:  -1,
+			subs:       map[string]*lockSub{},
+			waiterSubs: map[string][]*lockSub{},
 		}
 	}
 }
@@ -226,21 +222,21 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		m.refresh(ctx, msg)
 	case *messages.ReadLockStats:
 		busy := m.busy + len(m.subQueue)
-		if m.subFlight >= 0 {
+		if m.subFlight != "" {
 			busy++
 		}
 		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
 	case *messages.SubscribeResult:
-		m.onSubscribed(ctx, msg)
+		m.onSubscribed(msg)
 	case *messages.Published:
-		if db, ok := m.channels[msg.Channel]; ok {
+		if sub, ok := m.subs[msg.Channel]; ok {
 			now, turns := decodeTurns(msg.Payload)
-			m.onTurns(db, now, turns)
+			m.onTurns(sub.db, now, turns)
 		}
 	case *messages.Resubscribed:
-		if db, ok := m.channels[msg.Channel]; ok {
-			m.log.Info("lock releases may have been missed: retrying every waiter", zap.Int("db", db))
-			m.wakeAll(db)
+		if _, ok := m.subs[msg.Channel]; ok {
+			m.log.Info("lock releases may have been missed: retrying the waiters", zap.String("channel", msg.Channel))
+			m.wakeChannel(msg.Channel)
 		}
 	case *attemptDone:
 		m.onAttempt(msg)
@@ -298,10 +294,10 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	}
 	m.queued = map[dbKey]bool{}
 	m.stopTimers()
-	for channel := range m.channels {
+	for channel := range m.subs {
 		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})
 	}
-	m.channels = map[string]int{}
+	m.subs = map[string]*lockSub{}
 	m.maybeFinish()
 }
 
