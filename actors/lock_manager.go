@@ -114,6 +114,7 @@ type lockManager struct {
 	waiterSubs map[string][]*lockSub // the channels each waiter needs, by token
 	subQueue   []string              // channels whose Subscribe waits for the one in flight
 	subFlight  string                // channel of the Subscribe in flight, "" if none
+	sweep      *time.Timer           // drops the idle channels (sharded pub/sub)
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
@@ -248,6 +249,8 @@ func (m *lockManager) Receive(ctx actor.Context) {
 				m.attempt(w, skip)
 			}
 		}
+	case *subSweep:
+		m.onSubSweep()
 	case *leaveDone:
 		m.callDone()
 	case *releaseDone:
@@ -304,6 +307,9 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 func (m *lockManager) stopTimers() {
 	if m.timer != nil {
 		m.timer.Stop()
+	}
+	if m.sweep != nil {
+		m.sweep.Stop()
 	}
 	for _, w := range m.waiters {
 		if w.timer != nil {

@@ -15,17 +15,29 @@ import (
 // Subscriptions. Classic pub/sub has one release channel per DB,
 // subscribed before the first wait on that DB and kept. Sharded pub/sub
 // (Redis Cluster) has one per slot (redisx.Keys.LockWake): subscribed
-// while a waiter of this client waits for a key of that slot, dropped when
-// none does. A waiter tries only once every channel of its keys is
-// confirmed, so that no release published after its attempt is missed.
+// while a waiter of this client waits for a key of that slot, dropped
+// lockSubLinger after the last one is gone. A waiter tries only once every
+// channel of its keys is confirmed, so that no release published after its
+// attempt is missed.
+
+// lockSubLinger is how long a slot's channel stays subscribed after its
+// last waiter: a key waited for again soon (contention comes and goes)
+// costs no new SSUBSCRIBE and its round trip, and a transfer to a waiter
+// withdrawn just before its client left the turn queue is still heard, and
+// handed on at once.
+const lockSubLinger = 10 * time.Second
 
 // lockSub is one release channel.
 type lockSub struct {
 	channel string
 	db      int
-	ready   bool // confirmed by Redis
-	users   int  // waiters that need it
+	ready   bool      // confirmed by Redis
+	users   int       // waiters that need it
+	idleAt  time.Time // when its last user left; zero while it has users
 }
+
+// subSweep: time to drop the channels idle for lockSubLinger.
+type subSweep struct{}
 
 // subsOf is the release channels of w's keys, each once.
 func (m *lockManager) subsOf(w *lockWaiter) []string {
@@ -52,6 +64,7 @@ func (m *lockManager) subscribe(w *lockWaiter) bool {
 			m.subQueue = append(m.subQueue, ch)
 		}
 		sub.users++
+		sub.idleAt = time.Time{}
 		ready = ready && sub.ready
 		subs = append(subs, sub)
 	}
@@ -88,14 +101,44 @@ func (m *lockManager) unsubscribe(w *lockWaiter) {
 	}
 }
 
-// dropIdle unsubscribes sub on sharded pub/sub when it is confirmed and
-// nobody uses it; one still unconfirmed is dropped when it is confirmed.
+// dropIdle schedules, on sharded pub/sub, the unsubscription of sub when
+// it is confirmed and nobody uses it; one still unconfirmed is considered
+// again when it is confirmed.
 func (m *lockManager) dropIdle(sub *lockSub) {
-	if !m.keys.Sharded || sub.users > 0 || !sub.ready || m.subs[sub.channel] != sub {
+	if !m.keys.Sharded || sub.users > 0 || !sub.ready || m.subs[sub.channel] != sub || m.closedErr != nil {
 		return
 	}
-	delete(m.subs, sub.channel)
-	m.root.Send(m.conn, &messages.Unsubscribe{Channel: sub.channel, Subscriber: m.self})
+	sub.idleAt = time.Now()
+	if m.sweep == nil {
+		m.sweep = m.sendAfter(lockSubLinger, &subSweep{})
+	}
+}
+
+// onSubSweep unsubscribes the channels idle for lockSubLinger, and sweeps
+// again when the next idle one is due.
+func (m *lockManager) onSubSweep() {
+	m.sweep = nil
+	if m.closedErr != nil {
+		return
+	}
+	now := time.Now()
+	var next time.Duration
+	for ch, sub := range m.subs {
+		if sub.users > 0 || sub.idleAt.IsZero() {
+			continue
+		}
+		if left := lockSubLinger - now.Sub(sub.idleAt); left > 0 {
+			if next == 0 || left < next {
+				next = left
+			}
+			continue
+		}
+		delete(m.subs, ch)
+		m.root.Send(m.conn, &messages.Unsubscribe{Channel: ch, Subscriber: m.self})
+	}
+	if next > 0 {
+		m.sweep = m.sendAfter(next, &subSweep{})
+	}
 }
 
 // nextSubscribe sends the next Subscribe: one at a time, so that each
