@@ -300,3 +300,61 @@ func TestCluster_WaitersAreServedAfterTheirSlotMoves(t *testing.T) {
 		}
 	}
 }
+
+// shardSubscribers is PUBSUB SHARDNUMSUB of channel on its master.
+func shardSubscribers(t *testing.T, raw *redis.ClusterClient, channel string) int64 {
+	t.Helper()
+	m, err := raw.MasterForKey(context.Background(), channel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Do(context.Background(), "PUBSUB", "SHARDNUMSUB", channel).Slice()
+	if err != nil || len(res) != 2 {
+		t.Fatalf("PUBSUB SHARDNUMSUB: %v, %v", res, err)
+	}
+	n, _ := res[1].(int64)
+	return n
+}
+
+// A slot's channel is dropped some time after its last waiter (10s), and
+// subscribed again by the next.
+func TestCluster_IdleSlotChannelsAreUnsubscribed(t *testing.T) {
+	d := requireTopology(t, testredis.Cluster)
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	raw := d.Open(t, 0).(*redis.ClusterClient)
+	defer raw.Close()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	keys := redisx.Keys{Prefix: prefix, Sharded: true}
+	channel := keys.LockWake(0, keys.Lock("idle")).Channel
+
+	wait := func() {
+		t.Helper()
+		held, err := a.Lock(ctx, []string{"idle"}, xsync.TTL(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := b.LockAsync(ctx, []string{"idle"})
+		settled(t, b, 1)
+		// a subscribed for its own Lock, b for its wait.
+		if n := shardSubscribers(t, raw, channel); n != 2 {
+			t.Fatalf("%d subscribers of the slot's channel while b waits, want 2", n)
+		}
+		if err := held.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		l, err := f.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait()
+	eventually(t, 20*time.Second, "the idle channel unsubscribed", func() bool {
+		return shardSubscribers(t, raw, channel) == 0
+	})
+	wait()
+}
