@@ -89,8 +89,15 @@ func newClient(label string, opts Options) (*Client, error) {
 	sharded := false
 	if err == nil && target.Topology() == redisx.Cluster {
 		// Wake-ups go through sharded pub/sub where the servers have it
-		// (Redis ≥ 7), classic pub/sub where they do not: asked once.
+		// (Redis ≥ 7), classic pub/sub where they do not: asked once. A
+		// server that refuses COMMAND itself (renamed away) is taken for
+		// one without.
 		sharded, err = redisx.ShardedPubSub(pingCtx, first)
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			opts.Logger.Info("COMMAND INFO refused: wake-ups use classic pub/sub", zap.Error(err))
+			sharded, err = false, nil
+		}
 	}
 	cancel()
 	if err != nil {
