@@ -50,7 +50,7 @@ const (
 	// shardRetryMin and shardRetryMax bound the back-off between the tries
 	// of a channel whose subscription failed.
 	shardRetryMin = 50 * time.Millisecond
-	shardRetryMax = 2 * time.Second
+	shardRetryMax = time.Second
 )
 
 // shardNode is the pub/sub connection to one master.
