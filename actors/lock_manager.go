@@ -89,17 +89,17 @@ type lockManager struct {
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
-	// orphans are the waiters withdrawn during their attempt: what the
-	// attempt took is released when it answers.
-	orphans map[string]*lockWaiter
+	// orphans are the waiters withdrawn during their attempt, by the gen
+	// of the attempt: what it took is released when it answers.
+	orphans map[uint64]*lockWaiter
 	// superseded are the waiters granted by a transfer during their
 	// attempt: its answer confirms the lease, or is given back if the lease
 	// is gone.
-	superseded map[string]*lockWaiter
-	// releasing counts the releases under way by token; rerelease are the
+	superseded map[uint64]*lockWaiter // by gen, as orphans
+	// releasing counts the releases under way by token and key; rerelease are the
 	// tokens to release again once they are done (see onSupersededAttempt).
-	releasing map[string]int
-	rerelease map[string]*messages.Acquire
+	releasing map[tokenKey]int
+	rerelease map[tokenKey]*messages.Acquire
 	queues    map[dbKey]*waitQueue[*lockWaiter]
 	leases    map[uint64]*heldLease
 	held      map[dbKey]uint64 // the lease of this client holding a key
@@ -112,20 +112,31 @@ type lockManager struct {
 	// other clients' releases publish (see readClock).
 	clock serverClock
 
-	subs       map[string]*lockSub   // release channels, by name (lock_turns.go)
-	waiterSubs map[string][]*lockSub // the channels each waiter needs, by token
-	subQueue   []string              // channels whose Subscribe waits for the one in flight
-	subFlight  string                // channel of the Subscribe in flight, "" if none
-	sweep      *time.Timer           // drops the idle channels (sharded pub/sub)
+	subs       map[string]*lockSub        // release channels, by name (lock_turns.go)
+	waiterSubs map[*lockWaiter][]*lockSub // the channels each waiter needs
+	subQueue   []string                   // channels whose Subscribe waits for the one in flight
+	subFlight  string                     // channel of the Subscribe in flight, "" if none
+	sweep      *time.Timer                // drops the idle channels (sharded pub/sub)
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
+
+	// nextGroups are the locks across slots whose next slot group starts
+	// once the message under way is handled (lock_groups.go).
+	nextGroups []*lockSet
 }
 
 // dbKey is a lock key (its Redis name) on one DB.
 type dbKey struct {
 	db  int
 	key string
+}
+
+// tokenKey is a key of an owner token: the slot groups of one lock share
+// their token, and are released each on its own.
+type tokenKey struct {
+	token string
+	key   dbKey
 }
 
 // Messages the lock manager sends itself from its goroutines and timers.
@@ -149,9 +160,9 @@ type (
 		gen   uint64
 	}
 	releaseDone struct {
-		sender *actor.PID
-		token  string
-		keys   []dbKey
+		then  func(error) // told the outcome, when not nil
+		token string
+		keys  []dbKey
 		// next are the waiters of this client whose tickets went with the
 		// release, by key (nil for none); fences, the fences of the keys
 		// transferred to them (0 for none).
@@ -176,6 +187,7 @@ type (
 	}
 	renewResult struct {
 		id     uint64
+		parts  int // the lease's parts the renewal covered
 		sentAt time.Time
 		ok     bool
 		err    error
@@ -196,10 +208,10 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			log:        log,
 			events:     events,
 			waiters:    map[string]*lockWaiter{},
-			orphans:    map[string]*lockWaiter{},
-			superseded: map[string]*lockWaiter{},
-			releasing:  map[string]int{},
-			rerelease:  map[string]*messages.Acquire{},
+			orphans:    map[uint64]*lockWaiter{},
+			superseded: map[uint64]*lockWaiter{},
+			releasing:  map[tokenKey]int{},
+			rerelease:  map[tokenKey]*messages.Acquire{},
 			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:     map[uint64]*heldLease{},
 			held:       map[dbKey]uint64{},
@@ -207,7 +219,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			clients:    map[int]redis.UniversalClient{},
 			names:      map[string]keyNames{},
 			subs:       map[string]*lockSub{},
-			waiterSubs: map[string][]*lockSub{},
+			waiterSubs: map[*lockWaiter][]*lockSub{},
 		}
 	}
 }
@@ -273,6 +285,9 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		// when the actor is stopped without it.
 		m.stopTimers()
 	}
+	if len(m.nextGroups) > 0 {
+		m.startNextGroups(ctx)
+	}
 }
 
 func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
@@ -286,18 +301,21 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	for _, l := range m.leases {
 		m.dropLease(l)
 		close(l.lost)
-		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
+		m.releaseLease(l, nil)
 	}
-	byDB := map[int][]dbKey{}
+	// One leave per release channel: per DB, or per slot on a Cluster,
+	// whose scripts touch one slot each.
+	byChannel := map[string][]dbKey{}
 	for k := range m.queued {
-		byDB[k.db] = append(byDB[k.db], k)
+		ch := m.keys.LockWake(k.db, k.key).Channel
+		byChannel[ch] = append(byChannel[ch], k)
 	}
-	for db, ks := range byDB {
+	for _, ks := range byChannel {
 		var names lockNames
 		for _, k := range ks {
 			names.add(k.key, m.names[k.key])
 		}
-		m.runLeave(m.clients[db], db, names.all())
+		m.runLeave(m.clients[ks[0].db], ks[0].db, names.all())
 	}
 	m.queued = map[dbKey]bool{}
 	m.stopTimers()

@@ -68,14 +68,14 @@ func (m *lockManager) subscribe(w *lockWaiter) bool {
 		ready = ready && sub.ready
 		subs = append(subs, sub)
 	}
-	m.waiterSubs[w.req.Token] = subs
+	m.waiterSubs[w] = subs
 	m.nextSubscribe()
 	return ready
 }
 
 // subscribed: every release channel of w is confirmed.
 func (m *lockManager) subscribed(w *lockWaiter) bool {
-	subs, ok := m.waiterSubs[w.req.Token]
+	subs, ok := m.waiterSubs[w]
 	if !ok {
 		return false
 	}
@@ -90,11 +90,11 @@ func (m *lockManager) subscribed(w *lockWaiter) bool {
 // unsubscribe stops counting w as a user of its channels; on sharded
 // pub/sub, a confirmed channel that nobody uses any more is unsubscribed.
 func (m *lockManager) unsubscribe(w *lockWaiter) {
-	subs, ok := m.waiterSubs[w.req.Token]
+	subs, ok := m.waiterSubs[w]
 	if !ok {
 		return
 	}
-	delete(m.waiterSubs, w.req.Token)
+	delete(m.waiterSubs, w)
 	for _, sub := range subs {
 		sub.users--
 		m.dropIdle(sub)
@@ -164,7 +164,7 @@ func (m *lockManager) onSubscribed(r *messages.SubscribeResult) {
 		m.log.Warn("lock channel subscription failed", zap.String("channel", ch), zap.Error(r.Err))
 		delete(m.subs, ch)
 		for _, w := range m.waiters {
-			if !w.req.Try && slices.Contains(m.waiterSubs[w.req.Token], sub) {
+			if !w.req.Try && slices.Contains(m.waiterSubs[w], sub) {
 				m.removeWaiter(w)
 				w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock: subscribe", r.Err)})
 			}
