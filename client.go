@@ -96,6 +96,19 @@ func newClient(label string, opts Options) (*Client, error) {
 	first := target.Client(target.DB(), false)
 	pingCtx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
 	err = redisx.Ping(pingCtx, first, target, target.DB())
+	sharded := false
+	if err == nil && target.Topology() == redisx.Cluster {
+		// Wake-ups go through sharded pub/sub where the servers have it
+		// (Redis ≥ 7), classic pub/sub where they do not: asked once. A
+		// server that refuses COMMAND itself (renamed away) is taken for
+		// one without.
+		sharded, err = redisx.ShardedPubSub(pingCtx, first)
+		var refused redis.Error
+		if errors.As(err, &refused) {
+			opts.Logger.Info("COMMAND INFO refused: wake-ups use classic pub/sub", zap.Error(err))
+			sharded, err = false, nil
+		}
+	}
 	cancel()
 	if err != nil {
 		_ = first.Close()
@@ -110,7 +123,7 @@ func newClient(label string, opts Options) (*Client, error) {
 		opts:   opts,
 		topo:   target.Topology(),
 		log:    opts.Logger,
-		keys:   redisx.Keys{Prefix: opts.KeyPrefix},
+		keys:   redisx.Keys{Prefix: opts.KeyPrefix, Sharded: sharded},
 		sys:    opts.System,
 		closed: make(chan struct{}),
 		pools:  map[string]*Pool{},
@@ -131,7 +144,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	c.metrics = newMetrics(c, opts.MeterProvider)
 	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)
-	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, sharded, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher())))
 	return c, nil
 }

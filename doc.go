@@ -21,8 +21,9 @@
 // # Ownership and lifetimes
 //
 //   - Each client owns a few actors (protoactor-go): a connection actor
-//     (the go-redis clients per DB and the client's one pub/sub
-//     connection), a lock manager, and one actor per pool, per limiter and
+//     (the go-redis clients per DB and the client's pub/sub connection:
+//     one, or one per master for sharded pub/sub on a Redis Cluster), a
+//     lock manager, and one actor per pool, per limiter and
 //     per semaphore.
 //   - A call validates its input, sends a message to an actor and waits on
 //     a Future; every blocking call X(ctx, ...) has an XAsync form that

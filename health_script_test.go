@@ -245,12 +245,7 @@ func TestPoolReportScript_PutRevivesRetiredAndKeepsLiveStreaks(t *testing.T) {
 	}
 	scriptReport(t, prefix, "b", "f", pol)
 
-	db := rawDB(t, 0)
-	sub := db.Subscribe(context.Background(), redisx.Keys{Prefix: prefix}.PoolChannel(0))
-	defer sub.Close()
-	if _, err := sub.Receive(context.Background()); err != nil { // the subscription's confirmation
-		t.Fatal(err)
-	}
+	sub := subscribeWake(t, wakeKeys(t, prefix).PoolWake(0, "accounts"))
 	put(t, p, xsync.Container{ID: "a", Data: "new cookie"}, xsync.Container{ID: "b", Data: "new too"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

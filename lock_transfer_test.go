@@ -21,16 +21,13 @@ import (
 // new holder confirms it.
 const transferLease = 500 * time.Millisecond
 
-// handOffs subscribes to the lock channel of DB 0 under prefix and returns
-// the hand-offs published on it, decoded as "key>client:token" (token ""
-// for a turn).
-func handOffs(t *testing.T, prefix string) <-chan string {
+// handOffs subscribes to the release channel of key on DB 0 under prefix
+// and returns the hand-offs published on it, decoded as
+// "key>client:token" (token "" for a turn).
+func handOffs(t *testing.T, prefix, key string) <-chan string {
 	t.Helper()
-	ps := rawDB(t, 0).Subscribe(context.Background(), redisx.Keys{Prefix: prefix}.LockChannel(0))
-	t.Cleanup(func() { _ = ps.Close() })
-	if _, err := ps.Receive(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	keys := wakeKeys(t, prefix)
+	ps := subscribeWake(t, keys.LockWake(0, keys.Lock(key)))
 	out := make(chan string, 64)
 	go func() {
 		for m := range ps.Channel() {
@@ -173,7 +170,7 @@ func TestLock_TransferToAWithdrawnWaiterIsHandedOn(t *testing.T) {
 	a, b, c := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
 	keys := redisx.Keys{Prefix: prefix}
-	published := handOffs(t, prefix)
+	published := handOffs(t, prefix, "k")
 	holder, err := a.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
 	if err != nil {
 		t.Fatal(err)

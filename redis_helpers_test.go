@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync/internal/testredis"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // Helpers that read what the test server did, shared by the lock and pool
@@ -98,6 +99,30 @@ func noise(diff map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// wakeKeys names the keys and channels under prefix as the test
+// deployment's clients do: on Cluster (Redis 7), with shard channels.
+func wakeKeys(t testing.TB, prefix string) redisx.Keys {
+	return redisx.Keys{Prefix: prefix, Sharded: testredis.Current(t).Topology == testredis.Cluster}
+}
+
+// subscribeWake subscribes to w as xsync's clients do (SSUBSCRIBE for a
+// shard channel), closed when t ends, and returns once Redis confirmed it.
+func subscribeWake(t testing.TB, w redisx.Wake) *redis.PubSub {
+	t.Helper()
+	raw := rawDB(t, 0)
+	var ps *redis.PubSub
+	if w.Sharded {
+		ps = raw.SSubscribe(context.Background(), w.Channel)
+	} else {
+		ps = raw.Subscribe(context.Background(), w.Channel)
+	}
+	t.Cleanup(func() { _ = ps.Close() })
+	if _, err := ps.Receive(context.Background()); err != nil { // the subscription's confirmation
+		t.Fatal(err)
+	}
+	return ps
 }
 
 // killPubSub closes every pub/sub connection of every node, as a network

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
@@ -20,9 +22,11 @@ var errConnectionClosed = xerr.ErrClosed
 
 // connActor is the actor that owns the Redis connections of one client:
 // a go-redis client per DB (created on first use, then cached), for xsync's
-// scripts and for callers, and the single pub/sub connection shared by all
-// the client's subscribers. Reconnections of the pub/sub connection are
-// reported to the subscribers as *messages.Resubscribed.
+// scripts and for callers, and the pub/sub connections shared by all the
+// client's subscribers: a single one for classic pub/sub, one per master
+// for sharded pub/sub on a Redis Cluster (connection_shard.go).
+// Reconnections and resubscriptions are reported to the subscribers as
+// *messages.Resubscribed.
 type connActor struct {
 	target   *redisx.Target
 	log      *zap.Logger
@@ -32,6 +36,7 @@ type connActor struct {
 	ps        *redis.PubSub
 	forwarded chan struct{} // closed when the pub/sub forwarder has exited
 	channels  map[string]*channelState
+	shard     shardState
 
 	closedErr error
 }
@@ -40,6 +45,12 @@ type channelState struct {
 	confirmed   bool
 	subscribers map[string]*actor.PID
 	pending     []*actor.PID // subscribers waiting for the first confirmation
+
+	// Sharded pub/sub only.
+	node     string      // address of the master subscribed on; "" when none
+	routing  bool        // looking up the master of its slot
+	retry    *time.Timer // routes it again after a failure
+	failures int         // failed subscriptions in a row
 }
 
 // Messages the Connection sends itself from its pub/sub forwarder.
@@ -55,8 +66,10 @@ type (
 
 // NewConnection returns the producer of a Connection actor of the
 // deployment target. first is the already-checked internal client of
-// target.DB(); the actor owns it from now on.
-func NewConnection(target *redisx.Target, first redis.UniversalClient, log *zap.Logger) actor.Producer {
+// target.DB(); the actor owns it from now on. sharded: the channels are
+// shard channels (SSUBSCRIBE), on a Redis Cluster whose servers have them
+// (redisx.ShardedPubSub); first is then its cluster client.
+func NewConnection(target *redisx.Target, first redis.UniversalClient, sharded bool, log *zap.Logger) actor.Producer {
 	return func() actor.Actor {
 		c := &connActor{
 			target:   target,
@@ -64,6 +77,10 @@ func NewConnection(target *redisx.Target, first redis.UniversalClient, log *zap.
 			internal: map[int]redis.UniversalClient{},
 			user:     map[int]redis.UniversalClient{},
 			channels: map[string]*channelState{},
+			shard:    shardState{nodes: map[string]*shardNode{}, goroutines: &sync.WaitGroup{}},
+		}
+		if cl, ok := first.(*redis.ClusterClient); ok && sharded {
+			c.shard.on, c.shard.cluster = true, cl
 		}
 		if first != nil {
 			c.internal[target.DB()] = first
@@ -74,13 +91,16 @@ func NewConnection(target *redisx.Target, first redis.UniversalClient, log *zap.
 
 // Receive implements actor.Actor.
 func (c *connActor) Receive(ctx actor.Context) {
+	if c.receiveShard(ctx) {
+		return
+	}
 	switch m := ctx.Message().(type) {
 	case *messages.GetDB:
 		ctx.Respond(c.getDB(m))
 	case *messages.Subscribe:
 		c.subscribe(ctx, m)
 	case *messages.Unsubscribe:
-		c.unsubscribe(m)
+		c.unsubscribe(ctx, m)
 	case *subscribed:
 		c.onSubscribed(ctx, m.channel)
 	case *subscribeFailed:
@@ -142,6 +162,10 @@ func (c *connActor) subscribe(ctx actor.Context, m *messages.Subscribe) {
 	}
 	st = &channelState{subscribers: map[string]*actor.PID{m.Subscriber.String(): m.Subscriber}, pending: []*actor.PID{ctx.Sender()}}
 	c.channels[m.Channel] = st
+	if c.shard.on {
+		c.routeShard(ctx, m.Channel)
+		return
+	}
 	c.startPubSub(ctx)
 	ps, self, sys, channel := c.ps, ctx.Self(), ctx.ActorSystem(), m.Channel
 	go func() {
@@ -214,7 +238,7 @@ func (c *connActor) onSubscribeFailed(ctx actor.Context, m *subscribeFailed) {
 	go func() { _ = ps.Unsubscribe(context.Background(), m.channel) }()
 }
 
-func (c *connActor) unsubscribe(m *messages.Unsubscribe) {
+func (c *connActor) unsubscribe(ctx actor.Context, m *messages.Unsubscribe) {
 	st := c.channels[m.Channel]
 	if st == nil {
 		return
@@ -224,6 +248,10 @@ func (c *connActor) unsubscribe(m *messages.Unsubscribe) {
 		return
 	}
 	delete(c.channels, m.Channel)
+	if c.shard.on {
+		c.unsubscribeShard(ctx, m.Channel, st)
+		return
+	}
 	ps, channel := c.ps, m.Channel
 	go func() { _ = ps.Unsubscribe(context.Background(), channel) }()
 }
@@ -242,19 +270,20 @@ func (c *connActor) shutdown(ctx actor.Context, m *messages.Shutdown) {
 			ctx.Send(pid, &messages.SubscribeResult{Err: c.closedErr})
 		}
 	}
+	shards, shardsDone := c.closeShards(), c.shard.goroutines
 	c.channels = map[string]*channelState{}
 	sender, sys := ctx.Sender(), ctx.ActorSystem()
 	ps, done := c.ps, c.forwarded
 	clients := c.allClients()
 	c.ps, c.internal, c.user = nil, map[int]redis.UniversalClient{}, map[int]redis.UniversalClient{}
 	go func() {
-		err := closeConnections(ps, done, clients)
+		err := closeConnections(ps, done, shards, shardsDone, clients)
 		sys.Root.Send(sender, &messages.ShutdownResult{Err: err})
 	}()
 }
 
 func (c *connActor) closeAll() {
-	_ = closeConnections(c.ps, c.forwarded, c.allClients())
+	_ = closeConnections(c.ps, c.forwarded, c.closeShards(), c.shard.goroutines, c.allClients())
 	c.ps, c.internal, c.user = nil, map[int]redis.UniversalClient{}, map[int]redis.UniversalClient{}
 }
 
@@ -275,9 +304,11 @@ func (c *connActor) allClients() []dbClient {
 	return all
 }
 
-// closeConnections closes the pub/sub connection, waits for its forwarder
-// to exit, then closes the clients.
-func closeConnections(ps *redis.PubSub, forwarded chan struct{}, clients []dbClient) error {
+// closeConnections closes the pub/sub connections, waits for the classic
+// one's forwarder to exit, closes the clients, then waits for the
+// goroutines of sharded pub/sub (a routing under way ends when the clients
+// are closed).
+func closeConnections(ps *redis.PubSub, forwarded chan struct{}, shards []*redis.PubSub, shardsDone *sync.WaitGroup, clients []dbClient) error {
 	var errs []error
 	if ps != nil {
 		if err := ps.Close(); err != nil {
@@ -285,10 +316,16 @@ func closeConnections(ps *redis.PubSub, forwarded chan struct{}, clients []dbCli
 		}
 		<-forwarded
 	}
+	for _, s := range shards {
+		if err := s.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close shard pub/sub: %w", err))
+		}
+	}
 	for _, c := range clients {
 		if err := c.cl.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
 			errs = append(errs, fmt.Errorf("close db %d: %w", c.db, err))
 		}
 	}
+	shardsDone.Wait()
 	return errors.Join(errs...)
 }

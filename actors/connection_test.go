@@ -39,7 +39,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	first := target.Client(target.DB(), false)
 	h := &harness{sys: sys, events: make(chan any, 16), raw: redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})}
-	h.conn = sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, zap.NewNop())))
+	h.conn = sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, false, zap.NewNop())))
 	h.sub = sys.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
 		switch m := ctx.Message().(type) {
 		case *messages.Published, *messages.Resubscribed:

@@ -5,8 +5,9 @@
 // The actors, each the only owner of its state:
 //
 //   - the connection actor (NewConnection), one per client: the go-redis
-//     clients per DB and the one pub/sub connection that everything of the
-//     client shares;
+//     clients per DB and the pub/sub connection that everything of the
+//     client shares (one per master for sharded pub/sub on a Redis
+//     Cluster, connection_shard.go);
 //   - the lock manager (NewLockManager), one per client: lock waiters,
 //     turns, wake-ups and lease renewal;
 //   - the pool actor (NewPool), one per pool name per client: take

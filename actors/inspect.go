@@ -214,5 +214,5 @@ func ListPool(ctx context.Context, cl redis.Scripter, keys redisx.Keys, name str
 func ForceUnlock(ctx context.Context, cl redis.Scripter, keys redisx.Keys, db int, key string) (string, error) {
 	return registry.Get("lock_force_unlock").Run(ctx, cl,
 		[]string{keys.Lock(key), keys.Fence(key), keys.LockQueue(key), keys.LockTickets(key)},
-		keys.LockChannel(db), lockTransferLease.Milliseconds()).Text()
+		keys.LockWake(db, keys.Lock(key)).Arg(), lockTransferLease.Milliseconds()).Text()
 }

@@ -49,9 +49,10 @@ const (
 // FIFO per key, and the leases the client holds.
 //
 // Waiting costs no Redis command while nothing changes. The manager
-// subscribes once per DB to the channel on which every release of a lock of
-// that DB is published (before the first attempt, so that no release is
-// missed). Only the head waiter of a key tries, and only when no lease of
+// subscribes to the channel on which the releases of a waiter's keys are
+// published, before the waiter's first attempt, so that no release is
+// missed: one per DB, or per slot on a Cluster (lock_turns.go). Only the
+// head waiter of a key tries, and only when no lease of
 // this client holds one of its keys; a waiter that found a key taken is
 // tried again when a release of one of its keys is published, or when a
 // timer fires at the blocker's expiry (a holder that died without releasing),
@@ -111,10 +112,11 @@ type lockManager struct {
 	// other clients' releases publish (see readClock).
 	clock serverClock
 
-	subs      map[int]*lockSub // by DB
-	channels  map[string]int   // channel -> DB
-	subQueue  []int            // DBs whose Subscribe waits for the one in flight
-	subFlight int              // DB of the Subscribe in flight, -1 if none
+	subs       map[string]*lockSub        // release channels, by name (lock_turns.go)
+	waiterSubs map[*lockWaiter][]*lockSub // the channels each waiter needs
+	subQueue   []string                   // channels whose Subscribe waits for the one in flight
+	subFlight  string                     // channel of the Subscribe in flight, "" if none
+	sweep      *time.Timer                // drops the idle channels (sharded pub/sub)
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
@@ -135,10 +137,6 @@ type dbKey struct {
 type tokenKey struct {
 	token string
 	key   dbKey
-}
-
-type lockSub struct {
-	ready bool
 }
 
 // Messages the lock manager sends itself from its goroutines and timers.
@@ -220,9 +218,8 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logge
 			queued:     map[dbKey]bool{},
 			clients:    map[int]redis.UniversalClient{},
 			names:      map[string]keyNames{},
-			subs:       map[int]*lockSub{},
-			channels:   map[string]int{},
-			subFlight:  -1,
+			subs:       map[string]*lockSub{},
+			waiterSubs: map[*lockWaiter][]*lockSub{},
 		}
 	}
 }
@@ -242,21 +239,21 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		m.refresh(ctx, msg)
 	case *messages.ReadLockStats:
 		busy := m.busy + len(m.subQueue)
-		if m.subFlight >= 0 {
+		if m.subFlight != "" {
 			busy++
 		}
 		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
 	case *messages.SubscribeResult:
-		m.onSubscribed(ctx, msg)
+		m.onSubscribed(msg)
 	case *messages.Published:
-		if db, ok := m.channels[msg.Channel]; ok {
+		if sub, ok := m.subs[msg.Channel]; ok {
 			now, turns := decodeTurns(msg.Payload)
-			m.onTurns(db, now, turns)
+			m.onTurns(sub.db, now, turns)
 		}
 	case *messages.Resubscribed:
-		if db, ok := m.channels[msg.Channel]; ok {
-			m.log.Info("lock releases may have been missed: retrying every waiter", zap.Int("db", db))
-			m.wakeAll(db)
+		if _, ok := m.subs[msg.Channel]; ok {
+			m.log.Info("lock releases may have been missed: retrying the waiters", zap.String("channel", msg.Channel))
+			m.wakeChannel(msg.Channel)
 		}
 	case *attemptDone:
 		m.onAttempt(msg)
@@ -268,6 +265,8 @@ func (m *lockManager) Receive(ctx actor.Context) {
 				m.attempt(w, skip)
 			}
 		}
+	case *subSweep:
+		m.onSubSweep()
 	case *leaveDone:
 		m.callDone()
 	case *releaseDone:
@@ -305,29 +304,35 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 		close(l.lost)
 		m.releaseLease(l, nil)
 	}
-	byDB := map[int][]dbKey{}
+	// One leave per release channel: per DB, or per slot on a Cluster,
+	// whose scripts touch one slot each.
+	byChannel := map[string][]dbKey{}
 	for k := range m.queued {
-		byDB[k.db] = append(byDB[k.db], k)
+		ch := m.keys.LockWake(k.db, k.key).Channel
+		byChannel[ch] = append(byChannel[ch], k)
 	}
-	for db, ks := range byDB {
+	for _, ks := range byChannel {
 		var names lockNames
 		for _, k := range ks {
 			names.add(k.key, m.names[k.key])
 		}
-		m.runLeave(m.clients[db], db, names.all())
+		m.runLeave(m.clients[ks[0].db], ks[0].db, names.all())
 	}
 	m.queued = map[dbKey]bool{}
 	m.stopTimers()
-	for channel := range m.channels {
+	for channel := range m.subs {
 		ctx.Send(m.conn, &messages.Unsubscribe{Channel: channel, Subscriber: m.self})
 	}
-	m.channels = map[string]int{}
+	m.subs = map[string]*lockSub{}
 	m.maybeFinish()
 }
 
 func (m *lockManager) stopTimers() {
 	if m.timer != nil {
 		m.timer.Stop()
+	}
+	if m.sweep != nil {
+		m.sweep.Stop()
 	}
 	for _, w := range m.waiters {
 		if w.timer != nil {

@@ -34,7 +34,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockWake(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
@@ -61,7 +61,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 }
 
 func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
-	args := []any{m.id, m.keys.LockChannel(db), lockTransferLease.Milliseconds()}
+	args := []any{m.id, m.keys.LockWake(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
@@ -73,8 +73,9 @@ func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) 
 // release may transfer the key to that waiter (see lock_transfer.go). then,
 // if not nil, is told the outcome: nil, ErrLockNotHeld or the call's error.
 func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, names lockNames, then func(error)) {
+	all := names.all()
 	args := make([]any, 0, 4+len(keys))
-	args = append(args, token, m.keys.LockChannel(db), m.id, lockTransferLease.Milliseconds())
+	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds())
 	next := make([]*lockWaiter, len(keys))
 	for i, k := range keys {
 		ticket := "" // no more waiters for the key
@@ -87,7 +88,6 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 		}
 		args = append(args, ticket)
 	}
-	all := names.all()
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++
 	}

@@ -109,7 +109,7 @@ func (m *lockManager) enter(ctx actor.Context, w *lockWaiter) {
 		}
 		q.push(w)
 	}
-	if m.subscribe(ctx, req.DB) {
+	if m.subscribe(w) {
 		m.consider(w)
 	}
 }
@@ -130,10 +130,10 @@ func (m *lockManager) consider(w *lockWaiter) {
 	m.attempt(w, "")
 }
 
-// eligible: w's DB is subscribed, w is at the head of the queue of each of
-// its keys, and no lease of this client holds one of them.
+// eligible: w's release channels are subscribed, w is at the head of the
+// queue of each of its keys, and no lease of this client holds one of them.
 func (m *lockManager) eligible(w *lockWaiter) bool {
-	if sub := m.subs[w.req.DB]; sub == nil || !sub.ready {
+	if !m.subscribed(w) {
 		return false
 	}
 	for _, k := range w.keys {
@@ -168,17 +168,6 @@ func (m *lockManager) wakeKeys(keys []dbKey) {
 		names = append(names, k.key)
 	}
 	m.wake(keys[0].db, names)
-}
-
-// wakeAll considers every head waiter of DB db.
-func (m *lockManager) wakeAll(db int) {
-	var keys []string
-	for k := range m.queues {
-		if k.db == db {
-			keys = append(keys, k.key)
-		}
-	}
-	m.wake(db, keys)
 }
 
 func (m *lockManager) stopTimer(w *lockWaiter) {
@@ -287,6 +276,7 @@ func (w *lockWaiter) respond(m *lockManager, res *messages.AcquireResult) {
 func (m *lockManager) removeWaiter(w *lockWaiter) {
 	w.removed = true
 	delete(m.waiters, w.req.Token)
+	m.unsubscribe(w)
 	m.stopTimer(w)
 	if w.inflight {
 		m.orphans[w.gen] = w

@@ -179,7 +179,7 @@ func (p *poolActor) Receive(ctx actor.Context) {
 	case *messages.SubscribeResult:
 		p.onSubscribed(ctx, m)
 	case *messages.Published:
-		if m.Channel == p.keys.channel && m.Payload == p.cfg.Name {
+		if m.Channel == p.keys.channel.Channel && m.Payload == p.cfg.Name {
 			p.wake(ctx)
 		}
 	case *messages.Resubscribed:
@@ -239,7 +239,7 @@ func (p *poolActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 	p.stopWaitingTimer()
 	p.syncWaiting() // the entry goes; Shutdown waits for it too
 	if p.subscribed || p.subscribing {
-		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel, Subscriber: p.self})
+		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel.Channel, Subscriber: p.self})
 		p.subscribed = false
 	}
 	p.maybeFinish()

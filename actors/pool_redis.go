@@ -28,16 +28,16 @@ const (
 type poolKeys struct {
 	keys    redisx.Keys
 	name    string
-	channel string
-	base    []string // ready, expiry, meta, data, expired: KEYS[1..5] of the scripts
-	waiting string   // the clients' waiting counts (pool_waiting.lua)
+	channel redisx.Wake // Arg() for the scripts, Channel to subscribe
+	base    []string    // ready, expiry, meta, data, expired: KEYS[1..5] of the scripts
+	waiting string      // the clients' waiting counts (pool_waiting.lua)
 }
 
 func newPoolKeys(keys redisx.Keys, name string, db int) poolKeys {
 	return poolKeys{
 		keys:    keys,
 		name:    name,
-		channel: keys.PoolChannel(db),
+		channel: keys.PoolWake(db, name),
 		base: []string{
 			keys.Pool(name, "ready"),
 			keys.Pool(name, "expiry"),
@@ -82,7 +82,7 @@ func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 	keys := make([]string, 0, len(k.base)+len(reqs))
 	keys = append(keys, k.base...)
 	args := make([]any, 0, 5+3*len(reqs))
-	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds(), allowance, k.channel, k.name)
+	args = append(args, poolPurgeBatch, poolGrantLife.Milliseconds(), allowance, k.channel.Arg(), k.name)
 	for _, r := range reqs {
 		keys = append(keys, k.grant(r.token))
 		kind := "a"
@@ -241,7 +241,7 @@ func runReturn(ctx context.Context, cl redis.Scripter, k poolKeys, tokens []stri
 
 func runGiveBack(ctx context.Context, cl redis.Scripter, k poolKeys, uncount string, tokens []string, ids [][]string) (back, left int64, err error) {
 	keys := slices.Clone(k.base)
-	args := []any{k.channel, k.name, uncount}
+	args := []any{k.channel.Arg(), k.name, uncount}
 	for i, t := range tokens {
 		keys = append(keys, k.grant(t))
 		if ids != nil {
@@ -280,7 +280,7 @@ func roundUp(d, unit time.Duration) int64 {
 // runPut runs pool_put.
 func runPut(ctx context.Context, cl redis.Scripter, k poolKeys, cs []messages.Container) error {
 	args := make([]any, 0, 2+5*len(cs))
-	args = append(args, k.channel, k.name)
+	args = append(args, k.channel.Arg(), k.name)
 	for _, c := range cs {
 		var created int64
 		if !c.CreatedAt.IsZero() {
@@ -329,7 +329,7 @@ func runRemove(ctx context.Context, cl redis.Scripter, k poolKeys, ids []string)
 // runCooldown returns the new next-available time (µs), or -1 when the id
 // is not found.
 func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, d time.Duration) (int64, error) {
-	res, err := registry.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel, k.name, id, durUs(d)).Int64Slice()
+	res, err := registry.Get("pool_cooldown").Run(ctx, cl, k.base, k.channel.Arg(), k.name, id, durUs(d)).Int64Slice()
 	if err != nil {
 		return 0, err
 	}

@@ -96,7 +96,7 @@ func (p *poolActor) attempt(ctx actor.Context) {
 		// a failed try can be missed.
 		if !p.subscribing {
 			p.subscribing = true
-			ctx.Request(p.cfg.Conn, &messages.Subscribe{Channel: p.keys.channel, Subscriber: p.self})
+			ctx.Request(p.cfg.Conn, &messages.Subscribe{Channel: p.keys.channel.Channel, Subscriber: p.self})
 		}
 		return
 	}

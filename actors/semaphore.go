@@ -65,7 +65,7 @@ type semaphoreActor struct {
 	cfg     SemaphoreConfig
 	log     *zap.Logger
 	keys    []string
-	channel string
+	channel redisx.Wake // Arg() for the scripts, Channel to subscribe
 
 	queue   waitQueue[*semWaiter] // arrival order
 	byToken map[string]*semWaiter
@@ -130,7 +130,7 @@ func NewSemaphore(cfg SemaphoreConfig) actor.Producer {
 				k.Semaphore(cfg.Name, "holders"), k.Semaphore(cfg.Name, "held"), k.Semaphore(cfg.Name, "queue"),
 				k.Semaphore(cfg.Name, "wanted"), k.Semaphore(cfg.Name, "meta"),
 			},
-			channel: k.SemaphoreChannel(cfg.DB),
+			channel: k.SemaphoreWake(cfg.DB, cfg.Name),
 			byToken: map[string]*semWaiter{},
 			leases:  map[uint64]*semLease{},
 		}
@@ -161,7 +161,7 @@ func (s *semaphoreActor) Receive(ctx actor.Context) {
 	case *messages.SubscribeResult:
 		s.onSubscribed(ctx, m)
 	case *messages.Published:
-		if m.Channel == s.channel && m.Payload == s.cfg.Name {
+		if m.Channel == s.channel.Channel && m.Payload == s.cfg.Name {
 			s.wake()
 		}
 	case *messages.Resubscribed:
@@ -254,7 +254,7 @@ func (s *semaphoreActor) attempt() {
 	if !s.subscribed {
 		if !s.subscribing {
 			s.subscribing = true
-			s.root.RequestWithCustomSender(s.cfg.Conn, &messages.Subscribe{Channel: s.channel, Subscriber: s.self}, s.self)
+			s.root.RequestWithCustomSender(s.cfg.Conn, &messages.Subscribe{Channel: s.channel.Channel, Subscriber: s.self}, s.self)
 		}
 		return
 	}
@@ -268,7 +268,7 @@ func (s *semaphoreActor) attempt() {
 		return
 	}
 	args := make([]any, 0, 4+4*len(batch))
-	args = append(args, s.cfg.Permits, semTurnGrace.Milliseconds(), s.channel, s.cfg.Name)
+	args = append(args, s.cfg.Permits, semTurnGrace.Milliseconds(), s.channel.Arg(), s.cfg.Name)
 	for _, w := range batch {
 		w.tried, w.inFlight = true, true
 		// A waiting request queues in Redis (or holds permits) from now on.
@@ -433,7 +433,7 @@ func (s *semaphoreActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 		s.release(nil, tokens...)
 	}
 	if s.subscribed || s.subscribing {
-		ctx.Send(s.cfg.Conn, &messages.Unsubscribe{Channel: s.channel, Subscriber: ctx.Self()})
+		ctx.Send(s.cfg.Conn, &messages.Unsubscribe{Channel: s.channel.Channel, Subscriber: ctx.Self()})
 		s.subscribed = false
 	}
 	s.maybeFinish()

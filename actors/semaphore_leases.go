@@ -166,7 +166,7 @@ func (s *semaphoreActor) release(to *actor.PID, tokens ...string) {
 		return
 	}
 	args := make([]any, 0, 2+len(tokens))
-	args = append(args, s.channel, s.cfg.Name)
+	args = append(args, s.channel.Arg(), s.cfg.Name)
 	for _, t := range tokens {
 		args = append(args, t)
 	}

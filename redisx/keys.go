@@ -13,6 +13,9 @@ const DefaultPrefix = "xsync"
 // DefaultPrefix.
 type Keys struct {
 	Prefix string
+	// Sharded: wake-ups go through sharded pub/sub, on channels in the
+	// slots of the keys (see Wake); set on a Redis Cluster that has it.
+	Sharded bool
 }
 
 func (k Keys) prefix() string {

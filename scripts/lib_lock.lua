@@ -126,5 +126,5 @@ local function publishTurns(channel, entries)
       parts[#parts + 1] = #v .. ':' .. v
     end
   end
-  redis.call('PUBLISH', channel, table.concat(parts))
+  publish(channel, table.concat(parts))
 end

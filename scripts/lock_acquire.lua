@@ -31,7 +31,8 @@
 --     ARGV[8]. A waiter whose turn came on a free key it cannot use now
 --     (another key blocks) hands the key on to the next client, PUBLISHed as
 --     lock_release does (on ARGV[6]).
--- ARGV[6]: the pub/sub channel of lock releases of this DB.
+-- ARGV[6]: the pub/sub channel of lock releases of this DB, or of the
+--   keys' slot (see lib_publish).
 -- ARGV[7]: the turn grace in ms: a turn on a free key that its client has not
 --   taken after this long is over (the client died, or cannot use the key),
 --   and goes to the next client, for waiters and tries alike.
@@ -43,6 +44,7 @@
 -- Turns (see lib_lock.lua) begin when a release or a leave hands them out,
 --   or when an attempt finds the key free (it expired) with a head whose
 --   turn has not begun.
+--#include lib_publish
 --#include lib_lock
 local n = #KEYS / 4
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]

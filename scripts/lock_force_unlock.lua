@@ -5,12 +5,14 @@
 -- token gone.
 -- KEYS[1]: the lock key. KEYS[2]: its fencing counter. KEYS[3]: its turn
 --   queue. KEYS[4]: its ticket hash.
--- ARGV[1]: the pub/sub channel of lock releases of the key's DB.
+-- ARGV[1]: the pub/sub channel of lock releases of the key's DB, or of
+--   its slot (see lib_publish).
 -- ARGV[2]: the most (ms) a transferred key is held before its new holder
 --   confirms it (see lock_release).
 -- Returns: the token that held the key, or "" when it was free (nothing is
 --   changed then). When it was held, the hand-off is PUBLISHed on ARGV[1]
 --   as lock_release publishes it.
+--#include lib_publish
 --#include lib_lock
 checkKeys(1, 1, 'string')
 checkKeys(2, 2, 'string', true)

@@ -5,11 +5,13 @@
 --   their n ticket hashes (KEYS[n+i], KEYS[2n+i] and KEYS[3n+i] go with
 --   KEYS[i]).
 -- ARGV[1]: the id of the client.
--- ARGV[2]: the pub/sub channel of lock releases of this DB.
+-- ARGV[2]: the pub/sub channel of lock releases of this DB, or of the
+--   keys' slot (see lib_publish).
 -- ARGV[3]: the most (ms) a transferred key is held unconfirmed (see
 --   lock_release).
 -- Returns: the number of queues the client left. Each hand-off is PUBLISHed
 --   on ARGV[2], as lock_release does.
+--#include lib_publish
 --#include lib_lock
 local n = #KEYS / 4
 checkKeys(1, n, 'string')

@@ -5,7 +5,8 @@
 --   queues and their n ticket hashes (KEYS[n+i], KEYS[2n+i] and KEYS[3n+i]
 --   go with KEYS[i]).
 -- ARGV[1]: the owner token.
--- ARGV[2]: the pub/sub channel of lock releases of this DB.
+-- ARGV[2]: the pub/sub channel of lock releases of this DB, or of the
+--   keys' slot (see lib_publish).
 -- ARGV[3]: the id of the releasing client.
 -- ARGV[4]: the most (ms) a transferred key is held before its new holder
 --   confirms it: a holder that died delays the key by no more.
@@ -19,6 +20,7 @@
 --   fence of KEYS[i] when it was transferred to the releasing client's own
 --   ticket, else 0. The other hand-offs are PUBLISHed on ARGV[2] (see
 --   publishTurns), the releasing client's own left out.
+--#include lib_publish
 --#include lib_lock
 local n = #KEYS / 4
 if n > 1 then

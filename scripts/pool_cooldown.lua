@@ -5,13 +5,14 @@
 -- container whose TTL has passed is purged (counted in KEYS[5]) and not
 -- found.
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
--- ARGV[1] channel to publish on
+-- ARGV[1] channel to publish on (see lib_publish)
 -- ARGV[2] the pool's name (the message)
 -- ARGV[3] the id
 -- ARGV[4] d (µs, >= 0)
 -- Returns {now, nextAvailableUs}, or {now, -1} when the id is not found.
 -- A record that does not decode, or one that disagrees with the ready set,
 -- is corrupt (see lookup in lib_pool.lua).
+--#include lib_publish
 --#include lib_pool
 local id = ARGV[3]
 local r, score = lookup(id)
@@ -26,5 +27,5 @@ if r[8] > 0 then
   return {now, nextAt}
 end
 redis.call('ZADD', ready, string.format('%.0f', nextAt), id)
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+publish(ARGV[1], ARGV[2])
 return {now, nextAt}

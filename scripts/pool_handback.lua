@@ -11,13 +11,14 @@
 -- every client wake.
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
 -- KEYS[5+i] grant record i (see readGrant in lib_pool.lua)
--- ARGV[1] channel to publish on
+-- ARGV[1] channel to publish on (see lib_publish)
 -- ARGV[2] the pool's name (the message)
 -- ARGV[3] "1" for grants nobody received, "0" for containers returned unused
 -- ARGV[3+i] the ids of grant i to give back, each written as
 --   <byte length>:<id>, one after the other; "" (or no ARGV) for all
 -- Returns {back, left}: the containers given back, and those left as they
 -- were because they were overtaken or their grant record is gone.
+--#include lib_publish
 --#include lib_pool
 
 -- wanted decodes the id list of ARGV[3+i]; nil means every id.
@@ -62,6 +63,6 @@ for _, g in ipairs(grants) do
   end
 end
 if back > 0 then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  publish(ARGV[1], ARGV[2])
 end
 return {back, asked - back}

@@ -7,7 +7,7 @@
 -- new. Every record touched is decoded before anything is written.
 -- Publishes the pool's name, so that waiters of every client wake.
 -- KEYS[1..5]: the pool's keys (see lib_pool.lua)
--- ARGV[1] channel to publish on
+-- ARGV[1] channel to publish on (see lib_publish)
 -- ARGV[2] the pool's name (the message)
 -- ARGV[3+4(i-1)] .. ARGV[6+4(i-1)]: container i's id, createdMs (0: now),
 --         ttlMs (0: forever), intervalMs
@@ -16,6 +16,7 @@
 -- a grant made before it is overtaken (see lib_pool.lua).
 -- Returns {now, ""}. A record that does not decode is corrupt (see
 -- lib_pool.lua): nothing is written.
+--#include lib_publish
 --#include lib_pool
 local k = (#ARGV - 2) / 5
 
@@ -59,5 +60,5 @@ for i = 1, k do
     redis.call('HSET', data, id, payload)
   end
 end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+publish(ARGV[1], ARGV[2])
 return {now, ''}

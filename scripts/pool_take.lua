@@ -32,7 +32,7 @@
 -- ARGV[1] purge batch size
 -- ARGV[2] grant record lifetime (ms)
 -- ARGV[3] bypasses allowed before the first request (-1: no limit)
--- ARGV[4] channel to publish on when a void grant gave containers back
+-- ARGV[4] channel to publish on (see lib_publish) when a void grant gave containers back
 -- ARGV[5] the pool's name (the message)
 -- ARGV[3+3i], ARGV[4+3i], ARGV[5+3i]: request i's kind ("a" ask, "r"
 --         random; "aw", "rw" when it waits), n (>= 1), bypass budget (>= 0;
@@ -48,6 +48,7 @@
 -- Corrupt data (see lib_pool.lua) fails the script before anything is
 -- written, or, met by a request after others were served, fails that
 -- request before it writes: {3, what}.
+--#include lib_publish
 --#include lib_pool
 local batch = tonumber(ARGV[1])
 local life = tonumber(ARGV[2])
@@ -191,5 +192,5 @@ for i = 1, k do
   end
   results[#results + 1] = res
 end
-if gaveBack then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+if gaveBack then publish(ARGV[4], ARGV[5]) end
 return results

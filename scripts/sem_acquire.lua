@@ -15,7 +15,7 @@
 -- KEYS[1..5] the semaphore's keys (see lib_sem.lua)
 -- ARGV[1] permits of the semaphore (>= 1)
 -- ARGV[2] turn grace (ms)
--- ARGV[3] channel, ARGV[4] payload: published when a grant leaves a next
+-- ARGV[3] channel (see lib_publish), ARGV[4] payload: published when a grant leaves a next
 --         head that may be served
 -- ARGV[5+4(i-1)..]: request i's token, n (>= 1), lease ms (>= 1), wait (1
 --         queues it when refused, 0 not)
@@ -24,6 +24,7 @@
 --   {0, at}      refused; at is the earliest time (ms) it could change by
 --                itself (a lease expiry, the end of a turn), -1 none: only
 --                a release can help
+--#include lib_publish
 --#include lib_sem
 local permits = tonumber(ARGV[1])
 local grace = tonumber(ARGV[2])
@@ -90,7 +91,7 @@ end
 if granted_head then
   local _, _, turn_at = head()
   if turn_at >= 0 then
-    redis.call('PUBLISH', ARGV[3], ARGV[4])
+    publish(ARGV[3], ARGV[4])
   end
 end
 return out

@@ -1,10 +1,11 @@
 -- sem_release: gives back the permits of tokens, and takes them out of the
 -- queue if they wait there; publishes when that may let a waiter go.
 -- KEYS[1..5] the semaphore's keys (see lib_sem.lua)
--- ARGV[1] channel, ARGV[2] payload
+-- ARGV[1] channel (see lib_publish), ARGV[2] payload
 -- ARGV[3..] tokens
 -- Returns the number of tokens whose lease was still running: 0 for a
 -- single token means it was not held (expired, or released already).
+--#include lib_publish
 --#include lib_sem
 local now = now_ms()
 local live, changed = 0, false
@@ -25,6 +26,6 @@ for i = 3, #ARGV do
   end
 end
 if changed then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  publish(ARGV[1], ARGV[2])
 end
 return live
