@@ -2,10 +2,12 @@ package xsync_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -17,11 +19,17 @@ import (
 
 // commandCounts reads INFO commandstats: calls per command, summed over
 // every master (one on a single server or Sentinel, three on the test
-// Cluster).
+// Cluster). On Sentinel it also notes, under keys that name no command, what
+// commandsSince needs to tell the Sentinels' own commands from xsync's (see
+// sentinelTraffic).
 func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 	t.Helper()
 	var mu sync.Mutex
 	counts := map[string]int64{}
+	sentinel := testredis.Current(t).Topology == testredis.Sentinel
+	if sentinel {
+		noteSentinelTraffic(t, r, counts, "pre")
+	}
 	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
 		info, err := m.Info(context.Background(), "commandstats").Result()
 		if err != nil {
@@ -42,6 +50,9 @@ func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if sentinel {
+		noteSentinelTraffic(t, r, counts, "post")
 	}
 	return counts
 }
@@ -66,35 +77,154 @@ func keysMatching(t testing.TB, r redis.UniversalClient, pattern string) []strin
 
 // commandsSince is what the deployment has processed since before (from
 // commandCounts), by command, but for what neither xsync nor its waiters
-// send (see noise).
+// send (see noise and sentinelTraffic).
 func commandsSince(t testing.TB, db redis.UniversalClient, before map[string]int64) map[string]int64 {
 	t.Helper()
+	after := commandCounts(t, db)
 	diff := map[string]int64{}
-	for name, n := range commandCounts(t, db) {
-		if d := n - before[name]; d != 0 {
+	for name, n := range after {
+		if d := n - before[name]; d != 0 && !strings.HasPrefix(name, sentinelKey) {
 			diff[name] = d
 		}
 	}
 	for name := range noise(diff) {
 		delete(diff, name)
 	}
+	for name, n := range sentinelTraffic(before, after) {
+		if diff[name] -= n; diff[name] <= 0 {
+			delete(diff, name)
+		}
+	}
 	return diff
 }
 
 // noise is the part of diff (commands by name) that is not xsync's: the
-// test's own INFO calls, go-redis's pub/sub health-check PINGs, the
-// replicas' REPLCONF ACKs, the test's cluster client asking for the slots
-// (CLUSTER ...), and the Sentinels' hello messages (PUBLISH every 2s).
-// xsync publishes only from inside its scripts, so a PUBLISH is a
-// Sentinel's when no script ran.
+// test's own INFO and CLIENT LIST calls, go-redis's pub/sub health-check
+// PINGs, the replicas' REPLCONF ACKs and the test's cluster client asking
+// for the slots (CLUSTER ...). xsync sends none of them.
 func noise(diff map[string]int64) map[string]int64 {
 	out := map[string]int64{}
 	for name, n := range diff {
-		switch {
-		case name == "info" || name == "ping" || name == "replconf" || strings.HasPrefix(name, "cluster|"):
+		if name == "info" || name == "ping" || name == "replconf" || name == "client|list" || strings.HasPrefix(name, "cluster|") {
 			out[name] = n
-		case name == "publish" && diff["evalsha"] == 0 && diff["eval"] == 0:
-			out[name] = n
+		}
+	}
+	return out
+}
+
+// The Sentinels talk to the master on their own connections, named
+// "sentinel-<id>-cmd" and "sentinel-<id>-pubsub": every 2s each PUBLISHes
+// a hello on __sentinel__:hello (three Sentinels: 1.5 a second), and each
+// time a link reconnects (after a test cut the pub/sub connections, a
+// failover, or a PING left unanswered for half of down-after-milliseconds
+// on a loaded machine) it sends CLIENT SETNAME, and on its pub/sub link
+// SUBSCRIBE __sentinel__:hello. INFO commandstats cannot tell these from
+// xsync's own PUBLISH (from its scripts) and SUBSCRIBE, so commandCounts
+// notes, before and after its INFO, how many hellos a subscriber of the
+// test has received and which connections bear a Sentinel's name; and
+// sentinelTraffic counts from that what the Sentinels sent in between.
+const (
+	sentinelKey   = "~sentinel "
+	sentinelHello = "__sentinel__:hello"
+)
+
+var helloSubscribers sync.Map // testing.TB -> *redis.PubSub
+
+// noteSentinelTraffic writes into counts, under keys that start with
+// sentinelKey and end with when ("pre" or "post" its INFO): the hellos
+// received so far, and the ids of the master's connections named by a
+// Sentinel.
+func noteSentinelTraffic(t testing.TB, r redis.UniversalClient, counts map[string]int64, when string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	counts[sentinelKey+"hellos "+when] = helloCount(ctx, t, r)
+	list, err := r.ClientList(ctx).Result()
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		var id, name string
+		for _, field := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(field, "id="); ok {
+				id = v
+			} else if v, ok := strings.CutPrefix(field, "name="); ok {
+				name = v
+			}
+		}
+		if strings.HasPrefix(name, "sentinel-") && id != "" {
+			counts[sentinelKey+"conn "+when+" "+id+" "+name] = 1
+		}
+	}
+}
+
+// helloCount is how many hellos of the Sentinels t's subscriber (on the
+// master, subscribed on first use and closed when t ends) has received.
+// It reads until the answer to a PING: every hello the master sent before
+// it is counted.
+func helloCount(ctx context.Context, t testing.TB, r redis.UniversalClient) int64 {
+	t.Helper()
+	type subscriber struct {
+		ps    *redis.PubSub
+		count int64
+	}
+	v, loaded := helloSubscribers.Load(t)
+	if !loaded {
+		ps := r.Subscribe(ctx, sentinelHello)
+		if _, err := ps.ReceiveTimeout(ctx, 10*time.Second); err != nil {
+			_ = ps.Close()
+			t.Fatalf("subscribe %s: %v", sentinelHello, err)
+		}
+		v = &subscriber{ps: ps}
+		helloSubscribers.Store(t, v)
+		t.Cleanup(func() {
+			helloSubscribers.Delete(t)
+			_ = ps.Close()
+		})
+	}
+	s := v.(*subscriber)
+	token := fmt.Sprintf("hello-count-%d", time.Now().UnixNano())
+	if err := s.ps.Ping(ctx, token); err != nil {
+		t.Fatalf("PING on the hello subscriber: %v", err)
+	}
+	for {
+		msg, err := s.ps.ReceiveTimeout(ctx, 10*time.Second)
+		if err != nil {
+			t.Fatalf("hello subscriber: %v", err)
+		}
+		switch msg := msg.(type) {
+		case *redis.Message:
+			if msg.Channel == sentinelHello {
+				s.count++
+			}
+		case *redis.Pong:
+			if msg.Payload == token {
+				return s.count
+			}
+		}
+	}
+}
+
+// sentinelTraffic is what the Sentinels sent the master between two
+// commandCounts, by command: the hellos received (publish), and for each
+// connection a Sentinel named meanwhile its CLIENT SETNAME and, on a pub/sub
+// link, its SUBSCRIBE. Both are noted just outside the INFO calls, so that
+// the span they cover holds the window of the counts: a Sentinel command in
+// the window is always excused; one in the moment between an INFO and its
+// notes may be too. Empty when not on Sentinel.
+func sentinelTraffic(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	if h := after[sentinelKey+"hellos post"] - before[sentinelKey+"hellos pre"]; h > 0 {
+		out["publish"] = h
+	}
+	for key := range after {
+		rest, ok := strings.CutPrefix(key, sentinelKey+"conn post ")
+		if !ok || before[sentinelKey+"conn pre "+rest] != 0 {
+			continue
+		}
+		out["client|setname"]++
+		if strings.HasSuffix(rest, "-pubsub") {
+			out["subscribe"]++
 		}
 	}
 	return out
