@@ -241,3 +241,54 @@ func killPubSub(t testing.TB, r redis.UniversalClient) {
 		t.Fatal(err)
 	}
 }
+
+// publishedEverywhere returns once every node of a Redis Cluster has
+// delivered what the master of key has published so far. A PUBLISH reaches
+// the subscribers on the other nodes over the cluster bus, after the script
+// that sent it has answered: tens of milliseconds later at times. A test
+// whose window must not see the wake-ups of its own set-up waits for them
+// here: it publishes once more on that master, and the bus keeps the order
+// of one node's messages to another. One server (or a Sentinel master)
+// delivers before it answers: nothing to wait for.
+func publishedEverywhere(t testing.TB, r redis.UniversalClient, key string) {
+	t.Helper()
+	cc, ok := r.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	master, err := cc.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	channel := fmt.Sprintf("xsynctest-bus-%d", time.Now().UnixNano())
+	var (
+		mu   sync.Mutex
+		subs []*redis.PubSub
+	)
+	defer func() {
+		for _, ps := range subs {
+			_ = ps.Close()
+		}
+	}()
+	err = cc.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
+		ps := n.Subscribe(ctx, channel)
+		mu.Lock()
+		subs = append(subs, ps)
+		mu.Unlock()
+		_, err := ps.ReceiveTimeout(ctx, 10*time.Second) // the confirmation
+		return err
+	})
+	if err != nil {
+		t.Fatalf("subscribe %s on every node: %v", channel, err)
+	}
+	if err := master.Publish(ctx, channel, "flush").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range subs {
+		if _, err := ps.ReceiveMessage(ctx); err != nil {
+			t.Fatalf("the cluster bus did not deliver: %v", err)
+		}
+	}
+}
