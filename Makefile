@@ -14,10 +14,8 @@ DEMO_FLAGS ?=
 # topology tests (failovers included) and the crawler.
 TOPOLOGY_TESTS := TestLock|TestPool|TestLimiter|TestSemaphore|TestSentinel|TestCluster|TestOptions|TestCrawl
 # Tests that need one plain server: a TCP proxy (fault_test.go) stands
-# between xsync and one server. And the crawl's page limit, which ends
-# with "worker process ended early" on Sentinel and Cluster (a known bug
-# of the demo's stop report, not fixed yet).
-SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost|TestPool_ResentTake|TestLock_ResentAcquire|TestCrawlStopsAtThePageLimit
+# between xsync and one server.
+SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost|TestPool_ResentTake|TestLock_ResentAcquire
 # Tests that Cluster cannot run: other DBs than 0 (there are none:
 # OnDB, TestPools_NamesThePoolsUnderThePrefix),
 # multi-key locks whose keys fall in different slots (not supported yet:
