@@ -83,6 +83,8 @@ type lockManager struct {
 	keys redisx.Keys
 	conn *actor.PID
 	log  *zap.Logger
+	// events reach the client's metrics.
+	events LockEvents
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
@@ -185,14 +187,16 @@ type (
 
 // NewLockManager returns the producer of a client's LockManager. keys names
 // the Redis keys and channels; conn is the client's Connection actor, which
-// serves the pub/sub subscriptions.
-func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger) actor.Producer {
+// serves the pub/sub subscriptions; events receive what the client's
+// metrics count.
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger, events LockEvents) actor.Producer {
 	return func() actor.Actor {
 		return &lockManager{
 			id:         id,
 			keys:       keys,
 			conn:       conn,
 			log:        log,
+			events:     events,
 			waiters:    map[string]*lockWaiter{},
 			orphans:    map[string]*lockWaiter{},
 			superseded: map[string]*lockWaiter{},
