@@ -177,6 +177,10 @@ func TestPool_ReportsWakeNoWaiter(t *testing.T) {
 	if err := a.Cooldown(ctx, "y", time.Hour); err != nil { // both busy for an hour
 		t.Fatal(err)
 	}
+	db := rawDB(t, 0)
+	// The wake-ups of the Put and the Cooldown reach the waiters before
+	// they come, not in the window (on Cluster they travel over the bus).
+	publishedEverywhere(t, db, poolKey(prefix, "accounts", "meta"))
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	fa, fb := a.WaitAskOneAsync(wctx), b.WaitAskOneAsync(wctx)
@@ -185,7 +189,6 @@ func TestPool_ReportsWakeNoWaiter(t *testing.T) {
 	// pool_report and pool_get are in the server's script cache.
 	report(t, a, "y", xsync.Succeeded)
 	get(t, a, "y")
-	db := rawDB(t, 0)
 	before := commandCounts(t, db)
 	outcomes := []xsync.Outcome{xsync.Succeeded, xsync.Failed, xsync.Blocked, xsync.Failed, xsync.Succeeded, xsync.Blocked, xsync.Failed, xsync.Failed, xsync.Failed}
 	for i, o := range outcomes {

@@ -617,12 +617,18 @@ func TestPool_WaiterForCoolingContainerIsServedWhenItIsReady(t *testing.T) {
 // While nothing changes, waiters cost no Redis command: not the 40 of them,
 // not as time passes.
 func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
-	c := newClient(t)
+	prefix := testPrefix(t)
+	c := newClient(t, withPrefix(prefix))
 	p := c.Pool("accounts")
 	put(t, p, xsync.Container{ID: "a", Interval: time.Hour})
 	if err := p.Cooldown(t.Context(), "a", time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	db := rawDB(t, 0)
+	// The Put and the Cooldown are changes: had their wake-ups reached the
+	// pool after its waiters (on Cluster they travel over the bus), the
+	// waiters would rightly be tried again.
+	publishedEverywhere(t, db, poolKey(prefix, "accounts", "meta"))
 	ctx, cancel := context.WithTimeout(t.Context(), 800*time.Millisecond)
 	defer cancel()
 	var fs []*xsync.Future[[]xsync.Container]
@@ -642,7 +648,6 @@ func TestPool_WaitersCostNoCommandsWhileNothingChanges(t *testing.T) {
 	if s := stats(t, p); s.Waiting != 40 {
 		t.Fatalf("%d waiting, want 40", s.Waiting)
 	}
-	db := rawDB(t, 0)
 	before := commandCounts(t, db)
 	for _, f := range fs {
 		if _, err := f.Wait(t.Context()); !errors.Is(err, xsync.ErrNotAvailable) || !errors.Is(err, context.DeadlineExceeded) {

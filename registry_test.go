@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redisxsync/xsync"
 )
@@ -78,6 +79,13 @@ func TestRegistry_RegisterResolveDefault(t *testing.T) {
 func TestRegistry_ConcurrentRegisterHasOneDefault(t *testing.T) {
 	t.Cleanup(func() { closeAll(t) })
 	const n = 100
+	// What is checked is the registry under concurrent Registers, not how
+	// fast one connects: 100 clients that each build their actor system at
+	// once, under the race detector, on a loaded machine, starve the
+	// goroutines still waiting for their first PING for longer than the
+	// default 5s at times (an i/o timeout). A minute keeps a server that
+	// does not answer a failure.
+	opts := xsync.Options{Addr: redisAddr(t), ConnectTimeout: time.Minute}
 	var (
 		wg       sync.WaitGroup
 		start    = make(chan struct{})
@@ -90,7 +98,7 @@ func TestRegistry_ConcurrentRegisterHasOneDefault(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			c, err := xsync.Register(fmt.Sprintf("worker-%d", i), xsync.Options{Addr: redisAddr(t)})
+			c, err := xsync.Register(fmt.Sprintf("worker-%d", i), opts)
 			if err != nil {
 				t.Errorf("Register %d: %v", i, err)
 				return
@@ -98,7 +106,7 @@ func TestRegistry_ConcurrentRegisterHasOneDefault(t *testing.T) {
 			clients[i] = c
 			defaults[i] = xsync.Default()
 			// Everybody also races for one shared label: one must win.
-			_, dupWins[i] = xsync.Register("shared", xsync.Options{Addr: redisAddr(t)})
+			_, dupWins[i] = xsync.Register("shared", opts)
 		}()
 	}
 	close(start)

@@ -353,7 +353,7 @@ func (c *coordinator) runWorkers(ctx context.Context) (*summary, error) {
 		select {
 		case ev := <-f.events:
 			if f.handle(ev) {
-				stop = fmt.Sprintf("worker process %d ended early", ev.child.proc)
+				stop = f.exitStop(ev, c.cfg.PageLimit)
 			}
 		case <-deadline:
 			stop = "time limit (" + c.cfg.Duration.String() + ")"
@@ -581,6 +581,21 @@ func (f *fleet) handle(ev event) bool {
 		ch.waiting = 0
 	}
 	return false
+}
+
+// exitStop is why the crawl stops when the worker process of ev has
+// exited, or "" when it goes on. With a page limit, a worker process ends
+// by itself once the crawl has claimed the last page: it fetches what it
+// claimed, reports and exits, maybe before the others have fetched theirs.
+// The crawl is over when all of them have. Any other exit is early.
+func (f *fleet) exitStop(ev event, pageLimit int) string {
+	if ch := ev.child; ev.err != nil || ch.result == nil || !ch.result.PageLimit {
+		return fmt.Sprintf("worker process %d ended early", ch.proc)
+	}
+	if f.exited < len(f.children) {
+		return ""
+	}
+	return "page limit (" + strconv.Itoa(pageLimit) + ")"
 }
 
 // siteDone reports whether every page queued has been fetched and its

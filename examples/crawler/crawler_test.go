@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -153,6 +154,41 @@ func TestCrawlStopsAtThePageLimit(t *testing.T) {
 		"-pages", "40", "-duration", "0")
 	if code != 0 || s.Pages != 40 || s.Stop != "page limit (40)" {
 		t.Errorf("exit status %d, %d pages, stopped by %q; want 0, 40, the page limit", code, s.Pages, s.Stop)
+	}
+}
+
+// A worker process that ends by itself because the crawl has claimed the
+// last page it may fetch does not stop the crawl: the others may still be
+// fetching theirs. The crawl stops at the page limit once every process has
+// ended so; any other exit (an error, no result, a result without the page
+// limit) is early.
+func TestCrawlPageLimitWaitsForEveryWorkerProcessToEnd(t *testing.T) {
+	exit := func(f *fleet, proc int, r *procResult, err error) string {
+		ev := event{child: f.children[proc-1], err: err}
+		ev.child.result = r
+		f.handle(ev)
+		return f.exitStop(ev, 40)
+	}
+	limit := &procResult{Fetched: 20, PageLimit: true}
+	f := &fleet{children: []*child{{proc: 1}, {proc: 2}}}
+	if got := exit(f, 1, limit, nil); got != "" {
+		t.Fatalf("first process ended at the page limit: stop %q, want the crawl to go on", got)
+	}
+	if got := exit(f, 2, limit, nil); got != "page limit (40)" {
+		t.Fatalf("every process ended at the page limit: stop %q, want \"page limit (40)\"", got)
+	}
+	for name, tc := range map[string]struct {
+		r   *procResult
+		err error
+	}{
+		"no result":         {nil, nil},
+		"not at the limit":  {&procResult{Fetched: 3}, nil},
+		"exit status not 0": {limit, errors.New("exit status 2")},
+	} {
+		f := &fleet{children: []*child{{proc: 1}, {proc: 2}}}
+		if got := exit(f, 2, tc.r, tc.err); got != "worker process 2 ended early" {
+			t.Errorf("%s: stop %q, want \"worker process 2 ended early\"", name, got)
+		}
 	}
 }
 

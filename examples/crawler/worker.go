@@ -114,6 +114,9 @@ type procResult struct {
 	Reports      int64 `json:"reports"`       // outcomes reported to the pool
 	Errors       int64 `json:"errors"`        // failed requests other than 401/429
 	Missed       int64 `json:"missed"`        // host turns that passed while no account was ready
+	// PageLimit: the process stopped by itself, because the crawl had
+	// claimed every page the page limit allows.
+	PageLimit bool `json:"page_limit,omitempty"`
 }
 
 // message is one JSON line from a worker process to the coordinator.
@@ -140,6 +143,7 @@ type process struct {
 	waiting                                                        atomic.Int64
 	fetched, tooMany, expired, logins, reused, takes, errs, missed atomic.Int64
 	refused, reports                                               atomic.Int64
+	limitReached                                                   atomic.Bool // see procResult.PageLimit
 }
 
 // runWorker is the main function of a worker process.
@@ -297,6 +301,7 @@ func (p *process) feed(ctx context.Context, paths chan<- string) {
 				return
 			}
 			if n > int64(p.spec.PageLimit) {
+				p.limitReached.Store(true)
 				return // the crawl has claimed all the pages it may fetch
 			}
 		}
@@ -527,6 +532,7 @@ func (p *process) result() *procResult {
 		Reports:      p.reports.Load(),
 		Errors:       p.errs.Load(),
 		Missed:       p.missed.Load(),
+		PageLimit:    p.limitReached.Load(),
 	}
 }
 
