@@ -7,6 +7,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // The waits lock_acquire answers that are no time to live: -1 (a blocker
@@ -35,9 +37,11 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 		queue = "0"
 	}
 	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockChannel(req.DB), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
+	ack := m.ack
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
-		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
+		r := redisx.Run(ctx, req.Client, ack, acquireScript, keys, args...)
+		res, err := r.Cmd.Slice()
 		if err != nil {
 			done.err = err
 			return done
@@ -53,6 +57,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 			done.serverNow = ints[3]
 		case len(res) == len(req.Keys)+1 && ints[0] == 1:
 			done.ok, done.fences = true, ints[1:]
+			done.unreplicated = !r.Replicated
 		default:
 			done.err = fmt.Errorf("lock_acquire answered %v", res)
 		}
@@ -120,10 +125,13 @@ func (m *lockManager) nextRefresh(l *heldLease) {
 	cl, keys, token, id := l.client, l.lockKeys, l.token, l.id
 	// An answer after the expiry comes too late: the lease is lost then.
 	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
+	ack := m.ack
 	m.goRedis(deadline, func(ctx context.Context) any {
 		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
-		n, err := refreshScript.Run(ctx, cl, keys, token, ttlMillis(r.ttl)).Int()
+		res := redisx.Run(ctx, cl, ack, refreshScript, keys, token, ttlMillis(r.ttl))
+		n, err := res.Cmd.Int()
 		d.ok, d.err = n == 1, err
+		d.unreplicated = d.ok && !res.Replicated
 		return d
 	})
 }
@@ -144,6 +152,10 @@ func (m *lockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
 	for i, l := range ls {
 		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
 		deadline = minTime(deadline, l.expiresAt)
+	}
+	if m.ack.On() {
+		m.renewAcked(cl, deadline, ls)
+		return
 	}
 	m.goRedis(deadline, func(ctx context.Context) any {
 		sentAt := time.Now()

@@ -121,6 +121,10 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 		m.releaseKey(k, t.token) // withdrawn: hand it on
 		return
 	}
+	if m.ack.On() {
+		m.transferred(w, k, t.fence, time.Time{})
+		return
+	}
 	since := m.clock.earliest(serverNow)
 	if since.IsZero() {
 		m.releaseToken(w.req)
@@ -133,9 +137,14 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 // fence, unless w left meanwhile or the news came after the transfer's short
 // lease ended: then the key is released (and handed on), and w, if it
 // waits, queues again. A lease whose news came late is confirmed at once.
+// With replicas to wait for, w confirms the key by an attempt instead.
 func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
 	if m.waiters[w.req.Token] != w {
 		m.releaseKey(k, w.req.Token)
+		return
+	}
+	if m.ack.On() && m.closedErr == nil {
+		m.confirmTransfer(w, k) // lock_ack.go
 		return
 	}
 	if m.closedErr != nil || !time.Now().Before(expiresAt) {
