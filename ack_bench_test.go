@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redisxsync/xsync"
 	"github.com/redisxsync/xsync/internal/testredis"
 )
@@ -90,4 +92,40 @@ func BenchmarkAckReplicas_PoolAskOne(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkAckReplicas_WaitFloor is the floor the others compare with: a
+// SET alone, and a SET and WAIT 1 in one pipeline, over a plain go-redis
+// client of the master of the key.
+func BenchmarkAckReplicas_WaitFloor(b *testing.B) {
+	ctx := context.Background()
+	raw := rawDB(b, 0)
+	for _, ack := range ackLevels(b) {
+		b.Run(fmt.Sprintf("ack=%d", ack), func(b *testing.B) {
+			for range b.N {
+				var err error
+				if cc, ok := raw.(*redis.ClusterClient); ok {
+					var m *redis.Client
+					if m, err = cc.MasterForKey(ctx, "floor"); err == nil {
+						err = setAndWait(ctx, m, ack)
+					}
+				} else {
+					err = setAndWait(ctx, raw.(*redis.Client), ack)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func setAndWait(ctx context.Context, c *redis.Client, ack int) error {
+	pipe := c.Pipeline()
+	pipe.Set(ctx, "floor", "x", 0)
+	if ack > 0 {
+		pipe.Do(ctx, "WAIT", ack, 1000)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
 }

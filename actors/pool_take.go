@@ -187,7 +187,7 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 		for i, w := range m.batch {
 			o := m.outs[i]
 			if o.kind == takeServed {
-				w.granted = true
+				w.granted = !m.unreplicated // an undone take bypassed no one
 				switch {
 				case w.done:
 					handBack = append(handBack, w.token)
