@@ -238,6 +238,9 @@ func TestCluster_AckReplicasConfirmsLocksRenewalsAndTakes(t *testing.T) {
 // the replica of one master stopped, an acquisition and a take on that
 // master fail with ErrNotReplicated, while a lock on another master is
 // confirmed; once the replica is back, the first key is granted again.
+// A lease held there is not extended by the renewals and the Refresh the
+// replica does not confirm: it is lost at the expiry confirmed last, and
+// its key released (the Refresh had set a minute on the master).
 func TestCluster_AckReplicasWaitsOnTheMasterOfTheKeys(t *testing.T) {
 	d := requireTopology(t, testredis.Cluster)
 	ctx := t.Context()
@@ -258,7 +261,16 @@ func TestCluster_AckReplicasWaitsOnTheMasterOfTheKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	held, err := c.Lock(ctx, []string{"{a}:held"}, xsync.TTL(3*time.Second), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	resume := d.Pause(t, replica)
+	if err := held.Refresh(ctx, time.Minute); !errors.Is(err, xsync.ErrNotReplicated) {
+		resume()
+		t.Fatalf("Refresh on the master whose replica is stopped: err = %v, want ErrNotReplicated", err)
+	}
 	if _, err := c.TryLock(ctx, []string{"a"}); !errors.Is(err, xsync.ErrNotReplicated) {
 		resume()
 		t.Fatalf("TryLock on the master whose replica is stopped: err = %v, want ErrNotReplicated", err)
@@ -268,6 +280,14 @@ func TestCluster_AckReplicasWaitsOnTheMasterOfTheKeys(t *testing.T) {
 		t.Fatalf("AskOne on the master whose replica is stopped: err = %v, want ErrNotReplicated", err)
 	}
 	lease, err := c.TryLock(ctx, []string{other})
+	if err == nil {
+		select {
+		case <-held.Lost():
+		case <-time.After(5 * time.Second):
+			resume()
+			t.Fatal("a lease whose renewals no replica confirmed was not lost at its expiry")
+		}
+	}
 	resume()
 	if err != nil {
 		t.Fatalf("TryLock %q on another master, whose replica runs: %v", other, err)
@@ -276,12 +296,14 @@ func TestCluster_AckReplicasWaitsOnTheMasterOfTheKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var again *xsync.Lease
-	eventually(t, 10*time.Second, "the key granted once its replica is back", func() bool {
-		again, err = c.TryLock(ctx, []string{"a"})
-		return err == nil
-	})
-	if err := again.Release(ctx); err != nil {
-		t.Fatal(err)
+	for _, key := range []string{"a", "{a}:held"} {
+		var again *xsync.Lease
+		eventually(t, 10*time.Second, key+" granted once its replica is back", func() bool {
+			again, err = c.TryLock(ctx, []string{key})
+			return err == nil
+		})
+		if err := again.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
