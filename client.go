@@ -76,9 +76,19 @@ func newClient(label string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, err := opts.redisConfig().Target()
+	cfg := opts.redisConfig()
+	// The hook counts the failed script calls once the metrics exist: the
+	// client runs no script before.
+	var scriptMetrics *metrics
+	if opts.MeterProvider != nil {
+		cfg.Hooks = append(cfg.Hooks, actors.ScriptErrorHook(func(script string, err error) {
+			scriptMetrics.scriptFailed(script, err)
+		}))
+	}
+	target, err := cfg.Target()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+		// The caller knows no redisx: "xsync: invalid options: url scheme ...".
+		return nil, fmt.Errorf("%w: %s", ErrInvalidOptions, strings.TrimPrefix(err.Error(), redisx.ErrConfig.Error()+": "))
 	}
 	// The URL's DB, when Options.DB does not override it, is the default DB
 	// of locks and pools too.
@@ -119,6 +129,7 @@ func newClient(label string, opts Options) (*Client, error) {
 		)
 	}
 	c.metrics = newMetrics(c, opts.MeterProvider)
+	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
 		actor.WithGuardian(resumeOnPanic)))

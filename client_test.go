@@ -80,6 +80,9 @@ func TestNew_BadOptions(t *testing.T) {
 			if strings.Contains(err.Error(), secret) {
 				t.Fatalf("error shows the password: %v", err)
 			}
+			if strings.Contains(err.Error(), "redisx") {
+				t.Fatalf("error names an engine-room package the caller does not know: %v", err)
+			}
 		})
 	}
 

@@ -65,7 +65,10 @@
 //     changes: a failed try gives the earliest time it could succeed, the
 //     pool's actor sets one timer for it, and a Put, Cooldown or hand-back
 //     on any client wakes it through pub/sub. One script call tries many
-//     waiters.
+//     waiters. Each pool handle writes its waiting count to Redis when it
+//     changes (PoolStats.WaitingAll), with the time its last waiter gives
+//     up, so that a crashed process's count ends by itself; waiters
+//     without a deadline rewrite it every 5 minutes.
 //   - The bypass rule: the waiters of one client are served in arrival
 //     order, except that a waiter that cannot be served yet (it asks for 5,
 //     3 are ready) lets later waiters go first, at most PoolBypassLimit
@@ -147,9 +150,17 @@
 //     random).
 //   - xsync.pool.containers: a gauge of the pools the client has used
 //     (pool, state = total, ready or retired), read from Redis only when
-//     collected.
-//   - xsync.errors: calls that Redis failed (op, kind = unavailable or
-//     corrupt).
+//     collected; xsync.pool.waiting, the requests waiting for them on
+//     every client (pool), read with it.
+//   - xsync.errors: calls that Redis failed (op, kind = unavailable,
+//     corrupt or not_replicated); xsync.script.errors, the failed calls of xsync's scripts,
+//     background ones included (script, kind).
+//   - xsync.lock.renew_failures: automatic renewals that failed (reason =
+//     lost, unavailable, corrupt or not_replicated).
+//   - xsync.lock.handoff: seconds from a release that transferred the key
+//     to a waiter of this client to its grant (from = same_client, one
+//     round trip on the local clock; other_client, an upper bound from the
+//     server's time the release publishes, see the README).
 //
 // # Errors
 //

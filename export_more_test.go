@@ -46,3 +46,15 @@ func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy in
 	}
 	return r.Waiters, r.Leases, r.Busy, nil
 }
+
+// PoolBusy reports how many Redis calls p's actor has under way, besides
+// the Stats call that asks.
+func PoolBusy(ctx context.Context, p *Pool) (int, error) {
+	r, err := call(ctx, p, &messages.PoolReadStats{}, func(r *messages.PoolReadStatsResult) (*messages.PoolReadStatsResult, error) {
+		return r, r.Err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return r.Busy, nil
+}

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 
+	"github.com/redisxsync/xsync/actors"
+	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
 )
 
@@ -23,6 +25,10 @@ const (
 	MetricPoolContainers = "xsync.pool.containers"
 	MetricErrors         = "xsync.errors"
 	MetricLimiterWait    = "xsync.limiter.wait"
+	MetricRenewFailures  = "xsync.lock.renew_failures"
+	MetricLockHandoff    = "xsync.lock.handoff"
+	MetricScriptErrors   = "xsync.script.errors"
+	MetricPoolWaiting    = "xsync.pool.waiting"
 )
 
 // meterName is the instrumentation scope of xsync's instruments.
@@ -31,6 +37,11 @@ const meterName = "github.com/redisxsync/xsync"
 // waitBuckets are the bucket bounds of the wait histograms, in seconds:
 // from a millisecond (a free lock, a ready container) to minutes.
 var waitBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// handoffBuckets are the bucket bounds of the hand-off histogram, in
+// seconds: from a tenth of a millisecond (a round trip on one host) to the
+// transfer's short lease and beyond.
+var handoffBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
 
 // metrics are a client's instruments; a nil *metrics records nothing, so
 // that a client without MeterProvider pays one nil check per call.
@@ -43,6 +54,9 @@ type metrics struct {
 	poolGranted  metric.Int64Counter
 	errors       metric.Int64Counter
 	limiterWait  metric.Float64Histogram
+	renewFailed  metric.Int64Counter
+	handoff      metric.Float64Histogram
+	scriptErrors metric.Int64Counter
 	gauge        metric.Registration
 }
 
@@ -88,13 +102,29 @@ func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
 		metric.WithDescription("Time from a limiter's Wait to its answer, by limiter and outcome (allowed, not_available, error)"),
 		metric.WithExplicitBucketBoundaries(waitBuckets...))
 	note(err)
+	m.renewFailed, err = meter.Int64Counter(MetricRenewFailures, metric.WithUnit("{renewal}"),
+		metric.WithDescription("Automatic lease renewals that failed, by reason: lost (the key no longer held the lease), unavailable (no answer in time; retried until the lease expires), corrupt, not_replicated (AckReplicas not met; retried until the lease expires)"))
+	note(err)
+	m.handoff, err = meter.Float64Histogram(MetricLockHandoff, metric.WithUnit("s"),
+		metric.WithDescription("Time from a release that transferred the key to a waiter of this client to that waiter's grant. "+
+			"from=same_client: from sending the release to its answer, on the local clock. "+
+			"from=other_client: from the server's time in the published release (whole ms), placed on the local clock by this client's closest reading of the server's clock, "+
+			"to the message's arrival; an upper bound, too long by at most that reading's round trip and 2ms"),
+		metric.WithExplicitBucketBoundaries(handoffBuckets...))
+	note(err)
+	m.scriptErrors, err = meter.Int64Counter(MetricScriptErrors, metric.WithUnit("{call}"),
+		metric.WithDescription("Calls of xsync's Lua scripts that failed, background calls (renewals, hand-backs) included, by script and kind (unavailable, corrupt)"))
+	note(err)
 	gauge, err := meter.Int64ObservableGauge(MetricPoolContainers, metric.WithUnit("{container}"),
 		metric.WithDescription("Containers of the pools this client uses, by pool and state (total, ready, retired); read from Redis when collected"))
 	note(err)
-	if err == nil {
+	waiting, err2 := meter.Int64ObservableGauge(MetricPoolWaiting, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests waiting for containers of the pools this client uses, on every live client, by pool; read from Redis when collected"))
+	note(err2)
+	if err == nil && err2 == nil {
 		m.gauge, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-			return c.observePools(ctx, o, gauge)
-		}, gauge)
+			return c.observePools(ctx, o, gauge, waiting)
+		}, gauge, waiting)
 		note(err)
 	}
 	if len(errs) > 0 {
@@ -127,6 +157,11 @@ var (
 	lockAcquired = metric.WithAttributes(outcomeKey.String("acquired"))
 	lockRefused  = metric.WithAttributes(outcomeKey.String("not_obtained"))
 	lockFailed   = metric.WithAttributes(outcomeKey.String("error"))
+	reasonKey    = attribute.Key("reason")
+	scriptKey    = attribute.Key("script")
+	fromKey      = attribute.Key("from")
+	fromSame     = metric.WithAttributes(fromKey.String("same_client"))
+	fromOther    = metric.WithAttributes(fromKey.String("other_client"))
 )
 
 // lockObserver returns the observer of a lock call's future, started now;
@@ -154,8 +189,9 @@ func (m *metrics) lockObserver(c *Client) func(*Lease, error) {
 }
 
 // failed counts a call of op that Redis failed: it could not be reached
-// or answered in time (unavailable), or it holds data xsync did not write
-// (corrupt). Other errors (bad input, a closed client) are not Redis's.
+// or answered in time (unavailable), it holds data xsync did not write
+// (corrupt), or fewer replicas than AckReplicas confirmed the write
+// (not_replicated). Other errors (bad input, a closed client) are not Redis's.
 func (m *metrics) failed(op string, err error) {
 	if m == nil || err == nil {
 		return
@@ -166,6 +202,8 @@ func (m *metrics) failed(op string, err error) {
 		kind = "corrupt"
 	case errors.Is(err, ErrUnavailable):
 		kind = "unavailable"
+	case errors.Is(err, ErrNotReplicated):
+		kind = "not_replicated"
 	default:
 		return
 	}
@@ -183,6 +221,39 @@ func (m *metrics) watchLease(c *Client, l *Lease) {
 		}
 	case <-l.done:
 	}
+}
+
+// lockEvents are the callbacks through which the lock manager reports
+// what only it sees; none without metrics.
+func (m *metrics) lockEvents() actors.LockEvents {
+	if m == nil {
+		return actors.LockEvents{}
+	}
+	return actors.LockEvents{
+		RenewFailed: func(reason string) {
+			m.renewFailed.Add(context.Background(), 1, metric.WithAttributes(reasonKey.String(reason)))
+		},
+		HandedOff: func(d time.Duration, sameClient bool) {
+			from := fromOther
+			if sameClient {
+				from = fromSame
+			}
+			m.handoff.Record(context.Background(), d.Seconds(), from)
+		},
+	}
+}
+
+// scriptFailed counts a failed call of script; a call that its caller
+// cancelled is not Redis's failure.
+func (m *metrics) scriptFailed(script string, err error) {
+	if m == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	kind := "unavailable"
+	if errors.Is(xerr.Redis(script, err), ErrCorrupt) {
+		kind = "corrupt"
+	}
+	m.scriptErrors.Add(context.Background(), 1, metric.WithAttributes(scriptKey.String(script), errKindKey.String(kind)))
 }
 
 // broken counts a lock freed by ForceUnlock.
@@ -246,7 +317,7 @@ func (m *metrics) limiterObserver(limiter string) func(LimitResult, error) {
 // one Stats call each. A pool it cannot read is left out of the reading
 // and logged: an error returned here would be printed by the exporter,
 // and xsync prints nothing.
-func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metric.Int64ObservableGauge) error {
+func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge, waiting metric.Int64ObservableGauge) error {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -272,6 +343,7 @@ func (c *Client) observePools(ctx context.Context, o metric.Observer, gauge metr
 		o.ObserveInt64(gauge, int64(s.Total), metric.WithAttributes(name, stateTotal))
 		o.ObserveInt64(gauge, int64(s.Ready), metric.WithAttributes(name, stateReady))
 		o.ObserveInt64(gauge, int64(s.Retired), metric.WithAttributes(name, stateRetired))
+		o.ObserveInt64(waiting, int64(s.WaitingAll), metric.WithAttributes(name))
 	}
 	return nil
 }

@@ -219,6 +219,7 @@ func TestMetrics_Pools(t *testing.T) {
 	}
 	// Another pool that this client never used is not observed.
 	put(t, newClient(t, withPrefix(prefix)).Pool("unused"), xsync.Container{ID: "x"})
+	poolIdle(t, p) // the waiter's count written to Redis, before the window
 
 	raw := rawDB(t, 0)
 	before := commandCounts(t, raw)
@@ -286,6 +287,21 @@ func TestMetrics_ErrorsByCallAndKind(t *testing.T) {
 	if agg, ok := data["xsync.errors"].(metricdata.Sum[int64]); !ok || len(agg.DataPoints) != 4 {
 		t.Errorf("xsync.errors = %+v, want the four corrupt calls only", data["xsync.errors"])
 	}
+	// The same failures by the script that met them.
+	for script, want := range map[string]int64{"pool_get": 1, "lock_acquire": 1} {
+		if n := sum(t, data, "xsync.script.errors", attrs("script", script, "kind", "corrupt")); n != want {
+			t.Errorf("xsync.script.errors{script=%s, kind=corrupt} = %d, want %d", script, n, want)
+		}
+	}
+	if agg, ok := data["xsync.script.errors"].(metricdata.Sum[int64]); !ok {
+		t.Errorf("xsync.script.errors missing: %+v", data["xsync.script.errors"])
+	} else {
+		for _, dp := range agg.DataPoints {
+			if v, _ := dp.Attributes.Value("kind"); v.AsString() != "corrupt" {
+				t.Errorf("xsync.script.errors has %v = %d: only corrupt data failed", dp.Attributes.ToSlice(), dp.Value)
+			}
+		}
+	}
 }
 
 func TestMetrics_LimiterWait(t *testing.T) {
@@ -314,5 +330,85 @@ func TestMetrics_LimiterWait(t *testing.T) {
 	}
 	if n, _ := histCount(t, data, "xsync.limiter.wait", attrs("limiter", "api", "outcome", "not_available")); n != 1 {
 		t.Errorf("xsync.limiter.wait{not_available} counted %d, want 1", n)
+	}
+}
+
+// A renewal that finds the key no longer holding the lease is counted as a
+// renewal failure, with reason lost.
+func TestMetrics_RenewFailuresByReason(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx := context.Background()
+	h := newMeterHarness(t, prefix)
+	lease, err := h.c.Lock(ctx, []string{"k"}, xsync.TTL(300*time.Millisecond), xsync.AutoRenew(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Somebody deletes the key behind the holder's back: its next renewal,
+	// due within 100ms, finds it gone.
+	if err := rawDB(t, 0).Del(ctx, prefix+":lock:{k}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lease.Lost():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lease was not reported lost")
+	}
+	var data map[string]metricdata.Aggregation
+	eventually(t, 5*time.Second, "one renewal failure and one lost lease counted", func() bool {
+		data = h.collect()
+		return sum(t, data, "xsync.lock.renew_failures", attrs("reason", "lost")) == 1 &&
+			sum(t, data, "xsync.lock.lost", attrs()) == 1
+	})
+	if n := sum(t, data, "xsync.lock.renew_failures", attrs("reason", "unavailable")); n != 0 {
+		t.Errorf("xsync.lock.renew_failures{unavailable} = %d, want 0", n)
+	}
+}
+
+// A release that transfers the key to a waiter is timed until the waiter's
+// grant, for a waiter of the releasing client and for one of another.
+func TestMetrics_HandoffLatencyBySource(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h := newMeterHarness(t, prefix)
+	other := newClient(t, withPrefix(prefix))
+	// handOff holds key on holder, queues a Lock of waiter behind it, and
+	// releases: the release transfers the key to the waiter.
+	handOff := func(holder, waiter *xsync.Client, key string) {
+		t.Helper()
+		held, err := holder.Lock(ctx, []string{key}, xsync.TTL(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := waiter.LockAsync(ctx, []string{key}, xsync.TTL(time.Minute))
+		settled(t, waiter, 1)
+		if err := held.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next, err := f.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := next.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handOff(other, h.c, "across")
+	data := h.collect()
+	n, total := histCount(t, data, "xsync.lock.handoff", attrs("from", "other_client"))
+	// A transfer's lease lasts 500ms until its holder confirms it: a grant
+	// dated later is refused, so any recorded value is below that.
+	if n != 1 || total < 0 || total >= 0.5 {
+		t.Errorf("xsync.lock.handoff{other_client}: %d values summing %.4fs, want one in [0, 0.5s)", n, total)
+	}
+	if n, _ := histCount(t, data, "xsync.lock.handoff", attrs("from", "same_client")); n != 0 {
+		t.Errorf("xsync.lock.handoff{same_client} counted %d before any same-client hand-off", n)
+	}
+
+	handOff(h.c, h.c, "within")
+	data = h.collect()
+	n, total = histCount(t, data, "xsync.lock.handoff", attrs("from", "same_client"))
+	if n != 1 || total <= 0 || total >= 0.5 {
+		t.Errorf("xsync.lock.handoff{same_client}: %d values summing %.4fs, want one in (0, 0.5s)", n, total)
 	}
 }

@@ -100,6 +100,14 @@ type PoolStats struct {
 	// Waiting is the number of this client's requests waiting for
 	// containers of the pool (WaitAsk and kin).
 	Waiting int
+	// WaitingAll is the number of requests waiting for containers of the
+	// pool on every client: this client's as Waiting counts them, the
+	// others' as each last wrote its count to Redis. A client writes its
+	// count when it changes (no heartbeat), with the time its last waiter
+	// gives up: a count whose time has passed (a process that crashed) is
+	// not counted. A process that crashed with waiters without a deadline
+	// is counted until the pool's last waiter on any client gives up.
+	WaitingAll int
 }
 
 // Pool is a pool of rate-limited containers, shared by every client of the
@@ -186,6 +194,7 @@ func (p *Pool) Name() string { return p.name }
 func (p *Pool) actor() (*actor.PID, error) {
 	return p.worker.get(p.c, p.err, p.db, func(cl redis.UniversalClient) *actor.Props {
 		return actor.PropsFromProducer(actors.NewPool(actors.PoolConfig{
+			ID:     p.tokenPrefix,
 			Name:   p.name,
 			DB:     p.db,
 			Keys:   p.c.keys,
@@ -312,6 +321,7 @@ func (p *Pool) Stats(ctx context.Context) (PoolStats, error) {
 			Expired:     r.Expired,
 			Retired:     r.Retired,
 			Waiting:     r.Waiting,
+			WaitingAll:  r.Waiting + r.OthersWaiting,
 		}, r.Err
 	})
 }

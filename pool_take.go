@@ -35,6 +35,9 @@ func take[T any](ctx context.Context, p *Pool, op string, n int, mode takeMode, 
 	}
 	token, sys := p.nextToken(), p.c.sys
 	msg := &messages.PoolTake{Token: token, N: n, Random: mode.random, Wait: mode.wait}
+	if d, ok := ctx.Deadline(); ok && mode.wait {
+		msg.Deadline = d
+	}
 	convert := func(m any) (T, error) {
 		var zero T
 		r, ok := m.(*messages.PoolTakeResult)

@@ -91,6 +91,20 @@ func poolSettled(t testing.TB, p *xsync.Pool) {
 	} else if !errors.Is(err, xsync.ErrNotAvailable) {
 		t.Fatalf("settled: AskOne: %v", err)
 	}
+	poolIdle(t, p)
+}
+
+// poolIdle waits until p's actor has no Redis call under way: the write of
+// its waiting count to Redis, which follows a change, included.
+func poolIdle(t testing.TB, p *xsync.Pool) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the pool's Redis calls done", func() bool {
+		n, err := xsync.PoolBusy(t.Context(), p)
+		if err != nil {
+			t.Fatalf("pool idle: %v", err)
+		}
+		return n == 0
+	})
 }
 
 // --- the rate limit ---

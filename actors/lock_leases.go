@@ -166,7 +166,9 @@ func (m *lockManager) onRelease(d *releaseDone) {
 	for i, fence := range d.fences {
 		if fence > 0 && d.next[i] != nil {
 			w := d.next[i]
-			m.transferred(w, d.keys[i], fence, d.sentAt.Add(transferLease(w.req.TTL)))
+			if m.transferred(w, d.keys[i], fence, d.sentAt.Add(transferLease(w.req.TTL))) {
+				m.events.handedOff(d.sentAt, true)
+			}
 		}
 	}
 }
@@ -261,6 +263,7 @@ func (m *lockManager) onRenew(d *renewDone) {
 			continue
 		}
 		l.renewing = false
+		m.events.renewFailed(r.err, r.ok)
 		switch {
 		case r.err != nil:
 			m.log.Warn("lease renewal failed", zap.Strings("keys", l.lockKeys), zap.Error(r.err))

@@ -86,6 +86,8 @@ type lockManager struct {
 	// ack: grants and renewals count once ack.Replicas replicas confirmed
 	// them (lock_ack.go).
 	ack redisx.Ack
+	// events reach the client's metrics.
+	events LockEvents
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
@@ -194,8 +196,8 @@ type (
 // NewLockManager returns the producer of a client's LockManager. keys names
 // the Redis keys and channels; conn is the client's Connection actor, which
 // serves the pub/sub subscriptions; ack, how many replicas confirm a grant
-// or a renewal.
-func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack, log *zap.Logger) actor.Producer {
+// or a renewal; events receive what the client's metrics count.
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack, log *zap.Logger, events LockEvents) actor.Producer {
 	return func() actor.Actor {
 		return &lockManager{
 			id:         id,
@@ -203,6 +205,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack
 			keys:       keys,
 			conn:       conn,
 			log:        log,
+			events:     events,
 			waiters:    map[string]*lockWaiter{},
 			orphans:    map[string]*lockWaiter{},
 			superseded: map[string]*lockWaiter{},

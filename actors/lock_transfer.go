@@ -130,26 +130,29 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 		m.releaseToken(w.req)
 		return
 	}
-	m.transferred(w, k, t.fence, since.Add(transferLease(w.req.TTL)))
+	if m.transferred(w, k, t.fence, since.Add(transferLease(w.req.TTL))) {
+		m.events.handedOff(since, false)
+	}
 }
 
 // transferred grants w the key k that a release transferred to it, with
 // fence, unless w left meanwhile or the news came after the transfer's short
 // lease ended: then the key is released (and handed on), and w, if it
 // waits, queues again. A lease whose news came late is confirmed at once.
-// With replicas to wait for, w confirms the key by an attempt instead.
-func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) {
+// It reports whether w was granted the key. With replicas to wait for, w
+// confirms the key by an attempt instead, and is not granted it here.
+func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) bool {
 	if m.waiters[w.req.Token] != w {
 		m.releaseKey(k, w.req.Token)
-		return
+		return false
 	}
 	if m.ack.On() && m.closedErr == nil {
 		m.confirmTransfer(w, k) // lock_ack.go
-		return
+		return false
 	}
 	if m.closedErr != nil || !time.Now().Before(expiresAt) {
 		m.releaseToken(w.req)
-		return
+		return false
 	}
 	if w.inflight {
 		// The attempt under way runs before the transfer (and is answered
@@ -169,6 +172,7 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 	delete(m.queued, k) // the release took this client out of the queue
 	m.removeWaiter(w)
 	w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: []int64{fence}, Lost: l.lost}})
+	return true
 }
 
 // onSupersededAttempt handles the answer of an attempt of a waiter that a

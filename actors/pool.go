@@ -29,6 +29,9 @@ const DefaultMaxBypass = 16
 
 // PoolConfig configures a Pool actor.
 type PoolConfig struct {
+	// ID names this actor's entry in the pool's waiting count in Redis:
+	// unique per client and pool.
+	ID     string
 	Name   string
 	DB     int
 	Keys   redisx.Keys
@@ -85,6 +88,8 @@ type poolActor struct {
 	timerAt  time.Time
 	timerGen uint64
 	backoff  time.Duration
+
+	waiting waitingWriter // this actor's entry in the pool's waiting count
 }
 
 type poolWaiter struct {
@@ -94,6 +99,10 @@ type poolWaiter struct {
 	wait   bool
 	sender *actor.PID
 	budget int // bypasses left; -1: never holds others back
+	// deadline of the request (zero for none), and waited: a try did not
+	// serve it, so it counts in the pool's waiting entry in Redis.
+	until  time.Time
+	waited bool
 
 	inFlight bool      // part of the take call under way
 	tried    bool      // tried since the last change (untried ones are a suffix of the queue)
@@ -188,6 +197,11 @@ func (p *poolActor) Receive(ctx actor.Context) {
 		}
 	case *takeDone:
 		p.onTakeDone(ctx, m)
+	case *waitingDone:
+		p.onWaitingDone(m)
+	case *waitingTick:
+		p.waiting.timer = nil
+		p.syncWaiting()
 	case *opDone:
 		if m.to != nil {
 			ctx.Send(m.to, m.answer)
@@ -197,6 +211,7 @@ func (p *poolActor) Receive(ctx actor.Context) {
 		p.onShutdown(ctx, m)
 	case *actor.Stopping:
 		p.stopTimer()
+		p.stopWaitingTimer()
 		if p.closedErr == nil {
 			for _, w := range p.queue.ws {
 				if !w.done {
@@ -227,6 +242,8 @@ func (p *poolActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack) // before maybeFinish: Shutdown waits for it
 	}
+	p.stopWaitingTimer()
+	p.syncWaiting() // the entry goes; Shutdown waits for it too
 	if p.subscribed || p.subscribing {
 		ctx.Send(p.cfg.Conn, &messages.Unsubscribe{Channel: p.keys.channel, Subscriber: p.self})
 		p.subscribed = false

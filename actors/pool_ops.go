@@ -92,7 +92,7 @@ func (p *poolActor) onCooldown(ctx actor.Context, m *messages.PoolCooldown) {
 }
 
 func (p *poolActor) onStats(ctx actor.Context) {
-	cl, keys, waiting := p.cfg.Client, p.keys, 0
+	cl, keys, id, waiting, busy := p.cfg.Client, p.keys, p.cfg.ID, 0, p.busy
 	for _, w := range p.queue.ws {
 		if w.wait && !w.done {
 			waiting++
@@ -100,11 +100,11 @@ func (p *poolActor) onStats(ctx actor.Context) {
 	}
 	serve(p, ctx, func(err error) *messages.PoolReadStatsResult { return &messages.PoolReadStatsResult{Err: err} },
 		func(c context.Context) (*messages.PoolReadStatsResult, error) {
-			s, err := runStats(c, cl, keys)
+			s, err := runStats(c, cl, keys, id)
 			if err != nil {
 				return nil, p.wrap("stats", err)
 			}
-			s.Waiting = waiting
+			s.Waiting, s.Busy = waiting, busy
 			return &s, nil
 		})
 }

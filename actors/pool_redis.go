@@ -30,6 +30,7 @@ type poolKeys struct {
 	name    string
 	channel string
 	base    []string // ready, expiry, meta, data, expired: KEYS[1..5] of the scripts
+	waiting string   // the clients' waiting counts (pool_waiting.lua)
 }
 
 func newPoolKeys(keys redisx.Keys, name string, db int) poolKeys {
@@ -44,6 +45,7 @@ func newPoolKeys(keys redisx.Keys, name string, db int) poolKeys {
 			keys.Pool(name, "data"),
 			keys.Pool(name, "expired"),
 		},
+		waiting: keys.Pool(name, "waiting"),
 	}
 }
 
@@ -344,12 +346,15 @@ func runCooldown(ctx context.Context, cl redis.Scripter, k poolKeys, id string, 
 	return res[1], nil
 }
 
-func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.PoolReadStatsResult, error) {
-	res, err := registry.Get("pool_stats").Run(ctx, cl, k.base, poolPurgeBatch).Int64Slice()
+// runStats runs pool_stats; id is the reading actor's entry in the waiting
+// counts, left out of OthersWaiting.
+func runStats(ctx context.Context, cl redis.Scripter, k poolKeys, id string) (messages.PoolReadStatsResult, error) {
+	keys := append(slices.Clip(k.base), k.waiting)
+	res, err := registry.Get("pool_stats").Run(ctx, cl, keys, poolPurgeBatch, id).Int64Slice()
 	if err != nil {
 		return messages.PoolReadStatsResult{}, err
 	}
-	if len(res) != 6 {
+	if len(res) != 7 {
 		return messages.PoolReadStatsResult{}, fmt.Errorf("pool_stats: %d replies", len(res))
 	}
 	s := messages.PoolReadStatsResult{
@@ -358,6 +363,8 @@ func runStats(ctx context.Context, cl redis.Scripter, k poolKeys) (messages.Pool
 		Ready:   int(res[2]),
 		Expired: res[4],
 		Retired: int(res[5]),
+		// Others' entries: this actor's own count is exact.
+		OthersWaiting: int(res[6]),
 	}
 	if res[3] >= 0 {
 		s.NextReadyAt = time.UnixMicro(res[3])

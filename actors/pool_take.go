@@ -23,7 +23,7 @@ func (p *poolActor) onTake(ctx actor.Context, m *messages.PoolTake) {
 		ctx.Respond(&messages.PoolTakeResult{Err: fmt.Errorf("xsync: pool %q: bad take request (n=%d)", p.cfg.Name, m.N)})
 		return
 	}
-	w := &poolWaiter{token: m.Token, n: m.N, random: m.Random, wait: m.Wait, sender: ctx.Sender(), budget: -1}
+	w := &poolWaiter{token: m.Token, n: m.N, random: m.Random, wait: m.Wait, sender: ctx.Sender(), budget: -1, until: m.Deadline}
 	if m.Wait && p.cfg.MaxBypass > 0 {
 		w.budget = p.cfg.MaxBypass
 	} else if m.Wait {
@@ -60,6 +60,7 @@ func (p *poolActor) onWithdraw(ctx actor.Context, m *messages.PoolWithdrawTake) 
 	if timed {
 		p.resetTimer(ctx) // it was the earliest
 	}
+	p.syncWaiting()
 }
 
 // holdsBack reports whether w limits how many requests behind it may be
@@ -164,11 +165,13 @@ func (p *poolActor) allowance(ahead []*poolWaiter) int {
 func (p *poolActor) skip(ctx actor.Context, ws []*poolWaiter) {
 	for _, w := range ws {
 		w.tried, w.short = true, false
+		w.waited = w.waited || w.wait
 		if !w.wait && !w.done {
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notAvailable(w)})
 		}
 	}
 	p.queue.compact()
+	p.syncWaiting()
 }
 
 func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
@@ -184,6 +187,7 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 		handBack = p.takeFailed(ctx, m)
 	} else {
 		p.backoff = 0
+		p.waiting.readClock(m.start, m.now)
 		for i, w := range m.batch {
 			o := m.outs[i]
 			if o.kind == takeServed {
@@ -207,6 +211,7 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 			if w.done {
 				continue
 			}
+			w.waited = w.waited || w.wait
 			w.short = o.kind == takeShort && o.at >= 0
 			switch {
 			case o.kind == takeCorrupt:
@@ -226,6 +231,7 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 	if len(handBack) > 0 {
 		p.handBack(ctx, handBack)
 	}
+	p.syncWaiting()
 	p.maybeFinish()
 	p.attempt(ctx)
 }
@@ -281,7 +287,7 @@ func (p *poolActor) takeFailed(ctx actor.Context, m *takeDone) (handBack []strin
 			p.answer(ctx, w, &messages.PoolTakeResult{Err: err})
 		default:
 			// Tried again when the backoff is over, with the same token.
-			w.short, w.deadline = true, time.Now().Add(p.backoff)
+			w.short, w.deadline, w.waited = true, time.Now().Add(p.backoff), true
 		}
 	}
 	p.resetTimer(ctx)
@@ -360,6 +366,7 @@ func (p *poolActor) onSubscribed(ctx actor.Context, m *messages.SubscribeResult)
 			}
 		}
 		p.queue.compact()
+		p.syncWaiting()
 		return
 	}
 	p.subscribed = true

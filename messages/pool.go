@@ -29,6 +29,9 @@ type PoolTake struct {
 	N      int
 	Random bool
 	Wait   bool
+	// Deadline is when a waiting take gives up (its context's deadline);
+	// zero for none. The pool's waiting count in Redis ends with it.
+	Deadline time.Time
 }
 
 // PoolTakeResult answers PoolTake: the containers as they are after the
@@ -100,16 +103,20 @@ type PoolCooldownResult struct {
 type PoolReadStats struct{}
 
 // PoolReadStatsResult answers PoolReadStats. Waiting is the number of requests
-// queued in this actor; the rest is read from Redis at server time At.
+// queued in this actor, Busy the Redis calls it had under way besides this
+// one; the rest is read from Redis at server time At, OthersWaiting from
+// the other clients' waiting entries that have not ended.
 type PoolReadStatsResult struct {
-	At          time.Time
-	Total       int
-	Ready       int
-	NextReadyAt time.Time
-	Expired     int64
-	Retired     int
-	Waiting     int
-	Err         error
+	At            time.Time
+	Total         int
+	Ready         int
+	NextReadyAt   time.Time
+	Expired       int64
+	Retired       int
+	Waiting       int
+	OthersWaiting int
+	Busy          int
+	Err           error
 }
 
 // PoolReport applies the outcome of one use of container ID to its health:

@@ -65,6 +65,9 @@ type Config struct {
 	// Tune has the last word on the go-redis options (see Target.Client
 	// for the two settings xsync's own clients keep).
 	Tune func(*redis.UniversalOptions)
+	// Hooks are added to every client for xsync's own scripts (metrics);
+	// the callers' clients do not get them.
+	Hooks []redis.Hook
 }
 
 // Topology is the deployment c describes: Sentinel when MasterName is
@@ -84,8 +87,9 @@ func (c Config) Topology() Topology {
 // Target is a validated Config: the go-redis options of one deployment,
 // from which Client builds a client per DB.
 type Target struct {
-	topo Topology
-	opts redis.UniversalOptions
+	topo  Topology
+	opts  redis.UniversalOptions
+	hooks []redis.Hook
 }
 
 // Target validates c and returns its deployment. Contradictory settings
@@ -120,7 +124,7 @@ func (c Config) Target() (*Target, error) {
 			return nil, fmt.Errorf("%w: Addrs: %q: want host:port", ErrConfig, a)
 		}
 	}
-	t := &Target{topo: topo}
+	t := &Target{topo: topo, hooks: slices.Clone(c.Hooks)}
 	o := &t.opts
 	if topo == Single {
 		so, err := c.single()
@@ -264,7 +268,8 @@ func (t *Target) String() string {
 // whose connection broke; the acquire and take scripts are idempotent for
 // the same token, so that a resent one takes nothing twice.
 //
-// A client for callers (retrying true) keeps go-redis's defaults.
+// A client for callers (retrying true) keeps go-redis's defaults and gets
+// none of Config.Hooks.
 func (t *Target) Client(db int, retrying bool) redis.UniversalClient {
 	o := t.opts
 	o.DB = db
@@ -272,14 +277,21 @@ func (t *Target) Client(db int, retrying bool) redis.UniversalClient {
 		o.MaxRetries = -1
 		o.ContextTimeoutEnabled = true
 	}
+	var cl redis.UniversalClient
 	switch t.topo {
 	case Sentinel:
-		return redis.NewFailoverClient(o.Failover())
+		cl = redis.NewFailoverClient(o.Failover())
 	case Cluster:
-		return newClusterClient(o.Cluster())
+		cl = newClusterClient(o.Cluster())
 	default:
-		return redis.NewClient(o.Simple())
+		cl = redis.NewClient(o.Simple())
 	}
+	if !retrying {
+		for _, h := range t.hooks {
+			cl.AddHook(h)
+		}
+	}
+	return cl
 }
 
 // Options turns a single-server c into go-redis options for its default

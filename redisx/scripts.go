@@ -2,6 +2,9 @@ package redisx
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -111,4 +114,66 @@ func (r *Registry) Load(ctx context.Context, c redis.Scripter) error {
 		}
 	}
 	return nil
+}
+
+// ErrorHook returns a go-redis hook that calls failed with the name of the
+// script for every call of one of r's scripts that fails, in a pipeline
+// too. A nil reply is no failure, nor is NOSCRIPT (Run resends the script
+// with EVAL). failed runs on the caller's goroutine: it must not block.
+func (r *Registry) ErrorHook(failed func(script string, err error)) redis.Hook {
+	byHash := make(map[string]string, len(r.byName))
+	for name, s := range r.byName {
+		byHash[s.Hash()] = name
+	}
+	return scriptErrorHook{byHash: byHash, failed: failed}
+}
+
+type scriptErrorHook struct {
+	byHash map[string]string
+	failed func(script string, err error)
+}
+
+func (h scriptErrorHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h scriptErrorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd) // cmd.Err() is set after the hooks
+		h.check(cmd, err)
+		return err
+	}
+}
+
+func (h scriptErrorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			h.check(cmd, cmd.Err())
+		}
+		return err
+	}
+}
+
+// check reports cmd if it is a call of a known script that failed with err.
+func (h scriptErrorHook) check(cmd redis.Cmder, err error) {
+	if err == nil || errors.Is(err, redis.Nil) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return
+	}
+	args := cmd.Args()
+	if len(args) < 2 {
+		return
+	}
+	var hash string
+	switch strings.ToLower(cmd.Name()) {
+	case "evalsha", "evalsha_ro":
+		hash, _ = args[1].(string)
+	case "eval", "eval_ro":
+		src, _ := args[1].(string)
+		sum := sha1.Sum([]byte(src))
+		hash = hex.EncodeToString(sum[:])
+	default:
+		return
+	}
+	if name, ok := h.byHash[hash]; ok {
+		h.failed(name, err)
+	}
 }

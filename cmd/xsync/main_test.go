@@ -526,3 +526,91 @@ func TestCLI_TopQuitsOnQAndWatchOnInterrupt(t *testing.T) {
 		t.Fatalf("stats --watch after an interrupt: %v", err)
 	}
 }
+
+// The waiters of a process are counted by pool stats and top, which run in
+// another: the WAITING column and "waiting" in JSON; 0 once they are
+// cancelled. Retired containers are not cooling.
+func TestCLI_StatsAndTopShowTheWaitersOfOtherProcesses(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := client(t, prefix).Pool("accounts", xsync.Health(xsync.HealthPolicy{RetireAfter: 1}))
+	if err := p.Put(ctx, xsync.Container{ID: "a", Interval: time.Hour}, xsync.Container{ID: "dead"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cooldown(ctx, "a", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Report(ctx, "dead", xsync.Failed); err != nil {
+		t.Fatal(err)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var fs []*xsync.Future[xsync.Container]
+	for range 3 {
+		fs = append(fs, p.WaitAskOneAsync(wctx))
+	}
+	type stats struct {
+		Total, Ready, Cooling, Retired, Waiting int
+	}
+	statsNow := func() stats {
+		st := jsonLines[stats](t, cli(t, prefix, "", "--json", "pool", "stats", "accounts").want(t, 0, "stats --json").stdout)
+		if len(st) != 1 {
+			t.Fatalf("stats --json: %d lines", len(st))
+		}
+		return st[0]
+	}
+	var st stats
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if st = statsNow(); st.Waiting == 3 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st != (stats{Total: 2, Ready: 0, Cooling: 1, Retired: 1, Waiting: 3}) {
+		t.Fatalf("stats --json = %+v, want 2 total, 1 cooling, 1 retired, 3 waiting", st)
+	}
+	human := cli(t, prefix, "", "pool", "stats", "accounts").want(t, 0, "stats").stdout
+	lines := strings.Split(strings.TrimSpace(human), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "WAITING") || !strings.Contains(lines[0], "RETIRED") {
+		t.Fatalf("stats:\n%s", human)
+	}
+	if f := strings.Fields(lines[1]); len(f) < 6 || f[0] != "accounts" || f[4] != "1" || f[5] != "3" {
+		t.Fatalf("stats row %q: want 1 retired, 3 waiting", lines[1])
+	}
+	ls := cli(t, prefix, "", "pool", "ls", "accounts").want(t, 0, "ls")
+	for _, line := range strings.Split(ls.stdout, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "dead" && f[1] != "retired" {
+			t.Errorf("ls shows a retired container as %q, want retired: %q", f[1], line)
+		}
+	}
+	if !strings.Contains(ls.stderr, "2 containers, 0 ready, 1 retired") {
+		t.Errorf("ls footer: %q", ls.stderr)
+	}
+	top := cli(t, prefix, "", "top", "--once").want(t, 0, "top --once").stdout
+	found := false
+	for _, line := range strings.Split(top, "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && f[0] == "accounts" {
+			found = f[5] == "3"
+		}
+		if utf8.RuneCountInString(line) > 80 {
+			t.Errorf("top line of %d columns: %q", utf8.RuneCountInString(line), line)
+		}
+	}
+	if !found || !strings.Contains(top, "WAITING") {
+		t.Fatalf("top does not show 3 waiting for accounts:\n%s", top)
+	}
+
+	stop()
+	for _, f := range fs {
+		if _, err := f.Wait(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled waiter: %v", err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if st = statsNow(); st.Waiting == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.Waiting != 0 {
+		t.Fatalf("stats after the waiters were cancelled: %+v, want 0 waiting", st)
+	}
+}

@@ -12,13 +12,17 @@ import (
 	"github.com/redisxsync/xsync"
 )
 
-// poolRow is one pool's counts, in a table or a JSON line.
+// poolRow is one pool's counts, in a table or a JSON line. Cooling
+// counts the live containers that are neither ready nor retired; Waiting,
+// the requests waiting on every client (PoolStats.WaitingAll).
 type poolRow struct {
 	Pool        string `json:"pool"`
 	At          int64  `json:"at"` // server time, ms since the epoch
 	Total       int    `json:"total"`
 	Ready       int    `json:"ready"`
 	Cooling     int    `json:"cooling"`
+	Retired     int    `json:"retired"`
+	Waiting     int    `json:"waiting"`
 	Expired     int64  `json:"expired"`
 	NextReadyAt int64  `json:"next_ready_at"` // ms since the epoch; 0 when empty
 
@@ -26,18 +30,31 @@ type poolRow struct {
 }
 
 func rowOf(name string, s xsync.PoolStats) poolRow {
-	return poolRow{Pool: name, At: ms(s.At), Total: s.Total, Ready: s.Ready, Cooling: s.Total - s.Ready,
-		Expired: s.Expired, NextReadyAt: ms(s.NextReadyAt), at: s.At, next: s.NextReadyAt}
+	return poolRow{Pool: name, At: ms(s.At), Total: s.Total, Ready: s.Ready, Cooling: max(s.Total-s.Ready-s.Retired, 0),
+		Retired: s.Retired, Waiting: s.WaitingAll, Expired: s.Expired, NextReadyAt: ms(s.NextReadyAt), at: s.At, next: s.NextReadyAt}
 }
 
-var poolHeader = []string{"POOL", "TOTAL", "READY", "COOLING", "EXPIRED", "NEXT READY"}
+var poolHeader = []string{"POOL", "TOTAL", "READY", "COOLING", "RETIRED", "WAITING", "EXPIRED", "NEXT READY"}
 
 func (r poolRow) cells() []string {
-	next := "-"
-	if !r.next.IsZero() {
-		next = until(r.next, r.at, "now")
+	return []string{r.Pool, fmt.Sprint(r.Total), fmt.Sprint(r.Ready), fmt.Sprint(r.Cooling), fmt.Sprint(r.Retired),
+		fmt.Sprint(r.Waiting), fmt.Sprint(r.Expired), r.nextReady()}
+}
+
+// topHeader and topCells are poolHeader and cells without EXPIRED, so that
+// top fits 80 columns.
+var topHeader = []string{"POOL", "TOTAL", "READY", "COOLING", "RETIRED", "WAITING", "NEXT READY"}
+
+func (r poolRow) topCells() []string {
+	return []string{r.Pool, fmt.Sprint(r.Total), fmt.Sprint(r.Ready), fmt.Sprint(r.Cooling), fmt.Sprint(r.Retired),
+		fmt.Sprint(r.Waiting), r.nextReady()}
+}
+
+func (r poolRow) nextReady() string {
+	if r.next.IsZero() {
+		return "-"
 	}
-	return []string{r.Pool, fmt.Sprint(r.Total), fmt.Sprint(r.Ready), fmt.Sprint(r.Cooling), fmt.Sprint(r.Expired), next}
+	return until(r.next, r.at, "now")
 }
 
 func (a *app) poolsCommand() *cobra.Command {
@@ -126,26 +143,35 @@ func (a *app) poolLs() *cobra.Command {
 				if c.TTL > 0 {
 					expires = until(c.CreatedAt.Add(c.TTL), s.At, "expired")
 				}
-				t.row(clip(c.ID, 24), until(c.NextAvailable, s.At, "ready"), durOrDash(c.Interval), expires,
+				next := until(c.NextAvailable, s.At, "ready")
+				if c.Retired {
+					next = "retired" // never handed out, whatever its time
+				}
+				t.row(clip(c.ID, 24), next, durOrDash(c.Interval), expires,
 					fmt.Sprint(c.UsageCount), orDash(clip(c.Data, 16)))
 			}
 			if err := t.flush(); err != nil {
 				return failed(err)
 			}
-			fmt.Fprintf(a.stderr, "%d containers, %d ready\n", len(cs), countReady(cs, s.At))
+			ready, retired := countReady(cs, s.At)
+			fmt.Fprintf(a.stderr, "%d containers, %d ready, %d retired\n", len(cs), ready, retired)
 			return nil
 		},
 	}
 }
 
-func countReady(cs []xsync.Container, now time.Time) int {
-	n := 0
+// countReady counts the containers that may be taken at now, and the
+// retired ones, which never may.
+func countReady(cs []xsync.Container, now time.Time) (ready, retired int) {
 	for _, c := range cs {
-		if !c.NextAvailable.After(now) {
-			n++
+		switch {
+		case c.Retired:
+			retired++
+		case !c.NextAvailable.After(now):
+			ready++
 		}
 	}
-	return n
+	return ready, retired
 }
 
 func (a *app) poolStats() *cobra.Command {
@@ -209,7 +235,7 @@ func (a *app) poolStats() *cobra.Command {
 // fixedRow writes cells in columns of fixed widths, so that the lines of
 // a watch, printed one at a time, line up.
 func fixedRow(w io.Writer, nameWidth int, cells []string) error {
-	widths := []int{nameWidth, 7, 7, 8, 8, 0}
+	widths := []int{nameWidth, 7, 7, 8, 8, 8, 8, 0}
 	var b strings.Builder
 	for i, c := range cells {
 		if i > 0 {

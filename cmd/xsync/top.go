@@ -29,7 +29,8 @@ func (a *app) topCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "top",
 		Short: "A live view of pools and locks, refreshed every second (q quits)",
-		Long: "top shows the pools (total, ready, cooling, expired, when the next is ready)\n" +
+		Long: "top shows the pools (total, ready, cooling, retired, requests waiting on\n" +
+			"every client, when the next is ready)\n" +
 			"and the locks held (holder, TTL, fence, clients waiting), refreshed every\n" +
 			"second, fitted to the terminal (80 columns will do). q or Ctrl-C quits.\n" +
 			"--once prints one screen and exits, for scripts and for `watch`.",
@@ -153,10 +154,10 @@ func (a *app) topFrame(c *xsync.Client, width, height int) (string, error) {
 	if len(pools) == 0 {
 		b.WriteString("no pools\n")
 	} else {
-		t := newTable(&b, poolHeader...)
+		t := newTable(&b, topHeader...)
 		for _, r := range pools[:poolRows] {
 			r.Pool = clip(r.Pool, 24)
-			t.row(r.cells()...)
+			t.row(r.topCells()...)
 		}
 		_ = t.flush()
 		if n := len(pools) - poolRows; n > 0 {
