@@ -98,7 +98,7 @@ type pipeliner interface {
 // a is on. cc, when not nil, is the Cluster p is a node of: a failed
 // connection or a redirection makes it read the slot map again.
 func runGroup(ctx context.Context, p pipeliner, a Ack, calls []ScriptCall, out []AckedResult, cc *redis.ClusterClient) {
-	timeout := a.waitTimeout(p)
+	timeout := a.waitTimeout(ctx, p)
 	pending := make([]int, len(calls))
 	for i := range calls {
 		pending[i] = i
@@ -141,16 +141,21 @@ func runGroup(ctx context.Context, p pipeliner, a Ack, calls []ScriptCall, out [
 }
 
 // waitTimeout is a.Timeout, at least 1ms (WAIT 0 would block for ever),
-// and within three quarters of p's read timeout, so that the pipeline's
-// answer is read before go-redis gives up on it.
-func (a Ack) waitTimeout(p pipeliner) time.Duration {
-	t := max(a.Timeout, time.Millisecond)
+// and within three quarters of p's read timeout and of the time left
+// before ctx's deadline, so that the pipeline's answer is read before
+// go-redis gives up on it: a write the replicas are slow to confirm is
+// then reported as such, not as a timeout.
+func (a Ack) waitTimeout(ctx context.Context, p pipeliner) time.Duration {
+	t := a.Timeout
 	if o, ok := p.(interface{ Options() *redis.Options }); ok {
 		if rt := o.Options().ReadTimeout; rt > 0 {
-			t = min(t, max(rt*3/4, time.Millisecond))
+			t = min(t, rt*3/4)
 		}
 	}
-	return t
+	if dl, ok := ctx.Deadline(); ok {
+		t = min(t, time.Until(dl)*3/4)
+	}
+	return max(t, time.Millisecond)
 }
 
 // reloadOn makes cc read the slot map again when err says a node is gone
