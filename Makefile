@@ -19,10 +19,8 @@ TOPOLOGY_TESTS := TestLock|TestPool|TestLimiter|TestSemaphore|TestSentinel|TestC
 # of the demo's stop report, not fixed yet).
 SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost|TestPool_ResentTake|TestLock_ResentAcquire|TestCrawlStopsAtThePageLimit
 # Tests that Cluster cannot run: other DBs than 0 (there are none:
-# OnDB, TestPools_NamesThePoolsUnderThePrefix),
-# multi-key locks whose keys fall in different slots (not supported yet:
-# ErrInvalidKey, see TestCluster_LockKeysMustShareASlot).
-NOT_ON_CLUSTER := $(SINGLE_ONLY)|OnDB|TestPools_NamesThePoolsUnderThePrefix|TestLock_MultiKeyIsAllOrNothing|TestLock_OverlappingKeySetsDoNotDeadlock
+# OnDB, TestPools_NamesThePoolsUnderThePrefix).
+NOT_ON_CLUSTER := $(SINGLE_ONLY)|OnDB|TestPools_NamesThePoolsUnderThePrefix
 
 ## test: go vet, gofmt check, then every test with -race against a private Redis.
 ## -p 1: one package at a time, as the packages share the one Redis (some

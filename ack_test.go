@@ -199,6 +199,18 @@ func testAckReplicasConfirmsGrants(t *testing.T) {
 		}
 	}
 
+	if testredis.Current(t).Topology == testredis.Cluster {
+		// A lock across the three masters: a slot group after the other,
+		// each confirmed.
+		all, err := a.Lock(ctx, []string{"a", "b", "c"}, xsync.TTL(time.Second))
+		if err != nil {
+			t.Fatalf("Lock across slots: %v", err)
+		}
+		if err := all.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	pool := a.Pool("p")
 	if err := pool.Put(ctx, xsync.Container{ID: "1", Interval: time.Hour}, xsync.Container{ID: "2", Interval: time.Hour}, xsync.Container{ID: "3"}); err != nil {
 		t.Fatal(err)
@@ -278,6 +290,12 @@ func TestCluster_AckReplicasWaitsOnTheMasterOfTheKeys(t *testing.T) {
 	if _, err := c.Pool("a").AskOne(ctx); !errors.Is(err, xsync.ErrNotReplicated) {
 		resume()
 		t.Fatalf("AskOne on the master whose replica is stopped: err = %v, want ErrNotReplicated", err)
+	}
+	// A lock across both masters: the group of the other master is taken
+	// first (its slot is lower), then given back with the failed one.
+	if _, err := c.TryLock(ctx, []string{other, "a"}); !errors.Is(err, xsync.ErrNotReplicated) {
+		resume()
+		t.Fatalf("TryLock across %q and \"a\": err = %v, want ErrNotReplicated", other, err)
 	}
 	lease, err := c.TryLock(ctx, []string{other})
 	if err == nil {

@@ -38,7 +38,10 @@
 //
 //   - Time is the Redis server's: lock expiry never depends on a machine's
 //     clock.
-//   - A lock of several keys takes all of them or none.
+//   - A lock of several keys takes all of them or none. On a Redis Cluster,
+//     keys in several hash slots are taken one slot group at a time, in
+//     slot order (one script each, while the earlier groups are held);
+//     what a failed or cancelled request took is given back.
 //   - Waiting costs no Redis command: a waiter is tried again when a
 //     release of one of its keys is published, or when the lease that
 //     blocks it expires.

@@ -29,6 +29,13 @@ const releaseTimeout = 5 * time.Second
 // "orders" and "{orders}" are therefore the same lock. No key, an empty key
 // or the same key twice is ErrInvalidKey; a TTL under 1ms ErrInvalidTTL.
 //
+// On a Redis Cluster, keys in different hash slots are taken slot by slot,
+// in the order of their slots (the same for every client, so that locks of
+// overlapping key sets never deadlock), each slot's keys by one script
+// while the slots before are held: one round trip per slot, one after the
+// other. The caller still gets every key or none: a wait that ends, or a
+// try that finds a later slot's key taken, gives back what it took.
+//
 // Waiting costs no Redis command, and clients take turns (see the package
 // doc, section Locks). When ctx ends first, the error matches both
 // ErrNotObtained and ctx.Err(), and nothing is left behind: a lease granted
@@ -126,9 +133,6 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 	if err := checkKeys(keys); err != nil {
 		return failedFuture[*Lease](err)
 	}
-	if err := c.checkSlots(keys); err != nil {
-		return failedFuture[*Lease](err)
-	}
 	s, err := lockSettingsOf(c, opts)
 	if err != nil {
 		return failedFuture[*Lease](err)
@@ -155,6 +159,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 		TTL:        s.ttl,
 		AutoRenew:  s.autoRenew,
 		Try:        mode == tryOnce,
+		Groups:     c.slotGroups(keys),
 	}
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)

@@ -61,3 +61,39 @@ func BenchmarkSpread_PoolAskOne(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSpread_LockAcrossSlots: Lock then Release of n keys by one
+// goroutine, the keys in n slots (one script per slot, one after the
+// other) or under one tag (one script): on a Redis Cluster, the cost of a
+// lock across slots against one of the same keys given one tag. On one
+// server both are one script.
+func BenchmarkSpread_LockAcrossSlots(b *testing.B) {
+	c := newClient(b)
+	ctx := context.Background()
+	for _, n := range []int{2, 4} {
+		for _, tagged := range []bool{false, true} {
+			keys := make([]string, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("order-%d", i)
+				if tagged {
+					keys[i] = fmt.Sprintf("{order}:%d", i)
+				}
+			}
+			name := fmt.Sprintf("keys=%d/slots=%d", n, n)
+			if tagged {
+				name = fmt.Sprintf("keys=%d/slots=1", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					l, err := c.Lock(ctx, keys, xsync.TTL(10*time.Second), xsync.AutoRenew(false))
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := l.Release(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}

@@ -103,20 +103,13 @@ func TestCluster_DB0IsTheClusterClientAndOtherDBsAreInvalid(t *testing.T) {
 	}
 }
 
-// The keys of one lock must share a slot on Cluster (this version); keys
-// with one {hash tag} do, and are taken all-or-nothing by one script.
-func TestCluster_LockKeysMustShareASlot(t *testing.T) {
+// Keys with one {hash tag} share a slot on Cluster, and are taken
+// all-or-nothing by one script (keys in several slots: lock_slots_test.go).
+func TestCluster_LockKeysOfOneTagAreTakenAllOrNothing(t *testing.T) {
 	requireTopology(t, testredis.Cluster)
 	prefix := testPrefix(t)
 	ctx := context.Background()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
-	// "a" and "b" hash to different slots (15495 and 3300).
-	if _, err := a.TryLock(ctx, []string{"a", "b"}); !errors.Is(err, xsync.ErrInvalidKey) || !strings.Contains(err.Error(), "hash slots") {
-		t.Fatalf("TryLock of keys in two slots: err = %v, want ErrInvalidKey about hash slots", err)
-	}
-	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
-		t.Fatalf("the refused lock wrote %v", left)
-	}
 	held, err := a.Lock(ctx, []string{"{order-7}:payment"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,10 @@
 package actors
 
 import (
-	"context"
 	"fmt"
-	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync/internal/xerr"
 	"github.com/redisxsync/xsync/messages"
-	"github.com/redisxsync/xsync/redisx"
 )
 
 // Replicas (ack.On()): a grant or a renewal counts once ack.Replicas
@@ -23,7 +18,8 @@ import (
 //     of another call, which WAITs for no one on this client's behalf: the
 //     waiter confirms it with an attempt of its own, which finds the key
 //     holding its token, and only that attempt's answer grants it.
-//   - A renewal or Refresh that was not confirmed leaves the lease's
+//   - Renewals and Refresh end each master's pipeline with WAIT
+//     (refreshAll); one that was not confirmed leaves the lease's
 //     expiry where the replicas last confirmed it (or sooner, when the
 //     master now has a shorter TTL): it is renewed again soon, and is lost
 //     at that expiry unless a renewal is confirmed by then.
@@ -36,19 +32,20 @@ func (m *lockManager) notReplicated(what string, keys []string) error {
 }
 
 // undoGrant gives back the keys that w's attempt took but the replicas did
-// not confirm, as a grant followed by a Release would, and fails w.
+// not confirm, as a grant followed by a Release would (with the groups a
+// set took before), and fails w once they are released.
 func (m *lockManager) undoGrant(w *lockWaiter, d *attemptDone) {
 	// Held first, so that removing w wakes no waiter of its keys: the
 	// release's news does.
-	l := m.grant(w, d)
+	l := m.grant(w, d.sentAt)
 	for _, k := range w.keys {
 		delete(m.queued, k) // the script took this client out of the queues
 	}
 	m.removeWaiter(w)
 	m.dropLease(l)
 	m.schedule()
-	m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
-	w.respond(m, &messages.AcquireResult{Err: m.notReplicated("lock", w.req.Keys)})
+	err := m.notReplicated("lock", w.req.Keys)
+	m.releaseLease(l, func(error) { w.respond(m, &messages.AcquireResult{Err: err}) })
 }
 
 // confirmTransfer has w confirm, by an attempt with WAIT, the key k that a
@@ -62,33 +59,6 @@ func (m *lockManager) confirmTransfer(w *lockWaiter, k dbKey) {
 		return
 	}
 	m.attempt(w, "")
-}
-
-// renewAcked renews ls as renew does, each renewal confirmed by replicas:
-// one pipeline and WAIT per master.
-func (m *lockManager) renewAcked(cl redis.UniversalClient, deadline time.Time, ls []*heldLease) {
-	calls := make([]redisx.ScriptCall, len(ls))
-	ids := make([]uint64, len(ls))
-	errs := make([]error, len(ls))
-	for i, l := range ls {
-		ids[i] = l.id
-		calls[i] = redisx.ScriptCall{Script: refreshScript, Keys: l.lockKeys, Args: []any{l.token, ttlMillis(l.ttl)}}
-		errs[i] = m.notReplicated("lease renewal", l.lockKeys)
-	}
-	ack := m.ack
-	m.goRedis(deadline, func(ctx context.Context) any {
-		sentAt := time.Now()
-		out := redisx.RunAcked(ctx, cl, ack, calls)
-		res := make([]renewResult, len(out))
-		for i, r := range out {
-			n, err := r.Cmd.Int()
-			if err == nil && n == 1 && !r.Replicated {
-				err = errs[i]
-			}
-			res[i] = renewResult{id: ids[i], sentAt: sentAt, ok: n == 1, err: err}
-		}
-		return &renewDone{results: res}
-	})
 }
 
 // onUnreplicatedRefresh handles a Refresh that the master applied but the

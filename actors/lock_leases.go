@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -12,13 +13,15 @@ import (
 )
 
 type heldLease struct {
-	id        uint64
-	token     string
-	db        int
-	client    redis.UniversalClient
-	keys      []dbKey
-	lockKeys  []string
-	names     lockNames
+	id       uint64
+	token    string
+	db       int
+	client   redis.UniversalClient
+	keys     []dbKey  // every key, of every part
+	lockKeys []string // their Redis names
+	// parts are the slot groups of the lease, one script call each (one
+	// part but for a lock across Redis Cluster slots).
+	parts     []leasePart
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
@@ -39,30 +42,62 @@ type heldLease struct {
 	// have run: at expiry the keys may still hold the token, and are
 	// released when the lease is lost.
 	unsure bool
+	// set: the lease holds the groups a set has taken so far, and is
+	// renewed while it waits for the next (see lock_groups.go).
+	set *lockSet
 }
+
+// leasePart is one slot group of a lease.
+type leasePart struct {
+	keys     []dbKey
+	lockKeys []string
+	names    lockNames
+}
+
+// renews: the lease is renewed every TTL/3 (it asked for it, or it is a
+// set's lease while it waits for its next group).
+func (l *heldLease) renews() bool { return l.autoRenew || l.set != nil }
 
 type pendingRefresh struct {
 	ttl    time.Duration
 	sender *actor.PID
 }
 
-func (m *lockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
-	m.seq++
-	l := &heldLease{
-		id:        m.seq,
-		token:     w.req.Token,
-		db:        w.req.DB,
-		client:    w.req.Client,
-		keys:      w.keys,
-		lockKeys:  w.req.Keys,
-		names:     namesOf(w.req),
-		ttl:       w.req.TTL,
-		autoRenew: w.req.AutoRenew,
-		lost:      make(chan struct{}),
+// grant makes w's keys, taken by a call sent at sentAt, a lease of this
+// client; the keys of a set's later group join the set's lease.
+func (m *lockManager) grant(w *lockWaiter, sentAt time.Time) *heldLease {
+	part := leasePart{keys: w.keys, lockKeys: w.req.Keys, names: namesOf(w.req)}
+	l := (*heldLease)(nil)
+	if w.set != nil {
+		l = w.set.lease
 	}
-	l.setExpiry(d.sentAt)
-	m.leases[l.id] = l
-	for _, k := range l.keys {
+	if l == nil {
+		m.seq++
+		l = &heldLease{
+			id:        m.seq,
+			token:     w.req.Token,
+			db:        w.req.DB,
+			client:    w.req.Client,
+			ttl:       w.req.TTL,
+			autoRenew: w.req.AutoRenew,
+			lost:      make(chan struct{}),
+			set:       w.set,
+		}
+		l.setExpiry(sentAt)
+		m.leases[l.id] = l
+		if w.set != nil {
+			w.set.lease = l
+		}
+	} else {
+		// The earliest expiry and renewal of the parts are the lease's.
+		at, due := l.expiresAt, l.due
+		l.setExpiry(sentAt)
+		l.expiresAt, l.due = minTime(at, l.expiresAt), minTime(due, l.due)
+	}
+	l.parts = append(l.parts, part)
+	l.keys = append(slices.Clip(l.keys), part.keys...)
+	l.lockKeys = append(slices.Clip(l.lockKeys), part.lockKeys...)
+	for _, k := range part.keys {
 		m.held[k] = l.id
 	}
 	m.schedule()
@@ -72,7 +107,7 @@ func (m *lockManager) grant(w *lockWaiter, d *attemptDone) *heldLease {
 func (l *heldLease) setExpiry(sentAt time.Time) {
 	l.expiresAt = sentAt.Add(l.ttl)
 	l.due = l.expiresAt
-	if l.autoRenew {
+	if l.renews() {
 		l.due = sentAt.Add(renewPeriod(l.ttl))
 	}
 }
@@ -99,11 +134,15 @@ func (m *lockManager) dropLease(l *heldLease) {
 // lose marks l lost: Lost is closed, the keys it may still hold are
 // released, and the waiters of its keys are woken once that is done.
 func (m *lockManager) lose(l *heldLease, release bool) {
+	if l.set != nil {
+		m.losePartial(l, release)
+		return
+	}
 	m.log.Info("lease lost", zap.Strings("keys", l.lockKeys))
 	m.dropLease(l)
 	close(l.lost)
 	if release {
-		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
+		m.releaseLease(l, nil)
 	} else {
 		m.wakeKeys(l.keys)
 	}
@@ -125,7 +164,12 @@ func (m *lockManager) release(ctx actor.Context, id uint64) {
 	// release wakes this client's waiters as it wakes the others'.
 	m.dropLease(l)
 	m.schedule()
-	m.runRelease(l.client, l.db, l.token, l.keys, l.names, ctx.Sender())
+	sender := ctx.Sender()
+	m.releaseLease(l, func(err error) {
+		if sender != nil {
+			m.root.Send(sender, &messages.ReleaseLeaseResult{Err: err})
+		}
+	})
 }
 
 func (m *lockManager) releaseToken(req *messages.Acquire) {
@@ -138,29 +182,32 @@ func (m *lockManager) releaseToken(req *messages.Acquire) {
 
 func (m *lockManager) onRelease(d *releaseDone) {
 	defer m.callDone()
-	res := &messages.ReleaseLeaseResult{}
+	var err error
 	switch {
 	case d.err != nil:
-		res.Err = xerr.Redis("release", d.err)
+		err = xerr.Redis("release", d.err)
 	case d.freed < len(d.keys):
-		res.Err = xerr.ErrLockNotHeld
+		err = xerr.ErrLockNotHeld
 	}
-	if res.Err != nil {
+	if err != nil {
 		// Some keys were not published as freed: whatever holds them now,
 		// this client's waiters must look for themselves.
 		m.wakeKeys(d.keys)
 	}
-	if d.sender != nil {
-		m.root.Send(d.sender, res)
+	if d.then != nil {
+		d.then(err)
 	}
 	if d.err == nil {
 		m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
 	}
-	if m.releasing[d.token]--; m.releasing[d.token] <= 0 {
-		delete(m.releasing, d.token)
-		if req := m.rerelease[d.token]; req != nil {
-			delete(m.rerelease, d.token)
-			m.releaseToken(req)
+	for _, k := range d.keys {
+		tk := tokenKey{d.token, k}
+		if m.releasing[tk]--; m.releasing[tk] <= 0 {
+			delete(m.releasing, tk)
+			if req := m.rerelease[tk]; req != nil {
+				delete(m.rerelease, tk)
+				m.releaseToken(req)
+			}
 		}
 	}
 	for i, fence := range d.fences {
@@ -243,7 +290,7 @@ func (m *lockManager) tick() {
 		if l.renewing || l.refreshing {
 			continue
 		}
-		if l.pending && !l.due.After(now) || !l.pending && l.autoRenew && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
+		if l.pending && !l.due.After(now) || !l.pending && l.renews() && !l.due.After(now.Add(renewPeriod(l.ttl)/4)) {
 			l.renewing = true
 			batches[l.client] = append(batches[l.client], l)
 		}
@@ -278,7 +325,14 @@ func (m *lockManager) onRenew(d *renewDone) {
 			m.lose(l, true)
 		default:
 			l.unsure, l.pending = false, false
+			at := l.expiresAt
 			l.setExpiry(r.sentAt)
+			if r.parts < len(l.parts) {
+				// A set's group joined the lease while the renewal was
+				// under way: it keeps its own expiry until a renewal of
+				// every group, due now.
+				l.expiresAt, l.due, l.pending = minTime(l.expiresAt, at), now, true
+			}
 		}
 		m.nextRefresh(l)
 	}
@@ -293,7 +347,7 @@ func (m *lockManager) schedule() {
 	var next time.Time
 	for _, l := range m.leases {
 		at := l.expiresAt
-		if (l.autoRenew || l.pending) && !l.renewing && !l.refreshing {
+		if (l.renews() || l.pending) && !l.renewing && !l.refreshing {
 			at = minTime(l.due, l.expiresAt)
 		}
 		if next.IsZero() || at.Before(next) {

@@ -91,17 +91,17 @@ type lockManager struct {
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
-	// orphans are the waiters withdrawn during their attempt: what the
-	// attempt took is released when it answers.
-	orphans map[string]*lockWaiter
+	// orphans are the waiters withdrawn during their attempt, by the gen
+	// of the attempt: what it took is released when it answers.
+	orphans map[uint64]*lockWaiter
 	// superseded are the waiters granted by a transfer during their
 	// attempt: its answer confirms the lease, or is given back if the lease
 	// is gone.
-	superseded map[string]*lockWaiter
-	// releasing counts the releases under way by token; rerelease are the
+	superseded map[uint64]*lockWaiter // by gen, as orphans
+	// releasing counts the releases under way by token and key; rerelease are the
 	// tokens to release again once they are done (see onSupersededAttempt).
-	releasing map[string]int
-	rerelease map[string]*messages.Acquire
+	releasing map[tokenKey]int
+	rerelease map[tokenKey]*messages.Acquire
 	queues    map[dbKey]*waitQueue[*lockWaiter]
 	leases    map[uint64]*heldLease
 	held      map[dbKey]uint64 // the lease of this client holding a key
@@ -121,12 +121,23 @@ type lockManager struct {
 
 	timer   *time.Timer // fires at the earliest lease renewal or expiry
 	timerAt time.Time
+
+	// nextGroups are the locks across slots whose next slot group starts
+	// once the message under way is handled (lock_groups.go).
+	nextGroups []*lockSet
 }
 
 // dbKey is a lock key (its Redis name) on one DB.
 type dbKey struct {
 	db  int
 	key string
+}
+
+// tokenKey is a key of an owner token: the slot groups of one lock share
+// their token, and are released each on its own.
+type tokenKey struct {
+	token string
+	key   dbKey
 }
 
 type lockSub struct {
@@ -157,9 +168,9 @@ type (
 		gen   uint64
 	}
 	releaseDone struct {
-		sender *actor.PID
-		token  string
-		keys   []dbKey
+		then  func(error) // told the outcome, when not nil
+		token string
+		keys  []dbKey
 		// next are the waiters of this client whose tickets went with the
 		// release, by key (nil for none); fences, the fences of the keys
 		// transferred to them (0 for none).
@@ -186,6 +197,7 @@ type (
 	}
 	renewResult struct {
 		id     uint64
+		parts  int // the lease's parts the renewal covered
 		sentAt time.Time
 		ok     bool
 		err    error
@@ -207,10 +219,10 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack
 			log:        log,
 			events:     events,
 			waiters:    map[string]*lockWaiter{},
-			orphans:    map[string]*lockWaiter{},
-			superseded: map[string]*lockWaiter{},
-			releasing:  map[string]int{},
-			rerelease:  map[string]*messages.Acquire{},
+			orphans:    map[uint64]*lockWaiter{},
+			superseded: map[uint64]*lockWaiter{},
+			releasing:  map[tokenKey]int{},
+			rerelease:  map[tokenKey]*messages.Acquire{},
 			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:     map[uint64]*heldLease{},
 			held:       map[dbKey]uint64{},
@@ -283,6 +295,9 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		// when the actor is stopped without it.
 		m.stopTimers()
 	}
+	if len(m.nextGroups) > 0 {
+		m.startNextGroups(ctx)
+	}
 }
 
 func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
@@ -296,7 +311,7 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	for _, l := range m.leases {
 		m.dropLease(l)
 		close(l.lost)
-		m.runRelease(l.client, l.db, l.token, l.keys, l.names, nil)
+		m.releaseLease(l, nil)
 	}
 	byDB := map[int][]dbKey{}
 	for k := range m.queued {

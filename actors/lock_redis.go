@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync/redisx"
@@ -27,7 +26,8 @@ var (
 
 // attempt runs lock_acquire for w. skip names a client whose turn is over.
 func (m *lockManager) attempt(w *lockWaiter, skip string) {
-	w.gen++
+	m.seq++
+	w.gen = m.seq
 	w.inflight, w.dirty = true, false
 	m.stopTimer(w)
 	req, gen := w.req, w.gen
@@ -75,8 +75,9 @@ func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) 
 
 // runRelease runs lock_release. This client queues for its next turn on the
 // keys it has more waiters for, with the ticket of its next waiter: the
-// release may transfer the key to that waiter (see lock_transfer.go).
-func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, names lockNames, sender *actor.PID) {
+// release may transfer the key to that waiter (see lock_transfer.go). then,
+// if not nil, is told the outcome: nil, ErrLockNotHeld or the call's error.
+func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, names lockNames, then func(error)) {
 	args := make([]any, 0, 4+len(keys))
 	args = append(args, token, m.keys.LockChannel(db), m.id, lockTransferLease.Milliseconds())
 	next := make([]*lockWaiter, len(keys))
@@ -92,9 +93,11 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 		args = append(args, ticket)
 	}
 	all := names.all()
-	m.releasing[token]++
+	for _, k := range keys {
+		m.releasing[tokenKey{token, k}]++
+	}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
-		d := &releaseDone{sender: sender, token: token, keys: keys, next: next, sentAt: time.Now()}
+		d := &releaseDone{then: then, token: token, keys: keys, next: next, sentAt: time.Now()}
 		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
 		if err != nil {
 			d.err = err
@@ -122,58 +125,139 @@ func (m *lockManager) nextRefresh(l *heldLease) {
 	r := l.refreshes[0]
 	l.refreshes = l.refreshes[1:]
 	l.refreshing = true
-	cl, keys, token, id := l.client, l.lockKeys, l.token, l.id
+	cl, parts, token, id := l.client, partKeys(l), l.token, l.id
 	// An answer after the expiry comes too late: the lease is lost then.
 	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
 	ack := m.ack
 	m.goRedis(deadline, func(ctx context.Context) any {
 		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
-		res := redisx.Run(ctx, cl, ack, refreshScript, keys, token, ttlMillis(r.ttl))
-		n, err := res.Cmd.Int()
-		d.ok, d.err = n == 1, err
-		d.unreplicated = d.ok && !res.Replicated
+		if len(parts) == 1 && !ack.On() {
+			n, err := refreshScript.Run(ctx, cl, parts[0], token, ttlMillis(r.ttl)).Int()
+			d.ok, d.err = n == 1, err
+			return d
+		}
+		answers, replicated := refreshAll(ctx, cl, ack, []refreshItem{{parts, token, ttlMillis(r.ttl)}})
+		d.ok, d.err = answers[0].result()
+		d.unreplicated = d.ok && !replicated[0]
 		return d
 	})
 }
 
-func (m *lockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
-	type item struct {
-		id    uint64
-		keys  []string
-		token string
-		ttl   int64
+// partKeys are the KEYS of lock_refresh for each part of l.
+func partKeys(l *heldLease) [][]string {
+	keys := make([][]string, len(l.parts))
+	for i, p := range l.parts {
+		keys[i] = p.lockKeys
 	}
-	items := make([]item, len(ls))
+	return keys
+}
+
+// refreshItem is one lease to refresh: the KEYS of each of its parts.
+type refreshItem struct {
+	parts [][]string
+	token string
+	ttl   int64
+}
+
+// refreshAll runs lock_refresh for every part of every item in one
+// pipeline (go-redis sends a Cluster's to each node at once), and returns
+// the answers by item and part. With ack on, each master's pipeline ends
+// with WAIT (redisx.RunAcked), and replicated[i] says whether the replicas
+// confirmed every part of item i; without, it is true.
+func refreshAll(ctx context.Context, cl redis.UniversalClient, ack redisx.Ack, items []refreshItem) (answers []refreshAnswers, replicated []bool) {
+	replicated = make([]bool, len(items))
+	if ack.On() {
+		var calls []redisx.ScriptCall
+		for _, it := range items {
+			for _, keys := range it.parts {
+				calls = append(calls, redisx.ScriptCall{Script: refreshScript, Keys: keys, Args: []any{it.token, it.ttl}})
+			}
+		}
+		out := redisx.RunAcked(ctx, cl, ack, calls)
+		answers = make([]refreshAnswers, len(items))
+		for i, it := range items {
+			replicated[i] = true
+			for range it.parts {
+				answers[i] = append(answers[i], out[0].Cmd)
+				replicated[i] = replicated[i] && out[0].Replicated
+				out = out[1:]
+			}
+		}
+		return answers, replicated
+	}
+	for i := range replicated {
+		replicated[i] = true
+	}
+	pipe := cl.Pipeline()
+	cmds := make([][]*redis.Cmd, len(items))
+	for i, it := range items {
+		for _, keys := range it.parts {
+			cmds[i] = append(cmds[i], refreshScript.Run(ctx, pipe, keys, it.token, it.ttl))
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	res := make([]refreshAnswers, len(items))
+	for i, it := range items {
+		for j, keys := range it.parts {
+			if err := cmds[i][j].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				// A pipeline cannot fall back to EVAL: the server has not
+				// seen the script yet (or flushed it). Once, alone.
+				cmds[i][j] = refreshScript.Run(ctx, cl, keys, it.token, it.ttl)
+			}
+		}
+		res[i] = cmds[i]
+	}
+	return res, replicated
+}
+
+// refreshAnswers are the answers of lock_refresh for the parts of a lease.
+type refreshAnswers []*redis.Cmd
+
+// result: ok when every part was refreshed; not ok (and no error) when a
+// part was not held, whatever the others answered: the lease is lost; err
+// when a part failed without an answer and none was found not held.
+func (a refreshAnswers) result() (ok bool, err error) {
+	for _, c := range a {
+		n, e := c.Int()
+		if e == nil && n != 1 {
+			return false, nil
+		}
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	return err == nil, err
+}
+
+func (m *lockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
+	ids, parts := make([]uint64, len(ls)), make([]int, len(ls))
+	items := make([]refreshItem, len(ls))
 	// The call ends by the earliest expiry at the latest: an answer after
 	// it would come too late to keep a lease, and Lost must not wait for it.
 	// Until then a slow answer is worth waiting for: a new call would queue
 	// behind it on the same slow server.
 	deadline := time.Now().Add(lockOpTimeout)
 	for i, l := range ls {
-		items[i] = item{l.id, l.lockKeys, l.token, ttlMillis(l.ttl)}
+		ids[i], parts[i], items[i] = l.id, len(l.parts), refreshItem{partKeys(l), l.token, ttlMillis(l.ttl)}
 		deadline = minTime(deadline, l.expiresAt)
 	}
+	notReplicated := make([]error, len(ls))
 	if m.ack.On() {
-		m.renewAcked(cl, deadline, ls)
-		return
+		for i, l := range ls {
+			notReplicated[i] = m.notReplicated("lease renewal", l.lockKeys) // lock_ack.go
+		}
 	}
+	ack := m.ack
 	m.goRedis(deadline, func(ctx context.Context) any {
 		sentAt := time.Now()
-		pipe := cl.Pipeline()
-		cmds := make([]*redis.Cmd, len(items))
-		for i, it := range items {
-			cmds[i] = refreshScript.Run(ctx, pipe, it.keys, it.token, it.ttl)
-		}
-		_, _ = pipe.Exec(ctx)
+		answers, replicated := refreshAll(ctx, cl, ack, items)
 		res := make([]renewResult, len(items))
-		for i, it := range items {
-			if err := cmds[i].Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-				// A pipeline cannot fall back to EVAL: the server has not
-				// seen the script yet (or flushed it). Once, alone.
-				cmds[i] = refreshScript.Run(ctx, cl, it.keys, it.token, it.ttl)
+		for i, a := range answers {
+			ok, err := a.result()
+			if ok && !replicated[i] {
+				err = notReplicated[i]
 			}
-			n, err := cmds[i].Int()
-			res[i] = renewResult{id: it.id, sentAt: sentAt, ok: n == 1, err: err}
+			res[i] = renewResult{id: ids[i], parts: parts[i], sentAt: sentAt, ok: ok, err: err}
 		}
 		return &renewDone{results: res}
 	})

@@ -112,13 +112,12 @@ func (m *lockManager) readClock(c serverClock) {
 func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 	k := dbKey{db, t.key}
 	w := m.waiters[t.token]
-	if w == nil || w.req.Try {
-		for _, l := range m.leases {
-			if l.token == t.token {
-				return // its attempt got the key first
-			}
+	if w == nil || w.req.Try || len(w.keys) != 1 || w.keys[0] != k {
+		// Withdrawn, or a lock across slots now at another group.
+		if m.leaseHolding(t.token, k) != nil {
+			return // its attempt got the key first
 		}
-		m.releaseKey(k, t.token) // withdrawn: hand it on
+		m.releaseKey(k, t.token) // hand it on
 		return
 	}
 	if m.ack.On() {
@@ -143,7 +142,12 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 // confirms the key by an attempt instead, and is not granted it here.
 func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) bool {
 	if m.waiters[w.req.Token] != w {
-		m.releaseKey(k, w.req.Token)
+		// Gone, or granted already: by an attempt that ran after the
+		// transfer and found the key holding its token (its answer came
+		// first). That key is its lease's now, not to be released.
+		if m.leaseHolding(w.req.Token, k) == nil {
+			m.releaseKey(k, w.req.Token)
+		}
 		return false
 	}
 	if m.ack.On() && m.closedErr == nil {
@@ -157,22 +161,32 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 	if w.inflight {
 		// The attempt under way runs before the transfer (and is answered
 		// as blocked) or after it (and finds the token holding the key).
-		m.superseded[w.req.Token] = w
+		m.superseded[w.gen] = w
 		w.inflight = false
 	}
-	l := m.grant(w, &attemptDone{sentAt: time.Now()})
-	l.expiresAt = expiresAt
+	// The key's short lease, and its confirmation, are the lease's if they
+	// come first (a lock across slots has other parts).
+	l := m.grant(w, time.Now())
+	l.expiresAt = minTime(l.expiresAt, expiresAt)
 	if l.ttl > lockTransferLease {
 		l.pending = true
-		l.due = time.Now().Add(min(time.Until(expiresAt)/2, lockConfirmAfter))
+		l.due = minTime(l.due, time.Now().Add(min(time.Until(expiresAt)/2, lockConfirmAfter)))
 	} else {
-		l.due = expiresAt
+		l.due = minTime(l.due, expiresAt)
 	}
 	m.schedule()
 	delete(m.queued, k) // the release took this client out of the queue
 	m.removeWaiter(w)
-	w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: []int64{fence}, Lost: l.lost}})
+	m.answerGranted(w, l, []int64{fence})
 	return true
+}
+
+// leaseHolding is the lease of token that holds key k, or nil.
+func (m *lockManager) leaseHolding(token string, k dbKey) *heldLease {
+	if l := m.leases[m.held[k]]; l != nil && l.token == token {
+		return l
+	}
+	return nil
 }
 
 // onSupersededAttempt handles the answer of an attempt of a waiter that a
@@ -180,11 +194,9 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 // the key holding the token and set its full lease: it confirms the lease,
 // or is given back if the lease is gone.
 func (m *lockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
-	for _, l := range m.leases {
-		if l.token != w.req.Token {
-			continue
-		}
-		if d.ok && !l.renewing && !l.refreshing {
+	if l := m.leaseHolding(w.req.Token, w.keys[0]); l != nil {
+		// A lease of several slot groups waits for the renewal of them all.
+		if d.ok && !l.renewing && !l.refreshing && len(l.parts) == 1 {
 			l.pending, l.unsure = false, false
 			l.setExpiry(d.sentAt)
 			m.schedule()
@@ -192,10 +204,10 @@ func (m *lockManager) onSupersededAttempt(w *lockWaiter, d *attemptDone) {
 		return
 	}
 	if d.ok || d.err != nil {
-		if m.releasing[w.req.Token] > 0 {
+		if tk := (tokenKey{w.req.Token, w.keys[0]}); m.releasing[tk] > 0 {
 			// Sent now, this release could overtake the one under way (on
 			// another connection) and make it report the lease lost.
-			m.rerelease[w.req.Token] = w.req
+			m.rerelease[tk] = w.req
 			return
 		}
 		m.releaseToken(w.req)
@@ -209,7 +221,7 @@ func (m *lockManager) releaseKey(k dbKey, token string) {
 	if cl == nil || m.finished {
 		return // closed: the transfer's short lease ends by itself
 	}
-	if m.releasing[token] > 0 {
+	if m.releasing[tokenKey{token, k}] > 0 {
 		return // the release under way hands it on
 	}
 	var names lockNames

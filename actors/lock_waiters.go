@@ -25,12 +25,15 @@ type lockWaiter struct {
 	// keys. The next attempt, with the same token, finds them; a waiter
 	// removed before it is granted releases its token.
 	unsure bool
-	gen    uint64
+	gen    uint64 // of its latest attempt: unique in the manager
 	timer  *time.Timer
 	skip   string // the client whose turn the timer ends, or ""
 	// turnTimer: the timer waits out another client's turn (lockTurnGrace).
 	turnTimer bool
 	backoff   time.Duration
+	// set is the lock request whose current slot group w is; nil for a
+	// lock of one group.
+	set *lockSet
 }
 
 func (w *lockWaiter) gone() bool { return w.removed }
@@ -48,19 +51,50 @@ func (m *lockManager) acquire(ctx actor.Context, req *messages.Acquire) {
 	for i, k := range req.Keys {
 		m.names[k] = keyNames{fence: req.FenceKeys[i], queue: req.QueueKeys[i], tickets: req.TicketKeys[i]}
 	}
+	if req.Try && m.ownsAny(req.DB, req.Keys) {
+		// A try never jumps this client's queue: a key that a waiter or a
+		// lease of this client has is not obtained, without asking Redis.
+		ctx.Respond(&messages.AcquireResult{Err: xerr.ErrNotObtained})
+		return
+	}
+	if len(req.Groups) > 1 {
+		m.startSet(ctx, req)
+		return
+	}
+	m.enter(ctx, m.newWaiter(req, ctx.Sender()))
+}
+
+// ownsAny: a waiter or a lease of this client has one of keys.
+func (m *lockManager) ownsAny(db int, keys []string) bool {
+	for _, k := range keys {
+		if m.queues[dbKey{db, k}] != nil || m.held[dbKey{db, k}] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *lockManager) newWaiter(req *messages.Acquire, sender *actor.PID) *lockWaiter {
 	m.seq++
-	w := &lockWaiter{seq: m.seq, req: req, sender: ctx.Sender(), keys: make([]dbKey, len(req.Keys))}
+	w := &lockWaiter{seq: m.seq, req: req, sender: sender, keys: make([]dbKey, len(req.Keys))}
 	for i, k := range req.Keys {
 		w.keys[i] = dbKey{req.DB, k}
 	}
+	return w
+}
+
+// enter starts w: a try attempts at once; a waiter queues behind the
+// earlier waiters of its keys, and attempts once it may.
+func (m *lockManager) enter(ctx actor.Context, w *lockWaiter) {
+	req := w.req
+	if m.closedErr != nil {
+		m.answerFailed(w, m.closedErr)
+		return
+	}
 	if req.Try {
-		// A try never jumps this client's queue: a key that a waiter or a
-		// lease of this client has is not obtained, without asking Redis.
-		for _, k := range w.keys {
-			if m.queues[k] != nil || m.held[k] != 0 {
-				ctx.Respond(&messages.AcquireResult{Err: xerr.ErrNotObtained})
-				return
-			}
+		if w.set != nil && m.ownsAny(req.DB, req.Keys) {
+			m.answerFailed(w, xerr.ErrNotObtained)
+			return
 		}
 		m.waiters[req.Token] = w
 		m.attempt(w, "")
@@ -158,8 +192,8 @@ func (m *lockManager) stopTimer(w *lockWaiter) {
 func (m *lockManager) onAttempt(d *attemptDone) {
 	defer m.callDone()
 	m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
-	if s := m.superseded[d.token]; s != nil {
-		delete(m.superseded, d.token)
+	if s := m.superseded[d.gen]; s != nil {
+		delete(m.superseded, d.gen)
 		m.onSupersededAttempt(s, d)
 		return
 	}
@@ -167,8 +201,8 @@ func (m *lockManager) onAttempt(d *attemptDone) {
 	if w == nil || w.gen != d.gen {
 		// Withdrawn (or failed by Shutdown) while the attempt was under way:
 		// give back what it took, or may have taken.
-		if o := m.orphans[d.token]; o != nil {
-			delete(m.orphans, d.token)
+		if o := m.orphans[d.gen]; o != nil {
+			delete(m.orphans, d.gen)
 			if d.ok || d.err != nil || o.unsure {
 				m.releaseToken(o.req)
 			}
@@ -187,24 +221,24 @@ func (m *lockManager) onAttempt(d *attemptDone) {
 	case d.ok:
 		w.unsure = false
 		// Held first, so that removing w wakes no waiter of its keys.
-		l := m.grant(w, d)
+		l := m.grant(w, d.sentAt)
 		for _, k := range w.keys {
 			delete(m.queued, k) // the script took this client out of the queues
 		}
 		m.removeWaiter(w)
-		w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: d.fences, Lost: l.lost}})
+		m.answerGranted(w, l, d.fences)
 	case w.req.Try && d.err != nil:
 		m.removeWaiter(w)
 		m.releaseToken(w.req) // the call may have taken the keys
-		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
+		m.answerFailed(w, xerr.Redis("lock", d.err))
 	case w.req.Try:
 		m.removeWaiter(w)
-		w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+		m.answerFailed(w, xerr.ErrNotObtained)
 	case d.err != nil && errors.Is(xerr.Redis("lock", d.err), xerr.ErrCorrupt):
 		// Data xsync did not write: the script changed nothing, and
 		// retrying would meet it again.
 		m.removeWaiter(w)
-		w.respond(m, &messages.AcquireResult{Err: xerr.Redis("lock", d.err)})
+		m.answerFailed(w, xerr.Redis("lock", d.err))
 	case d.err != nil:
 		m.log.Warn("lock attempt failed; retrying", zap.Strings("keys", w.req.Keys), zap.Error(d.err))
 		w.unsure = true
@@ -235,6 +269,16 @@ func (m *lockManager) startWaiterTimer(w *lockWaiter, d time.Duration) {
 	w.timer = m.sendAfter(d, &waiterTimer{token: w.req.Token, gen: w.gen})
 }
 
+// answerGranted answers w's request with l, granted with fences: a set
+// goes on to its next group, or answers with every group's.
+func (m *lockManager) answerGranted(w *lockWaiter, l *heldLease, fences []int64) {
+	if w.set != nil {
+		m.setGranted(w, l, fences)
+		return
+	}
+	w.respond(m, &messages.AcquireResult{Lease: &messages.LeaseGrant{ID: l.id, Fences: fences, Lost: l.lost}})
+}
+
 func (w *lockWaiter) respond(m *lockManager, res *messages.AcquireResult) {
 	if w.sender != nil {
 		m.root.Send(w.sender, res)
@@ -248,7 +292,7 @@ func (m *lockManager) removeWaiter(w *lockWaiter) {
 	delete(m.waiters, w.req.Token)
 	m.stopTimer(w)
 	if w.inflight {
-		m.orphans[w.req.Token] = w
+		m.orphans[w.gen] = w
 	}
 	var heads []string
 	var leave []int
@@ -310,5 +354,5 @@ func (m *lockManager) withdraw(token string) {
 		return // granted already: the future hands the lease back
 	}
 	m.removeWaiter(w)
-	w.respond(m, &messages.AcquireResult{Err: xerr.ErrNotObtained})
+	m.answerFailed(w, xerr.ErrNotObtained)
 }

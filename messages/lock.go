@@ -28,6 +28,11 @@ type Acquire struct {
 	AutoRenew bool
 	// Try asks for one attempt: no queueing, no waiting.
 	Try bool
+	// Groups, when it has more than one, are the slot groups of Keys on a
+	// Redis Cluster (indexes into Keys), in the one global order in which
+	// they are taken: each group is one script call, made while the groups
+	// before it are held. Nil (or one group): every key in one script.
+	Groups [][]int
 }
 
 // AcquireResult answers Acquire: a Lease, or Err. Err matches
@@ -42,7 +47,8 @@ type AcquireResult struct {
 type LeaseGrant struct {
 	// ID names the lease in ReleaseLease and RefreshLease.
 	ID uint64
-	// Fences are the fencing tokens of the keys, in the order of Acquire.Keys.
+	// Fences are the fencing tokens of the keys, in the order of Acquire.Keys
+	// (whatever the order of its Groups).
 	Fences []int64
 	// Lost is closed by the manager when it knows the lease is lost.
 	Lost <-chan struct{}
