@@ -132,7 +132,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, c.log.Named("connection")),
-		actor.WithGuardian(resumeOnPanic)))
+		actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher())))
 	return c, nil
 }
 
@@ -220,7 +220,7 @@ func (c *Client) spawnWorkerLocked(props *actor.Props) (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}
-	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic)))
+	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher())))
 	c.workers = append(c.workers, pid)
 	return pid, nil
 }

@@ -170,6 +170,77 @@ func TestLock_CorruptDataFailsWithErrCorruptAndChangesNothing(t *testing.T) {
 	}
 }
 
+// The same for a lock of one key, which lock_acquire checks as it reads
+// rather than all at once: free with nobody queued, free with another
+// client queued for its turn, and held (the waiter queues).
+func TestLock_CorruptDataOfOneKeyFailsWithErrCorruptAndChangesNothing(t *testing.T) {
+	garbage := []struct {
+		name string
+		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+	}{
+		{"the lock key is a hash", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.HSet(ctx, k.Lock("job"), "x", "y").Err()
+		}},
+		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Fence("job"), "seven", 0).Err()
+		}},
+		{"the fencing counter is a list", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.RPush(ctx, k.Fence("job"), "7").Err()
+		}},
+		{"the turn queue is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockQueue("job"), "x", 0).Err()
+		}},
+		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockTickets("job"), "x", 0).Err()
+		}},
+	}
+	states := []struct {
+		name string
+		set  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+	}{
+		{"free", func(context.Context, redis.UniversalClient, redisx.Keys) error { return nil }},
+		{"another client's turn", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.ZAdd(ctx, k.LockQueue("job"), redis.Z{Score: 1, Member: "someone"}).Err()
+		}},
+		{"held", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Lock("job"), "someone", time.Minute).Err()
+		}},
+	}
+	for _, st := range states {
+		for _, g := range garbage {
+			if st.name == "held" && g.name == "the lock key is a hash" {
+				continue // held is a string
+			}
+			t.Run(st.name+"/"+g.name, func(t *testing.T) {
+				prefix := testPrefix(t)
+				c := newClient(t, withPrefix(prefix))
+				db := rawDB(t, 0)
+				ctx := t.Context()
+				k := redisx.Keys{Prefix: prefix}
+				// The state first: the garbage may replace a key it wrote.
+				if err := st.set(ctx, db, k); err != nil {
+					t.Fatal(err)
+				}
+				if err := g.put(ctx, db, k); err != nil {
+					t.Fatal(err)
+				}
+				before := snapshot(t, db, prefix)
+				if _, err := c.TryLock(ctx, []string{"job"}); !errors.Is(err, xsync.ErrCorrupt) {
+					t.Errorf("TryLock: %v, want ErrCorrupt", err)
+				}
+				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if _, err := c.Lock(lctx, []string{"job"}); !errors.Is(err, xsync.ErrCorrupt) || lctx.Err() != nil {
+					t.Errorf("Lock: %v, want ErrCorrupt at once", err)
+				}
+				if after := snapshot(t, db, prefix); !maps.Equal(before, after) {
+					t.Fatalf("Redis changed: %v, was %v", after, before)
+				}
+			})
+		}
+	}
+}
+
 // Release on a turn queue that holds garbage fails with ErrCorrupt and
 // leaves the key as it was.
 func TestLease_ReleaseOnCorruptQueueIsErrCorrupt(t *testing.T) {
@@ -190,6 +261,48 @@ func TestLease_ReleaseOnCorruptQueueIsErrCorrupt(t *testing.T) {
 	}
 	if after := snapshot(t, db, prefix); !maps.Equal(before, after) {
 		t.Fatal("a Release on corrupt data changed Redis")
+	}
+}
+
+// Release with another client's waiter queued for the key, on a fence
+// counter or a ticket hash that holds garbage: ErrCorrupt, and nothing
+// changed (the waiter's place in the queue included).
+func TestLease_ReleaseOnCorruptDataWithAWaiterIsErrCorruptAndChangesNothing(t *testing.T) {
+	cases := []struct {
+		name string
+		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+	}{
+		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Fence("job"), "seven", 0).Err()
+		}},
+		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockTickets("job"), "x", 0).Err()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := testPrefix(t)
+			c, other := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+			db := rawDB(t, 0)
+			ctx := t.Context()
+			lease, err := c.Lock(ctx, []string{"job"}, xsync.TTL(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting := other.LockAsync(ctx, []string{"job"}, xsync.TTL(time.Minute))
+			defer waiting.Cancel()
+			settled(t, other, 1)
+			if err := tc.put(ctx, db, redisx.Keys{Prefix: prefix}); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, db, prefix)
+			if err := lease.Release(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+				t.Fatalf("Release: %v, want ErrCorrupt", err)
+			}
+			if after := snapshot(t, db, prefix); !maps.Equal(before, after) {
+				t.Fatalf("a Release on corrupt data changed Redis: %v, was %v", after, before)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/redisxsync/xsync/messages"
 	"github.com/redisxsync/xsync/redisx"
 	"github.com/redisxsync/xsync/scripts"
@@ -51,3 +53,7 @@ func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]s
 	}
 	return ks, []any{128, (30 * time.Second).Milliseconds(), -1, keys.PoolChannel(0), name, kind, n, -1}
 }
+
+// InternalDB returns the go-redis client that c's actors use for DB n (the
+// lock scripts run on it), so that a test can hook its commands.
+func InternalDB(c *Client, n int) (redis.UniversalClient, error) { return c.db(n, true) }

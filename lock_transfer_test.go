@@ -359,3 +359,138 @@ func settledAll(t *testing.T, cs ...*xsync.Client) {
 		return true
 	})
 }
+
+// lockScriptHook steers the lock scripts of one client: each call is given
+// to on with its owner token (ARGV[1]) and whether it is an acquire (its
+// ARGV has 9 entries; a release of one key has 5), and on runs it with
+// next. Other commands pass through.
+type lockScriptHook struct {
+	on func(ctx context.Context, token string, acquire bool, next func() error) error
+}
+
+func (h lockScriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h lockScriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h lockScriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		name := strings.ToLower(cmd.Name())
+		if (name != "evalsha" && name != "eval") || len(args) < 8 || args[2] != int64(4) && args[2] != 4 {
+			return next(ctx, cmd)
+		}
+		token, _ := args[7].(string)
+		argv := len(args) - 7
+		return h.on(ctx, token, argv == 9, func() error { return next(ctx, cmd) })
+	}
+}
+
+// A transfer to a waiter whose own attempt is under way: the attempt runs
+// after the transfer at Redis, finds the key holding the waiter's token and
+// answers first. The lease it grants holds the key; the transfer's answer,
+// coming after, must not release it. (The cause of the Cluster failures of
+// TestLock_WaiterCancelledMidTransfer, forced here in this order.)
+func TestLock_TransferAnsweredAfterTheWaitersOwnAttemptKeepsTheLease(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newClient(t, withPrefix(prefix))
+	holder, err := c.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, c, 1)
+	second := c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, c, 2)
+
+	cl, err := xsync.InternalDB(c, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		attemptSent    = make(chan struct{}) // the second waiter's attempt reached the hook
+		handedOn       = make(chan struct{}) // the release of the first waiter's token ran
+		steps          = make(chan string, 8)
+		holderReleased bool
+	)
+	wait := func(ch <-chan struct{}, what string) error {
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			steps <- "timed out waiting for " + what
+			return ctx.Err()
+		}
+	}
+	cl.AddHook(lockScriptHook{on: func(_ context.Context, token string, acquire bool, next func() error) error {
+		switch {
+		case acquire:
+			// The second waiter's attempt: it runs after the transfer.
+			close(attemptSent)
+			if err := wait(handedOn, "the hand-on"); err != nil {
+				return err
+			}
+			return next()
+		case token == holder.Token() && !holderReleased:
+			// The holder's release transfers the key to the first waiter,
+			// who withdraws before the answer comes: the second waiter
+			// attempts.
+			holderReleased = true
+			err := next()
+			first.Cancel()
+			if err2 := wait(attemptSent, "the second waiter's attempt"); err2 != nil {
+				return err2
+			}
+			return err
+		case token != holder.Token():
+			// The withdrawn waiter's key is handed on to the second one;
+			// this answer comes after the attempt's.
+			err := next()
+			if token != "" && !isDone(second) {
+				close(handedOn)
+				if err2 := wait(second.Done(), "the second waiter's grant"); err2 != nil {
+					return err2
+				}
+			}
+			return err
+		}
+		return next()
+	}})
+
+	if err := holder.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled waiter: %v, want context.Canceled", err)
+	}
+	lease, err := second.Wait(ctx)
+	if err != nil {
+		t.Fatalf("the next waiter: %v", err)
+	}
+	settled(t, c, 0) // every answer handled
+	select {
+	case s := <-steps:
+		t.Fatal(s)
+	default:
+	}
+	if w, l, _, _ := xsync.LockStats(ctx, c); w != 0 || l != 1 {
+		t.Fatalf("%d waiters and %d leases, want the one lease", w, l)
+	}
+	got, err := rawDB(t, 0).Get(ctx, redisx.Keys{Prefix: prefix}.Lock("k")).Result()
+	if err != nil || got != lease.Token() {
+		t.Fatalf("the key holds %q (%v), want the lease's token %q", got, err, lease.Token())
+	}
+	if lease.Fence("k") != holder.Fence("k")+2 {
+		t.Fatalf("fences %d then %d, want two more (the transfers to the first waiter and to the second)", holder.Fence("k"), lease.Fence("k"))
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("the next waiter's release: %v", err)
+	}
+	settledAll(t, c)
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}

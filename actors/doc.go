@@ -21,8 +21,11 @@
 //
 //   - worker (worker.go): a Redis call runs in a goroutine that sends its
 //     result back as a message (goRedis), so the mailbox never waits on
-//     Redis; timers send messages too; Shutdown is answered once no call
-//     is under way;
+//     Redis; the goroutine of a finished call waits a while for the next
+//     one; timers send messages too; Shutdown is answered once no call is
+//     under way;
+//   - Dispatcher (dispatcher.go): every actor's mailbox runs on a goroutine
+//     of an earlier run when one waits, not on a new one each time;
 //   - waitQueue (waitqueue.go): the FIFO of waiters, from which n waiters
 //     leave in O(n);
 //   - internal/xerr: the sentinels every answer's Err matches, and

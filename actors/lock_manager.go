@@ -294,6 +294,7 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		// Shutdown is the graceful path; this one only stops the timers
 		// when the actor is stopped without it.
 		m.stopTimers()
+		m.endIdle()
 	}
 	if len(m.nextGroups) > 0 {
 		m.startNextGroups(ctx)

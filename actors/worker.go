@@ -21,24 +21,72 @@ type worker struct {
 	closedErr  error      // set by Shutdown: the answer to every later request
 	shutdownTo *actor.PID // who asked for Shutdown
 	finished   bool       // Shutdown answered: no call is under way, none starts
+
+	// calls hands a call to a goroutine of an earlier call that waits for
+	// another (see callLoop); idle is closed when the actor is finished or
+	// stopped, and ends those goroutines.
+	calls     chan func()
+	idle      chan struct{}
+	idleEnded bool
 }
+
+// callIdle is how long the goroutine of a finished Redis call waits for
+// the next call before it ends. Under load the next call comes within it,
+// and runs on a goroutine whose stack has grown already: a fresh goroutine
+// for every call spent a tenth of the client's CPU growing its stack
+// through go-redis's call path.
+const callIdle = 250 * time.Millisecond
 
 func (w *worker) started(ctx actor.Context) {
 	w.self, w.root = ctx.Self(), ctx.ActorSystem().Root
+	w.calls, w.idle = make(chan func()), make(chan struct{})
 }
 
-// goRedis runs call, a Redis call, in a goroutine with a context that ends
+// goRedis runs call, a Redis call, off the mailbox with a context that ends
 // at deadline, and sends its result to the actor as a message. The actor
 // calls callDone when that message arrives.
 func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) any) {
 	w.busy++
 	self, root := w.self, w.root
-	go func() {
+	job := func() {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		msg := call(ctx)
 		cancel()
 		root.Send(self, msg)
-	}()
+	}
+	select {
+	case w.calls <- job: // a goroutine of an earlier call was waiting
+	default:
+		go callLoop(job, w.calls, w.idle)
+	}
+}
+
+// callLoop runs job, then the calls handed to it, until it has waited
+// callIdle for one or the actor's calls ended.
+func callLoop(job func(), calls <-chan func(), idle <-chan struct{}) {
+	job()
+	t := time.NewTimer(callIdle)
+	defer t.Stop()
+	for {
+		select {
+		case job = <-calls:
+			job()
+			t.Reset(callIdle)
+		case <-t.C:
+			return
+		case <-idle:
+			return
+		}
+	}
+}
+
+// endIdle ends the goroutines that wait for calls: the actor is finished or
+// stopped. A call started later runs on a goroutine of its own.
+func (w *worker) endIdle() {
+	if w.idle != nil && !w.idleEnded {
+		w.idleEnded = true
+		close(w.idle)
+	}
 }
 
 // callDone counts the call whose result arrived as finished.
@@ -76,6 +124,7 @@ func (w *worker) maybeFinish() {
 		return
 	}
 	w.finished = true
+	w.endIdle()
 	if w.shutdownTo != nil {
 		w.root.Send(w.shutdownTo, &messages.ShutdownResult{})
 	}

@@ -38,8 +38,12 @@ func main() {
 		duration   = flag.Duration("duration", 3*time.Second, "length of one run")
 		only       = flag.String("only", "", "run only the contenders whose name contains this")
 		cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+		memProfile = flag.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_objects)")
 	)
 	flag.Parse()
+	if *memProfile != "" {
+		defer writeMemProfile(*memProfile)
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -93,8 +97,8 @@ func benchmark(url, goroutines string, runs int, d time.Duration, only string) e
 	}
 	fmt.Printf("GOMAXPROCS %d, %s, %s per run, median of %d runs; one PING round trip: %.0fµs, %.0fµs of client CPU\n\n",
 		runtime.GOMAXPROCS(0), runtime.Version(), d, runs, us(rtt), us(pingCPU))
-	fmt.Println("| goroutines | contender | acq/s (median; runs) | wait p50 / p99 / max | fairness (fewest/most) | Redis commands/acq | Redis CPU µs/acq (process; in commands) | client CPU µs/acq | leases lost |")
-	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| goroutines | contender | acq/s (median; runs) | wait p50 / p99 / max | fairness (fewest/most) | Redis commands/acq | Redis CPU µs/acq (process; in commands) | client CPU µs/acq | client allocs/acq; goroutines started/acq | leases lost |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	seq := 0
 	for _, n := range counts {
 		all := make([][]result, len(cs))
@@ -131,12 +135,13 @@ func printRow(n int, name string, rs []result) {
 	for _, r := range rs {
 		rates = append(rates, fmt.Sprintf("%.0f", r.rate()))
 	}
-	fmt.Printf("| %d | %s | %.0f (%s) | %.1f / %.1f / %.0f ms | %.2f (%d/%d) | %.1f | %.0f; %.0f | %.0f | %d |\n",
+	fmt.Printf("| %d | %s | %.0f (%s) | %.1f / %.1f / %.0f ms | %.2f (%d/%d) | %.1f | %.0f; %.0f | %.0f | %.0f; %.2f | %d |\n",
 		n, name, m.rate(), strings.Join(rates, ", "),
 		ms(m.quantile(0.5)), ms(m.quantile(0.99)), ms(m.waits[len(m.waits)-1]),
 		m.fairness(), slices.Min(m.perGoroutine), slices.Max(m.perGoroutine),
 		float64(m.server.commands)/float64(max(1, m.acquisitions)),
-		m.perAcq(m.server.cpu), m.perAcq(m.server.cmdTime), m.perAcq(m.clientCPU), m.lost)
+		m.perAcq(m.server.cpu), m.perAcq(m.server.cmdTime), m.perAcq(m.clientCPU),
+		m.perAcqN(m.client.allocs), m.perAcqN(m.client.goroutines), m.lost)
 }
 
 // pingCost is the round trip of one PING and the client CPU it costs, from
@@ -155,6 +160,20 @@ func pingCost(ctx context.Context, r *redis.Client) (rtt, cpu time.Duration, err
 		}
 	}
 	return time.Since(t0) / n, (processCPU() - cpu0) / n, nil
+}
+
+// writeMemProfile writes the allocations of the whole run to path.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+	}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

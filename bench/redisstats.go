@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,4 +69,29 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clientCounts are counts of this process's work that load does not
+// distort, unlike its CPU time: heap allocations (objects) and goroutines
+// started.
+type clientCounts struct {
+	allocs, goroutines uint64
+}
+
+func (c clientCounts) sub(o clientCounts) clientCounts {
+	return clientCounts{c.allocs - o.allocs, c.goroutines - o.goroutines}
+}
+
+// readClientCounts reads the runtime's cumulative counters.
+func readClientCounts() clientCounts {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	var c clientCounts
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		c.allocs = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		c.goroutines = s[1].Value.Uint64()
+	}
+	return c
 }

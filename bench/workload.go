@@ -20,9 +20,18 @@ type result struct {
 	lost         int           // releases that found the lease gone (expired)
 	server       serverStats   // the server's work during the run
 	clientCPU    time.Duration // this process's CPU time during the run
+	client       clientCounts  // this process's allocations and goroutines started during the run
 }
 
 func (r result) rate() float64 { return float64(r.acquisitions) / r.elapsed.Seconds() }
+
+// perAcqN is n per acquisition.
+func (r result) perAcqN(n uint64) float64 {
+	if r.acquisitions == 0 {
+		return 0
+	}
+	return float64(n) / float64(r.acquisitions)
+}
 
 // fairness is the fewest acquisitions of a goroutine over the most.
 func (r result) fairness() float64 {
@@ -79,7 +88,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 	if err != nil {
 		return result{}, err
 	}
-	cpu0 := processCPU()
+	cpu0, counts0 := processCPU(), readClientCounts()
 	runCtx, stop := context.WithTimeout(ctx, d)
 	defer stop()
 	var (
@@ -137,6 +146,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.clientCPU = processCPU() - cpu0
+	res.client = readClientCounts().sub(counts0)
 	s1, err := readServerStats(ctx, admin)
 	if err != nil {
 		return result{}, err

@@ -5,7 +5,8 @@
 # REDIS_URL names, as hack/with-redis.sh sets it. When taskset exists and
 # the machine has two CPUs or more, the redis-server is pinned to CPU 0 and
 # the benchmark to CPU 1, so that neither steals the other's time. FLAGS go
-# to the benchmark (-goroutines, -runs, -duration, -only, -cpuprofile).
+# to the benchmark (-goroutines, -runs, -duration, -only, -cpuprofile,
+# -memprofile).
 set -euo pipefail
 : "${REDIS_URL:?REDIS_URL is not set: run under hack/with-redis.sh}"
 

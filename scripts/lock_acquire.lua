@@ -45,16 +45,36 @@
 --   turn has not begun.
 --#include lib_lock
 local n = #KEYS / 4
-checkKeys(1, n, 'string')
-checkKeys(n + 1, 2 * n, 'string', true)
-checkKeys(2 * n + 1, 3 * n, 'zset')
-checkKeys(3 * n + 1, 4 * n, 'hash')
 local token, ttl, client = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local queue, skip, channel = ARGV[4] == '1', ARGV[5], ARGV[6]
 local grace, ticket, transferMs = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 
+-- Several keys are all checked before anything is written. One key is
+-- checked as it is read (rd), and the keys a path has not read are checked
+-- (need) before its first write: the acquisition of a free key nobody
+-- queues for reads the key and the queue, checks the ticket hash, and
+-- counts the fence before it writes anything else.
+local checked = {}
+if n > 1 then
+  checkKeys(1, n, 'string')
+  checkKeys(n + 1, 2 * n, 'string', true)
+  checkKeys(2 * n + 1, 3 * n, 'zset')
+  checkKeys(3 * n + 1, 4 * n, 'hash')
+  for i = 1, 4 * n do
+    checked[i] = true
+  end
+end
+local kinds = {'string', 'string', 'zset', 'hash'}
+-- need checks KEYS[i] (one key: i is 1 to 4), once.
+local function need(i)
+  if not checked[i] then
+    checked[i] = true
+    checkKeys(i, i, kinds[i], i == 2)
+  end
+end
+
 local function head(q)
-  local h = redis.call('ZRANGE', q, 0, 0)
+  local h = rd('ZRANGE', q, 0, 0)
   return h[1]
 end
 
@@ -72,7 +92,8 @@ end
 local state = {} -- 'mine', 'held', 'reserved', 'turn' (free, my turn) or 'free'
 local blocked, wait, reservedBy = false, -2, ''
 for i = 1, n do
-  local v = redis.call('GET', KEYS[i])
+  local v = rd('GET', KEYS[i])
+  checked[i] = true
   if v == token then
     state[i] = 'mine'
   elseif v then
@@ -87,6 +108,13 @@ for i = 1, n do
   else
     local q = KEYS[2 * n + i]
     local h = head(q)
+    checked[2 * n + i] = true
+    if h then
+      -- Turns may be stamped or skipped, and the key taken: everything is
+      -- checked before.
+      need(2)
+      need(4)
+    end
     -- A turn that is over goes to the next client (whose turn begins now).
     while h and h ~= client and (h == skip or nowMs - turnBegan(q, h) > grace) do
       dequeue(q, KEYS[3 * n + i], h)
@@ -105,6 +133,11 @@ for i = 1, n do
 end
 
 if blocked then
+  -- Blocked: every key is checked, as for several keys, whether anything
+  -- is written or not.
+  need(2)
+  need(3)
+  need(4)
   local passed = {}
   for i = 1, n do
     local q, t = KEYS[2 * n + i], KEYS[3 * n + i]
@@ -127,12 +160,24 @@ end
 local res = {1}
 for i = 1, n do
   if state[i] == 'mine' then
+    need(2)
+    need(3)
+    need(4)
     redis.call('PEXPIRE', KEYS[i], ttl)
     res[i + 1] = tonumber(redis.call('GET', KEYS[n + i]) or '0')
   else
+    need(4)
+    -- The fence first: a counter that is not one fails the script before
+    -- anything is written.
+    res[i + 1] = rd('INCR', KEYS[n + i])
     redis.call('SET', KEYS[i], token, 'PX', ttl)
-    res[i + 1] = redis.call('INCR', KEYS[n + i])
   end
-  dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
+  if state[i] == 'free' then
+    -- Nobody queues for the key, this client neither: only a ticket it
+    -- may have left goes.
+    redis.call('HDEL', KEYS[3 * n + i], client)
+  else
+    dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
+  end
 end
 return res

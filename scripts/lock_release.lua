@@ -33,48 +33,88 @@ local res, others, freed = {0, nowMs}, {}, 0
 for i = 1, n do
   res[i + 2] = 0
   local k, fk, q, t, mine = KEYS[i], KEYS[n + i], KEYS[2 * n + i], KEYS[3 * n + i], ARGV[4 + i]
-  -- One key: reads (rd) and the fence's INCR come before any write, and
-  -- fail the script on data of another type.
+  -- One key: what is read is checked as it is read (rd); the head leaves
+  -- the queue at once (ZPOPMIN), and is put back should the fence's INCR,
+  -- the first write that can fail, fail on data of another type: nothing
+  -- is half-written.
   if rd('GET', k) == token then
     freed = freed + 1
-    local h = rd('ZRANGE', q, 0, 0)[1]
-    if h == client then
+    local taken = {}
+    local function pop()
+      local r = rd('ZPOPMIN', q)
+      if r[1] then
+        taken[#taken + 1] = {r[2], r[1]}
+      end
+      return r[1]
+    end
+    -- chk is rd for the commands after a pop: a failure puts back first.
+    local function chk(...)
+      local r = redis.pcall(...)
+      if type(r) == 'table' and r.err then
+        for j = #taken, 1, -1 do
+          redis.call('ZADD', q, taken[j][1], taken[j][2])
+        end
+        error({err = 'XSYNC_CORRUPT ' .. r.err})
+      end
+      return r
+    end
+    local h = pop()
+    local stale = h == client
+    if stale then
       -- Queued already (a stale entry): it queues again behind the others.
-      dequeue(q, t, client)
-      h = redis.call('ZRANGE', q, 0, 0)[1]
+      h = pop()
     end
     local myToken, myTTL = parseTicket(mine)
     local hToken, hTTL
     if h then
-      hToken, hTTL = parseTicket(rd('HGET', t, h))
+      hToken, hTTL = parseTicket(chk('HGET', t, h))
+    elseif n == 1 and (stale or mine ~= '' and not myToken) then
+      -- The tickets are written below without having been read.
+      local ty = chk('TYPE', t)['ok']
+      if ty ~= 'none' and ty ~= 'hash' then
+        chk('HGET', t, client) -- fails, and puts back
+      end
+    end
+    local fence
+    if hToken or not h and myToken then
+      -- A transfer: the fence first.
+      fence = chk('INCR', fk)
+    end
+    if stale then
+      redis.call('HDEL', t, client)
     end
     if not h and myToken then
       -- Nobody else waits: straight to this client's next waiter.
-      res[i + 2] = transfer(k, fk, myToken, myTTL, grace)
+      redis.call('SET', k, myToken, 'PX', math.min(myTTL, grace))
+      res[i + 2] = fence
     elseif hToken then
-      -- To the next client's waiter; this client queues behind it.
-      local fence = transfer(k, fk, hToken, hTTL, grace)
-      dequeue(q, t, h)
+      -- To the next client's waiter, which left the queue; this client
+      -- queues behind the others.
+      redis.call('SET', k, hToken, 'PX', math.min(hTTL, grace))
+      redis.call('HDEL', t, h)
       others[#others + 1] = {k, h, hToken, fence}
       if mine ~= '' then
         enqueue(q, t, client, myToken and mine or '')
       end
-    else
-      -- A turn: for a head without a ticket, or for anybody.
-      local f = rd('GET', fk)
-      if f and not string.match(f, '^%d+$') then
-        error({err = 'XSYNC_CORRUPT ' .. fk .. ' is not a fencing counter'})
-      end
+    elseif not h and mine == '' then
+      -- Nobody queues, this client neither: free for anybody.
       redis.call('DEL', k)
+      others[#others + 1] = {k, '', '', ''}
+    elseif h then
+      -- A head without a ticket: its turn begins (it goes back at the
+      -- head, stamped). No fence is counted: nobody gets the key.
+      redis.call('DEL', k)
+      redis.call('ZADD', q, -nowMs, h)
       if mine ~= '' then
         enqueue(q, t, client, myToken and mine or '')
       end
+      others[#others + 1] = {k, h, '', ''}
+    else
+      -- This client's next waiter has no ticket: its turn.
+      redis.call('DEL', k)
+      enqueue(q, t, client, '')
       local e = handOn(k, fk, q, t, grace, {})
-      if e[2] == client and e[3] ~= '' then
-        res[i + 2] = e[4]
-      else
-        others[#others + 1] = e
-      end
+      others[#others + 1] = e
     end
   end
 end
