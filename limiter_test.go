@@ -230,11 +230,15 @@ func TestLimiter_WaitIsAllowedAtRetryAfter(t *testing.T) {
 	if r, err := l.AllowN(ctx, "k", 2); err != nil || r.Allowed != 2 {
 		t.Fatalf("AllowN(2) = %+v, %v", r, err)
 	}
+	// The RetryAfter counts from the server's refusal, which comes after
+	// start and before the refusal reaches this goroutine: timed from
+	// start, an allowance at the RetryAfter is never seen early, however
+	// late the refusal's reply was delivered.
+	start := time.Now()
 	refused, err := l.AllowN(ctx, "k", 2)
 	if err != nil || refused.Allowed != 0 {
 		t.Fatalf("AllowN(2) again = %+v, %v; want refused", refused, err)
 	}
-	start := time.Now()
 	res, err := l.WaitNAsync(ctx, "k", 2).Wait(ctx)
 	waited := time.Since(start)
 	if err != nil {
@@ -243,7 +247,8 @@ func TestLimiter_WaitIsAllowedAtRetryAfter(t *testing.T) {
 	if res.Allowed != 2 || res.RetryAfter != -1 || res.Remaining != 0 {
 		t.Fatalf("WaitN's result = %+v, want 2 allowed, 0 remaining", res)
 	}
-	// Never early: the limit would be broken.
+	// Never early: the limit would be broken. (The server's clock counts
+	// whole milliseconds: 2ms of slack.)
 	if waited < refused.RetryAfter-2*time.Millisecond {
 		t.Fatalf("allowed after %v, before the RetryAfter of %v", waited, refused.RetryAfter)
 	}
