@@ -63,7 +63,8 @@ var (
 	_ func(*xsync.Pool, context.Context) (xsync.PoolStats, error)                                            = (*xsync.Pool).Stats
 	_                                                                                                        = []error{xsync.ErrDuplicateLabel, xsync.ErrUnknownLabel, xsync.ErrInvalidOptions, xsync.ErrClosed,
 		xsync.ErrNotObtained, xsync.ErrLockNotHeld, xsync.ErrInvalidKey, xsync.ErrInvalidTTL,
-		xsync.ErrNotAvailable, xsync.ErrNotFound, xsync.ErrInvalidQuantity, xsync.ErrInvalidContainer, xsync.ErrCorrupt}
+		xsync.ErrNotAvailable, xsync.ErrNotFound, xsync.ErrInvalidQuantity, xsync.ErrInvalidContainer, xsync.ErrCorrupt,
+		xsync.ErrNotReplicated}
 )
 
 // Container health.

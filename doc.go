@@ -156,11 +156,11 @@
 //     (pool, state = total, ready or retired), read from Redis only when
 //     collected; xsync.pool.waiting, the requests waiting for them on
 //     every client (pool), read with it.
-//   - xsync.errors: calls that Redis failed (op, kind = unavailable or
-//     corrupt); xsync.script.errors, the failed calls of xsync's scripts,
+//   - xsync.errors: calls that Redis failed (op, kind = unavailable,
+//     corrupt or not_replicated); xsync.script.errors, the failed calls of xsync's scripts,
 //     background ones included (script, kind).
 //   - xsync.lock.renew_failures: automatic renewals that failed (reason =
-//     lost, unavailable or corrupt).
+//     lost, unavailable, corrupt or not_replicated).
 //   - xsync.lock.handoff: seconds from a release that transferred the key
 //     to a waiter of this client to its grant (from = same_client, one
 //     round trip on the local clock; other_client, an upper bound from the

@@ -51,4 +51,11 @@ var (
 	// the shape it expects; the error names the key or id. The call that
 	// met it changed nothing.
 	ErrCorrupt = xerr.ErrCorrupt
+	// ErrNotReplicated is returned, with Options.AckReplicas > 0, when
+	// fewer replicas than AckReplicas confirmed a write within
+	// AckTimeout: by a lock acquisition and a pool take, whose grant was
+	// undone (the keys released, the containers handed back), and by
+	// Lease.Refresh, whose lease keeps the expiry the replicas confirmed
+	// last.
+	ErrNotReplicated = xerr.ErrNotReplicated
 )

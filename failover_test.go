@@ -31,6 +31,8 @@ const (
 	// failoverServeWithin is how long after the promotion every worker
 	// must have been served again.
 	failoverServeWithin = 15 * time.Second
+	// failoverInterval is the interval of the pool's containers.
+	failoverInterval = 50 * time.Millisecond
 )
 
 // section is one critical section run under a lock, or one container
@@ -39,6 +41,9 @@ type section struct {
 	key        string
 	start, end time.Time
 	lost       bool // the lease reported itself lost (Lost, or Release's ErrLockNotHeld)
+	// next is a taken container's NextAvailable: the server's time of the
+	// take plus the container's interval.
+	next time.Time
 }
 
 // failoverLoad runs the load on clients until stop is closed.
@@ -47,6 +52,7 @@ type failoverLoad struct {
 	prefix  string
 	clients []*xsync.Client
 	logs    *observer.ObservedLogs
+	ack     int // Options.AckReplicas of the clients
 
 	mu       sync.Mutex
 	sections []section
@@ -55,11 +61,11 @@ type failoverLoad struct {
 	errs     map[string]int
 }
 
-func newFailoverLoad(t *testing.T) *failoverLoad {
+func newFailoverLoad(t *testing.T, ack int) *failoverLoad {
 	core, logs := observer.New(zapcore.InfoLevel)
-	l := &failoverLoad{t: t, prefix: testPrefix(t), logs: logs, served: map[string][]time.Time{}, errs: map[string]int{}}
+	l := &failoverLoad{t: t, prefix: testPrefix(t), logs: logs, ack: ack, served: map[string][]time.Time{}, errs: map[string]int{}}
 	for i := 0; i < failoverClients; i++ {
-		l.clients = append(l.clients, newClient(t, withPrefix(l.prefix), func(o *xsync.Options) {
+		l.clients = append(l.clients, newClient(t, withPrefix(l.prefix), withAck(ack), func(o *xsync.Options) {
 			o.Logger = zap.New(core).With(zap.Int("client", i))
 		}))
 	}
@@ -89,7 +95,7 @@ func (l *failoverLoad) run(ctx context.Context) (wait func()) {
 	pool := l.clients[0].Pool("accounts")
 	var cs []xsync.Container
 	for i := 0; i < 4; i++ {
-		cs = append(cs, xsync.Container{ID: fmt.Sprintf("acct-%d", i), Interval: 50 * time.Millisecond})
+		cs = append(cs, xsync.Container{ID: fmt.Sprintf("acct-%d", i), Interval: failoverInterval})
 	}
 	if err := pool.Put(ctx, cs...); err != nil {
 		l.t.Fatal(err)
@@ -125,7 +131,7 @@ func (l *failoverLoad) run(ctx context.Context) (wait func()) {
 					now := time.Now()
 					l.servedAt(worker, now)
 					l.mu.Lock()
-					l.takes = append(l.takes, section{key: got.ID, start: now})
+					l.takes = append(l.takes, section{key: got.ID, start: now, next: got.NextAvailable})
 					l.mu.Unlock()
 				}
 			}()
@@ -232,6 +238,7 @@ func (l *failoverLoad) check(promoted, end time.Time) {
 		}
 	}
 	t.Logf("%d critical sections, %d under leases reported lost; %d containers taken", len(l.sections), lost, len(l.takes))
+	l.checkTakes()
 	if len(l.errs) > 0 {
 		t.Logf("errors returned to the workers: %v", l.errs)
 	}
@@ -253,6 +260,33 @@ func (l *failoverLoad) check(promoted, end time.Time) {
 	if limit := 60 * failoverClients * 2; len(warns) > limit {
 		t.Errorf("%d warnings in the log (more than %d): an error loop? first ones: %q", len(warns), limit, warns[:10])
 	}
+}
+
+// checkTakes asserts, with AckReplicas, that no container was handed out
+// twice within its interval: the takes of one container, by the server's
+// clock, are an interval apart at least. A take that the failover forgot
+// would be repeated sooner; with AckReplicas none is forgotten. Without,
+// it logs how many were.
+func (l *failoverLoad) checkTakes() {
+	twice := 0
+	byID := map[string][]time.Time{}
+	for _, s := range l.takes {
+		byID[s.key] = append(byID[s.key], s.next)
+	}
+	for id, nexts := range byID {
+		slices.SortFunc(nexts, func(a, b time.Time) int { return a.Compare(b) })
+		for i := 1; i < len(nexts); i++ {
+			if gap := nexts[i].Sub(nexts[i-1]); gap < failoverInterval {
+				twice++
+				if l.ack == 0 {
+					continue
+				}
+				l.t.Errorf("container %s handed out twice within its interval: takes %v apart (interval %v), at %v",
+					id, gap, failoverInterval, nexts[i].Add(-failoverInterval).Format(time.StampMicro))
+			}
+		}
+	}
+	l.t.Logf("AckReplicas %d: %d takes of %d containers, %d within the interval of the one before", l.ack, len(l.takes), len(byID), twice)
 }
 
 // explain logs the last lines the clients of starved workers logged from
@@ -278,13 +312,16 @@ func (l *failoverLoad) explain(starved []string, promoted time.Time) {
 	}
 }
 
-// failover kills -9 the master at addr under load, waits for promoted to
-// report the replica's promotion, keeps the load on for
-// failoverServeWithin more, then checks the guarantees.
-func runFailover(t *testing.T, d testredis.Deployment, victim func(ctx context.Context) string, promoted func(ctx context.Context, old string) bool) {
+// runFailover kills -9 the master at addr under load (clients with
+// AckReplicas ack), waits for promoted to report the replica's promotion,
+// keeps the load on for failoverServeWithin more, then checks the
+// guarantees. With ack > 0 the killed server is brought back as a replica
+// first (nothing is confirmed without one), and the workers are timed
+// from when it is in sync.
+func runFailover(t *testing.T, d testredis.Deployment, ack int, victim func(ctx context.Context) string, promoted func(ctx context.Context, old string) bool) {
 	// Runs last, once every client is closed.
 	t.Cleanup(func() { waitForGoRedisDialers(t) })
-	l := newFailoverLoad(t)
+	l := newFailoverLoad(t, ack)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := l.run(ctx)
 	defer func() {
@@ -301,10 +338,24 @@ func runFailover(t *testing.T, d testredis.Deployment, victim func(ctx context.C
 	old := victim(ctx)
 	killed := time.Now()
 	d.Kill(t, old)
-	t.Cleanup(func() { d.Restart(t, old) }) // back as a replica, for the next tests
+	restarted := false
+	t.Cleanup(func() { // back as a replica, for the next tests
+		if !restarted {
+			d.Restart(t, old)
+		}
+	})
 	eventually(t, 30*time.Second, "a replica promoted", func() bool { return promoted(ctx, old) })
 	at := time.Now()
 	t.Logf("master %s killed; replica promoted %v later", old, at.Sub(killed).Round(time.Millisecond))
+	if ack > 0 {
+		// The promoted replica has no replica of its own: no write is
+		// confirmed until the old master is back as one, as an operator
+		// would bring it back.
+		d.Restart(t, old)
+		restarted = true
+		t.Logf("old master back as a replica in sync %v after the promotion: the workers are timed from then", time.Since(at).Round(time.Millisecond))
+		at = time.Now()
+	}
 
 	// The load goes on until every worker had its chance to come back.
 	<-time.After(failoverServeWithin + time.Second) // an observation window
@@ -318,6 +369,16 @@ func runFailover(t *testing.T, d testredis.Deployment, victim func(ctx context.C
 // 15s, no key has two holders at once among leases not reported lost, and
 // the log shows no error loop.
 func TestSentinel_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
+	sentinelFailover(t, 0)
+}
+
+// The same with AckReplicas 1: moreover no container is handed out twice
+// within its interval, as the promoted replica has every take a caller got.
+func TestSentinel_FailoverWithAckReplicasHandsNoContainerOutTwice(t *testing.T) {
+	sentinelFailover(t, 1)
+}
+
+func sentinelFailover(t *testing.T, ack int) {
 	d := requireTopology(t, testredis.Sentinel)
 	sentinel := redis.NewSentinelClient(&redis.Options{Addr: d.Addrs[0]})
 	defer sentinel.Close()
@@ -328,54 +389,40 @@ func TestSentinel_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
 		}
 		return addr[0] + ":" + addr[1]
 	}
-	runFailover(t, d, master, func(ctx context.Context, old string) bool { return master(ctx) != old })
+	runFailover(t, d, ack, master, func(ctx context.Context, old string) bool { return master(ctx) != old })
 }
 
 // A Cluster failover: the master of the pool's and the locks' slots is
 // killed with -9 under the same load; its replica takes over.
 func TestCluster_FailoverKeepsLocksAndPoolsServing(t *testing.T) {
+	clusterFailover(t, 0)
+}
+
+// The same with AckReplicas 1: no container is handed out twice within its
+// interval.
+func TestCluster_FailoverWithAckReplicasHandsNoContainerOutTwice(t *testing.T) {
+	clusterFailover(t, 1)
+}
+
+func clusterFailover(t *testing.T, ack int) {
 	d := requireTopology(t, testredis.Cluster)
 	raw := rawDB(t, 0).(*redis.ClusterClient)
-	// Every node's view: the replica that took over the killed master's
-	// slots answers ROLE master.
 	var replica string
 	victim := func(ctx context.Context) string {
-		// The master of the pool's slot; its replica is the one whose
-		// CLUSTER NODES line names it.
-		m, err := raw.MasterForKey(ctx, "{accounts}")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := m.Options().Addr
-		nodes, err := m.ClusterNodes(ctx).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var id string
-		for _, line := range strings.Split(nodes, "\n") {
-			f := strings.Fields(line)
-			if len(f) > 2 && strings.Contains(f[2], "myself") {
-				id = f[0]
-			}
-		}
-		for _, line := range strings.Split(nodes, "\n") {
-			f := strings.Fields(line)
-			if len(f) > 3 && strings.Contains(f[2], "slave") && f[3] == id {
-				replica = strings.Split(f[1], "@")[0]
-			}
-		}
-		if replica == "" {
-			t.Fatalf("no replica of %s in %s", addr, nodes)
-		}
-		return addr
+		// The master of the pool's slot, and its replica.
+		var master string
+		replica, master = testredis.ReplicaOf(ctx, t, raw, "{accounts}")
+		return master
 	}
+	// The replica that took over the killed master's slots answers ROLE
+	// master.
 	promoted := func(ctx context.Context, old string) bool {
 		r := redis.NewClient(&redis.Options{Addr: replica})
 		defer r.Close()
 		role, err := r.Do(ctx, "ROLE").Slice()
 		return err == nil && len(role) > 0 && role[0] == "master"
 	}
-	runFailover(t, d, victim, promoted)
+	runFailover(t, d, ack, victim, promoted)
 }
 
 // waitForGoRedisDialers waits until go-redis's probes of a dead node are

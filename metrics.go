@@ -103,7 +103,7 @@ func newMetrics(c *Client, mp metric.MeterProvider) *metrics {
 		metric.WithExplicitBucketBoundaries(waitBuckets...))
 	note(err)
 	m.renewFailed, err = meter.Int64Counter(MetricRenewFailures, metric.WithUnit("{renewal}"),
-		metric.WithDescription("Automatic lease renewals that failed, by reason: lost (the key no longer held the lease), unavailable (no answer in time; retried until the lease expires), corrupt"))
+		metric.WithDescription("Automatic lease renewals that failed, by reason: lost (the key no longer held the lease), unavailable (no answer in time; retried until the lease expires), corrupt, not_replicated (AckReplicas not met; retried until the lease expires)"))
 	note(err)
 	m.handoff, err = meter.Float64Histogram(MetricLockHandoff, metric.WithUnit("s"),
 		metric.WithDescription("Time from a release that transferred the key to a waiter of this client to that waiter's grant. "+
@@ -189,8 +189,9 @@ func (m *metrics) lockObserver(c *Client) func(*Lease, error) {
 }
 
 // failed counts a call of op that Redis failed: it could not be reached
-// or answered in time (unavailable), or it holds data xsync did not write
-// (corrupt). Other errors (bad input, a closed client) are not Redis's.
+// or answered in time (unavailable), it holds data xsync did not write
+// (corrupt), or fewer replicas than AckReplicas confirmed the write
+// (not_replicated). Other errors (bad input, a closed client) are not Redis's.
 func (m *metrics) failed(op string, err error) {
 	if m == nil || err == nil {
 		return
@@ -201,6 +202,8 @@ func (m *metrics) failed(op string, err error) {
 		kind = "corrupt"
 	case errors.Is(err, ErrUnavailable):
 		kind = "unavailable"
+	case errors.Is(err, ErrNotReplicated):
+		kind = "not_replicated"
 	default:
 		return
 	}

@@ -17,6 +17,12 @@ import (
 // DefaultConnectTimeout is Options.ConnectTimeout when it is not set.
 const DefaultConnectTimeout = 5 * time.Second
 
+// AckTimeout is how long a write waits for Options.AckReplicas replicas
+// to confirm it (WAIT's timeout) before it is undone: long enough for a
+// replica in the same region under load, short enough that a caller
+// learns of a missing replica within a second.
+const AckTimeout = time.Second
+
 // Options configure a Client. The zero value is a client of the Redis server
 // at 127.0.0.1:6379, DB 0, keys under "xsync", logging nothing.
 //
@@ -83,11 +89,32 @@ type Options struct {
 	// address in Addrs without MasterName. A cluster has DB 0 only: DB,
 	// OnDB and Client.DB with another DB are ErrInvalidOptions.
 	Cluster bool
-	// AckReplicas, when > 0, makes an acquire, a renewal or a take succeed
-	// only once that many replicas have confirmed it (WAIT). Default 0: a
-	// write is confirmed by the master alone, and a failover may lose it.
-	// This version does not support AckReplicas > 0 yet: it is
-	// ErrInvalidOptions rather than a promise not kept.
+	// AckReplicas, when > 0, makes a lock acquisition, a lease renewal (and
+	// Lease.Refresh) and a pool take succeed only once that many replicas
+	// have the write: the script and a WAIT for AckReplicas replicas go
+	// down one connection to the master of the keys, as one pipeline. WAIT
+	// waits AckTimeout at most (1s, less when go-redis's ReadTimeout is
+	// shorter). Default 0: a write is confirmed by the master alone, and a
+	// failover may lose it.
+	//
+	// When fewer replicas confirm in time:
+	//   - an acquisition is undone (its keys released, handed on to the
+	//     next waiter) and fails with ErrNotReplicated; a waiting Lock
+	//     fails too, rather than retry behind the caller's back. The
+	//     keys' fencing counters keep the number the undone grant drew
+	//     (a fence is never issued twice, whatever happens);
+	//   - a take is undone (the containers handed back as a grant nobody
+	//     received) and fails with ErrNotReplicated;
+	//   - a renewal does not extend the lease: the lease keeps the expiry
+	//     a replica confirmed last, is renewed again soon (the error is
+	//     logged), and is Lost at that expiry if no renewal is confirmed
+	//     by then; Refresh fails with ErrNotReplicated on the same terms.
+	//
+	// A key that a release hands on to a waiter (a transfer) is confirmed
+	// by the new holder's own acquisition, with WAIT, before its Lock
+	// returns. Without replicas (one server, or a replica down) every
+	// acquisition and take fails with ErrNotReplicated after AckTimeout.
+	// Semaphores and limiters do not wait for replicas.
 	AckReplicas int
 	// Redis, when set, has the last word on the go-redis options of every
 	// client xsync builds: pool sizes, timeouts, the dialer, TLS details.
@@ -114,8 +141,6 @@ func (o Options) normalized() (Options, error) {
 	switch {
 	case o.AckReplicas < 0:
 		return o, fmt.Errorf("%w: negative AckReplicas %d", ErrInvalidOptions, o.AckReplicas)
-	case o.AckReplicas > 0:
-		return o, fmt.Errorf("%w: AckReplicas %d: waiting for replicas is not supported yet", ErrInvalidOptions, o.AckReplicas)
 	case o.ConnectTimeout < 0:
 		return o, fmt.Errorf("%w: negative ConnectTimeout %v", ErrInvalidOptions, o.ConnectTimeout)
 	case o.ConnectTimeout == 0:
@@ -131,6 +156,11 @@ func (o Options) normalized() (Options, error) {
 		o.Logger = zap.NewNop()
 	}
 	return o, nil
+}
+
+// ack is what the actors need of AckReplicas.
+func (o Options) ack() redisx.Ack {
+	return redisx.Ack{Replicas: o.AckReplicas, Timeout: AckTimeout}
 }
 
 func (o Options) redisConfig() redisx.Config {

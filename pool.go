@@ -199,6 +199,7 @@ func (p *Pool) actor() (*actor.PID, error) {
 			DB:     p.db,
 			Keys:   p.c.keys,
 			Client: cl,
+			Ack:    p.c.opts.ack(),
 			Conn:   p.c.conn,
 			Log:    p.c.log.Named("pool").With(zap.String("pool", p.name), zap.Int("db", p.db)),
 		}))

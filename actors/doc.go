@@ -35,8 +35,10 @@
 // Files: lock_manager.go (the actor and its messages), lock_waiters.go
 // (queues and attempts), lock_leases.go (grants, renewal, refresh,
 // release), lock_turns.go (pub/sub and the turn queues), lock_redis.go
-// (the script calls), lock_groups.go (locks across Cluster slots, one slot
-// group after the other); pool.go (the actor), pool_take.go (takes, batching,
+// (the script calls), lock_transfer.go (keys a release hands on),
+// lock_groups.go (locks across Cluster slots, one slot group after the
+// other), lock_ack.go (grants and renewals the replicas must confirm);
+// pool.go (the actor), pool_take.go (takes, batching,
 // bypass), pool_ops.go (Put, Get, Remove, Cooldown, Stats), pool_health.go
 // (Report), pool_redis.go (the script calls and their replies); limiter.go
 // (the actor), limiter_redis.go (its script's call); semaphore.go (the

@@ -17,7 +17,8 @@ type LockEvents struct {
 	// failed (the confirmation of a transferred lease included): reason is
 	// "lost" when the key no longer held the lease's token, "corrupt" when
 	// it held data xsync did not write, "unavailable" when Redis did not
-	// answer in time.
+	// answer in time, "not_replicated" when the master renewed it but
+	// fewer replicas than AckReplicas confirmed it.
 	RenewFailed func(reason string)
 	// HandedOff is called when a key a release transferred to a waiter of
 	// this client becomes its lease, with how long the hand-off took.
@@ -39,6 +40,8 @@ func (e LockEvents) renewFailed(err error, ok bool) {
 		e.RenewFailed("lost")
 	case err != nil && isCorrupt(err):
 		e.RenewFailed("corrupt")
+	case errors.Is(err, xerr.ErrNotReplicated):
+		e.RenewFailed("not_replicated")
 	case err != nil:
 		e.RenewFailed("unavailable")
 	}

@@ -256,6 +256,8 @@ func (m *lockManager) onRefresh(d *refreshDone) {
 	case !d.ok:
 		res = &messages.RefreshLeaseResult{Err: xerr.ErrLockNotHeld}
 		m.lose(l, true)
+	case d.unreplicated:
+		res = m.onUnreplicatedRefresh(l, d)
 	default:
 		res = &messages.RefreshLeaseResult{}
 		l.refreshing, l.unsure, l.pending = false, false, false

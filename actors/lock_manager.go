@@ -84,6 +84,9 @@ type lockManager struct {
 	keys redisx.Keys
 	conn *actor.PID
 	log  *zap.Logger
+	// ack: grants and renewals count once ack.Replicas replicas confirmed
+	// them (lock_ack.go).
+	ack redisx.Ack
 	// events reach the client's metrics.
 	events LockEvents
 
@@ -153,7 +156,10 @@ type (
 		wait       time.Duration
 		reservedBy string
 		serverNow  int64 // the server's clock (ms) when it answered a blocked attempt
-		err        error
+		// unreplicated: ok, but fewer replicas than ack.Replicas confirmed
+		// it: the grant is undone.
+		unreplicated bool
+		err          error
 	}
 	waiterTimer struct {
 		token string
@@ -180,7 +186,9 @@ type (
 		ttl    time.Duration
 		sentAt time.Time
 		ok     bool
-		err    error
+		// unreplicated: ok on the master, but not confirmed by the replicas.
+		unreplicated bool
+		err          error
 	}
 	renewDone struct {
 		results []renewResult
@@ -197,12 +205,13 @@ type (
 
 // NewLockManager returns the producer of a client's LockManager. keys names
 // the Redis keys and channels; conn is the client's Connection actor, which
-// serves the pub/sub subscriptions; events receive what the client's
-// metrics count.
-func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, log *zap.Logger, events LockEvents) actor.Producer {
+// serves the pub/sub subscriptions; ack, how many replicas confirm a grant
+// or a renewal; events receive what the client's metrics count.
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack, log *zap.Logger, events LockEvents) actor.Producer {
 	return func() actor.Actor {
 		return &lockManager{
 			id:         id,
+			ack:        ack,
 			keys:       keys,
 			conn:       conn,
 			log:        log,

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // The waits lock_acquire answers that are no time to live: -1 (a blocker
@@ -35,9 +37,11 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 		queue = "0"
 	}
 	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockWake(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
+	ack := m.ack
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
-		res, err := acquireScript.Run(ctx, req.Client, keys, args...).Slice()
+		r := redisx.Run(ctx, req.Client, ack, acquireScript, keys, args...)
+		res, err := r.Cmd.Slice()
 		if err != nil {
 			done.err = err
 			return done
@@ -53,6 +57,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 			done.serverNow = ints[3]
 		case len(res) == len(req.Keys)+1 && ints[0] == 1:
 			done.ok, done.fences = true, ints[1:]
+			done.unreplicated = !r.Replicated
 		default:
 			done.err = fmt.Errorf("lock_acquire answered %v", res)
 		}
@@ -123,14 +128,17 @@ func (m *lockManager) nextRefresh(l *heldLease) {
 	cl, parts, token, id := l.client, partKeys(l), l.token, l.id
 	// An answer after the expiry comes too late: the lease is lost then.
 	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
+	ack := m.ack
 	m.goRedis(deadline, func(ctx context.Context) any {
 		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
-		if len(parts) == 1 {
+		if len(parts) == 1 && !ack.On() {
 			n, err := refreshScript.Run(ctx, cl, parts[0], token, ttlMillis(r.ttl)).Int()
 			d.ok, d.err = n == 1, err
 			return d
 		}
-		d.ok, d.err = refreshAll(ctx, cl, []refreshItem{{parts, token, ttlMillis(r.ttl)}})[0].result()
+		answers, replicated := refreshAll(ctx, cl, ack, []refreshItem{{parts, token, ttlMillis(r.ttl)}})
+		d.ok, d.err = answers[0].result()
+		d.unreplicated = d.ok && !replicated[0]
 		return d
 	})
 }
@@ -153,8 +161,33 @@ type refreshItem struct {
 
 // refreshAll runs lock_refresh for every part of every item in one
 // pipeline (go-redis sends a Cluster's to each node at once), and returns
-// the answers by item and part.
-func refreshAll(ctx context.Context, cl redis.UniversalClient, items []refreshItem) []refreshAnswers {
+// the answers by item and part. With ack on, each master's pipeline ends
+// with WAIT (redisx.RunAcked), and replicated[i] says whether the replicas
+// confirmed every part of item i; without, it is true.
+func refreshAll(ctx context.Context, cl redis.UniversalClient, ack redisx.Ack, items []refreshItem) (answers []refreshAnswers, replicated []bool) {
+	replicated = make([]bool, len(items))
+	if ack.On() {
+		var calls []redisx.ScriptCall
+		for _, it := range items {
+			for _, keys := range it.parts {
+				calls = append(calls, redisx.ScriptCall{Script: refreshScript, Keys: keys, Args: []any{it.token, it.ttl}})
+			}
+		}
+		out := redisx.RunAcked(ctx, cl, ack, calls)
+		answers = make([]refreshAnswers, len(items))
+		for i, it := range items {
+			replicated[i] = true
+			for range it.parts {
+				answers[i] = append(answers[i], out[0].Cmd)
+				replicated[i] = replicated[i] && out[0].Replicated
+				out = out[1:]
+			}
+		}
+		return answers, replicated
+	}
+	for i := range replicated {
+		replicated[i] = true
+	}
 	pipe := cl.Pipeline()
 	cmds := make([][]*redis.Cmd, len(items))
 	for i, it := range items {
@@ -174,7 +207,7 @@ func refreshAll(ctx context.Context, cl redis.UniversalClient, items []refreshIt
 		}
 		res[i] = cmds[i]
 	}
-	return res
+	return res, replicated
 }
 
 // refreshAnswers are the answers of lock_refresh for the parts of a lease.
@@ -208,12 +241,22 @@ func (m *lockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
 		ids[i], parts[i], items[i] = l.id, len(l.parts), refreshItem{partKeys(l), l.token, ttlMillis(l.ttl)}
 		deadline = minTime(deadline, l.expiresAt)
 	}
+	notReplicated := make([]error, len(ls))
+	if m.ack.On() {
+		for i, l := range ls {
+			notReplicated[i] = m.notReplicated("lease renewal", l.lockKeys) // lock_ack.go
+		}
+	}
+	ack := m.ack
 	m.goRedis(deadline, func(ctx context.Context) any {
 		sentAt := time.Now()
-		answers := refreshAll(ctx, cl, items)
+		answers, replicated := refreshAll(ctx, cl, ack, items)
 		res := make([]renewResult, len(items))
 		for i, a := range answers {
 			ok, err := a.result()
+			if ok && !replicated[i] {
+				err = notReplicated[i]
+			}
 			res[i] = renewResult{id: ids[i], parts: parts[i], sentAt: sentAt, ok: ok, err: err}
 		}
 		return &renewDone{results: res}

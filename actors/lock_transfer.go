@@ -120,6 +120,10 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 		m.releaseKey(k, t.token) // hand it on
 		return
 	}
+	if m.ack.On() {
+		m.transferred(w, k, t.fence, time.Time{})
+		return
+	}
 	since := m.clock.earliest(serverNow)
 	if since.IsZero() {
 		m.releaseToken(w.req)
@@ -134,7 +138,8 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 // fence, unless w left meanwhile or the news came after the transfer's short
 // lease ended: then the key is released (and handed on), and w, if it
 // waits, queues again. A lease whose news came late is confirmed at once.
-// It reports whether w was granted the key.
+// It reports whether w was granted the key. With replicas to wait for, w
+// confirms the key by an attempt instead, and is not granted it here.
 func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt time.Time) bool {
 	if m.waiters[w.req.Token] != w {
 		// Gone, or granted already: by an attempt that ran after the
@@ -143,6 +148,10 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 		if m.leaseHolding(w.req.Token, k) == nil {
 			m.releaseKey(k, w.req.Token)
 		}
+		return false
+	}
+	if m.ack.On() && m.closedErr == nil {
+		m.confirmTransfer(w, k) // lock_ack.go
 		return false
 	}
 	if m.closedErr != nil || !time.Now().Before(expiresAt) {

@@ -204,6 +204,9 @@ func (m *lockManager) onAttempt(d *attemptDone) {
 	}
 	w.inflight = false
 	switch {
+	case d.ok && d.unreplicated:
+		w.unsure = false
+		m.undoGrant(w, d)
 	case d.ok:
 		w.unsure = false
 		// Held first, so that removing w wakes no waiter of its keys.

@@ -37,7 +37,10 @@ type PoolConfig struct {
 	Keys   redisx.Keys
 	Client redis.Scripter // DB's client for scripts (go-redis retries off)
 	Conn   *actor.PID     // the connection actor, for pub/sub
-	Log    *zap.Logger
+	// Ack: a take counts once Ack.Replicas replicas confirmed it; one they
+	// did not confirm is handed back and fails with ErrNotReplicated.
+	Ack redisx.Ack
+	Log *zap.Logger
 	// MaxBypass is how many later requests may be served before a waiting
 	// request that cannot be served yet, before it holds them back. 0 means
 	// DefaultMaxBypass; negative means strict FIFO (no bypass at all).
@@ -122,7 +125,10 @@ type (
 		start time.Time // local time just before the call
 		now   int64     // server time of the call (µs)
 		outs  []takeOutcome
-		err   error
+		// unreplicated: fewer replicas than Ack.Replicas confirmed the
+		// call: its grants are handed back.
+		unreplicated bool
+		err          error
 	}
 	opDone struct {
 		to     *actor.PID // nil: nobody waits for the answer

@@ -98,10 +98,17 @@ func takeArgs(k poolKeys, allowance int, reqs []takeRequest) ([]string, []any) {
 }
 
 // runTake runs pool_take for a batch; it returns the server time (µs) and
-// one outcome per request.
-func runTake(ctx context.Context, cl redis.Scripter, k poolKeys, allowance int, reqs []takeRequest) (int64, []takeOutcome, error) {
+// one outcome per request. With ack on, replicated says whether the
+// replicas confirmed what the call wrote (always true with ack off).
+func runTake(ctx context.Context, cl redis.Scripter, ack redisx.Ack, k poolKeys, allowance int, reqs []takeRequest) (now int64, outs []takeOutcome, replicated bool, err error) {
 	keys, args := takeArgs(k, allowance, reqs)
-	res, err := registry.Get("pool_take").Run(ctx, cl, keys, args...).Slice()
+	r := redisx.Run(ctx, cl, ack, registry.Get("pool_take"), keys, args...)
+	now, outs, err = parseTake(r.Cmd, reqs)
+	return now, outs, r.Replicated, err
+}
+
+func parseTake(cmd *redis.Cmd, reqs []takeRequest) (int64, []takeOutcome, error) {
+	res, err := cmd.Slice()
 	if err != nil {
 		return 0, nil, err
 	}

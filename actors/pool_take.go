@@ -129,11 +129,11 @@ func (p *poolActor) attempt(ctx actor.Context) {
 		reqs[i] = takeRequest{token: w.token, n: w.n, random: w.random, wait: w.wait, budget: w.budget}
 	}
 	p.attempting = true
-	cl, keys := p.cfg.Client, p.keys
+	cl, keys, ack := p.cfg.Client, p.keys, p.cfg.Ack
 	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) any {
 		start := time.Now()
-		now, outs, err := runTake(c, cl, keys, allowance, reqs)
-		return &takeDone{batch: batch, start: start, now: now, outs: outs, err: err}
+		now, outs, replicated, err := runTake(c, cl, ack, keys, allowance, reqs)
+		return &takeDone{batch: batch, start: start, now: now, outs: outs, unreplicated: !replicated, err: err}
 	})
 }
 
@@ -191,10 +191,16 @@ func (p *poolActor) onTakeDone(ctx actor.Context, m *takeDone) {
 		for i, w := range m.batch {
 			o := m.outs[i]
 			if o.kind == takeServed {
-				w.granted = true
-				if w.done {
+				w.granted = !m.unreplicated // an undone take bypassed no one
+				switch {
+				case w.done:
 					handBack = append(handBack, w.token)
-				} else {
+				case m.unreplicated:
+					// A failover could forget this take and hand the
+					// containers out again: undo it.
+					handBack = append(handBack, w.token)
+					p.answer(ctx, w, &messages.PoolTakeResult{Err: p.notReplicated(w)})
+				default:
 					for i := range o.containers {
 						o.containers[i].Grant = w.token
 					}
@@ -313,6 +319,11 @@ func (p *poolActor) answer(ctx actor.Context, w *poolWaiter, res *messages.PoolT
 	if w.sender != nil {
 		ctx.Send(w.sender, res)
 	}
+}
+
+func (p *poolActor) notReplicated(w *poolWaiter) error {
+	return fmt.Errorf("%w: pool %q: take of %d container(s): fewer than %d replica(s) confirmed it within %v; handed back",
+		xerr.ErrNotReplicated, p.cfg.Name, w.n, p.cfg.Ack.Replicas, p.cfg.Ack.Timeout)
 }
 
 func (p *poolActor) notAvailable(w *poolWaiter) error {

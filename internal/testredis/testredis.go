@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -218,6 +219,56 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 		}
 		time.Sleep(20 * time.Millisecond) // ok: polls the server with a deadline
 	}
+}
+
+// Pause stops the server at addr with SIGSTOP, as a stalled machine
+// would: it answers nothing, and a replica confirms no write, until the
+// returned resume sends SIGCONT (also when t ends). It needs Dir.
+func (d Deployment) Pause(t testing.TB, addr string) (resume func()) {
+	t.Helper()
+	pid := d.pid(t, addr)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("kill -STOP %s (pid %d): %v", addr, pid, err)
+	}
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Errorf("kill -CONT %s (pid %d): %v", addr, pid, err)
+			}
+		})
+	}
+	t.Cleanup(resume)
+	return resume
+}
+
+// ReplicaOf is the address of a replica of the Cluster master that
+// serves key now, and that master's.
+func ReplicaOf(ctx context.Context, t testing.TB, c *redis.ClusterClient, key string) (replica, master string) {
+	t.Helper()
+	m, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := m.ClusterNodes(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, line := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.Contains(f[2], "myself") {
+			id = f[0]
+		}
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && strings.Contains(f[2], "slave") && f[3] == id {
+			replica = strings.Split(f[1], "@")[0]
+		}
+	}
+	if replica == "" {
+		t.Fatalf("no replica of %s in %s", m.Options().Addr, nodes)
+	}
+	return replica, m.Options().Addr
 }
 
 func (d Deployment) port(t testing.TB, addr string) string {

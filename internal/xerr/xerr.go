@@ -30,6 +30,7 @@ var (
 	ErrInvalidOutcome   = errors.New("xsync: invalid outcome")
 	ErrInvalidContainer = errors.New("xsync: invalid container")
 	ErrCorrupt          = errors.New("xsync: corrupt data")
+	ErrNotReplicated    = errors.New("xsync: not confirmed by replicas")
 )
 
 // Redis turns err, the failure of a Redis call made for op ("lock",
@@ -59,7 +60,7 @@ func Redis(op string, err error) error {
 
 func known(err error) bool {
 	for _, s := range []error{ErrClosed, ErrUnavailable, ErrCorrupt, ErrNotObtained, ErrLockNotHeld,
-		ErrNotAvailable, ErrNotFound, ErrInvalidOptions} {
+		ErrNotAvailable, ErrNotFound, ErrInvalidOptions, ErrNotReplicated} {
 		if errors.Is(err, s) {
 			return true
 		}
