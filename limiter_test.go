@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // limiterSettled waits until l's actor has no Redis call under way and
@@ -230,11 +233,15 @@ func TestLimiter_WaitIsAllowedAtRetryAfter(t *testing.T) {
 	if r, err := l.AllowN(ctx, "k", 2); err != nil || r.Allowed != 2 {
 		t.Fatalf("AllowN(2) = %+v, %v", r, err)
 	}
+	// The RetryAfter counts from the server's refusal, which comes after
+	// start and before the refusal reaches this goroutine: timed from
+	// start, an allowance at the RetryAfter is never seen early, however
+	// late the refusal's reply was delivered.
+	start := time.Now()
 	refused, err := l.AllowN(ctx, "k", 2)
 	if err != nil || refused.Allowed != 0 {
 		t.Fatalf("AllowN(2) again = %+v, %v; want refused", refused, err)
 	}
-	start := time.Now()
 	res, err := l.WaitNAsync(ctx, "k", 2).Wait(ctx)
 	waited := time.Since(start)
 	if err != nil {
@@ -243,7 +250,8 @@ func TestLimiter_WaitIsAllowedAtRetryAfter(t *testing.T) {
 	if res.Allowed != 2 || res.RetryAfter != -1 || res.Remaining != 0 {
 		t.Fatalf("WaitN's result = %+v, want 2 allowed, 0 remaining", res)
 	}
-	// Never early: the limit would be broken.
+	// Never early: the limit would be broken. (The server's clock counts
+	// whole milliseconds: 2ms of slack.)
 	if waited < refused.RetryAfter-2*time.Millisecond {
 		t.Fatalf("allowed after %v, before the RetryAfter of %v", waited, refused.RetryAfter)
 	}
@@ -437,17 +445,25 @@ func TestLimiter_CloseFailsWaiters(t *testing.T) {
 	}
 }
 
-// Two clients waiting on one key together never exceed the limit.
+// Two clients waiting on one key together never exceed the limit: the
+// decisions Redis made for them, each timed between the sending of its call
+// and its reply, fit within Burst + w/emission in every window w, however
+// late the answers reached the waiters.
 func TestLimiter_ClientsTogetherKeepTheLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	prefix := testPrefix(t)
 	limit := xsync.Limit{Rate: 50, Period: time.Second, Burst: 5}
-	var mu sync.Mutex
-	var at []time.Time
+	start := time.Now()
+	rec := newLimiterDecisions(prefix, "api", "k", func(context.Context) (time.Duration, error) {
+		return time.Since(start), nil // one process, one monotonic clock
+	})
+	var received atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 {
-		l := newClient(t, withPrefix(prefix)).Limiter("api", limit)
+		c := newClient(t, withPrefix(prefix))
+		rec.watch(t, c)
+		l := c.Limiter("api", limit)
 		for range 4 {
 			wg.Add(1)
 			go func() {
@@ -457,44 +473,23 @@ func TestLimiter_ClientsTogetherKeepTheLimit(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					mu.Lock()
-					at = append(at, time.Now())
-					mu.Unlock()
+					received.Add(1)
 				}
 			}()
 		}
 	}
 	wg.Wait()
-	checkRate(t, at, limit, 10*time.Millisecond)
-}
-
-// checkRate fails when the events at exceed limit in some window: at most
-// Burst + w/emission in any window of length w, give or take slack on each
-// event's time (an event is timed after its Wait returned, a little late).
-func checkRate(t *testing.T, at []time.Time, limit xsync.Limit, slack time.Duration) {
-	t.Helper()
-	slices.SortFunc(at, func(a, b time.Time) int { return a.Compare(b) })
-	emission := limit.Period / time.Duration(limit.Rate)
-	burst := limit.Burst
-	if burst == 0 {
-		burst = limit.Rate
+	if received.Load() != 2*4*10 {
+		t.Fatalf("%d events received, want %d", received.Load(), 2*4*10)
 	}
-	for i := range at {
-		for j := i; j < len(at); j++ {
-			w := at[j].Sub(at[i]) + 2*slack
-			if allowed := burst + int(w/emission); j-i+1 > allowed {
-				t.Fatalf("%d events within %v: the limit allows %d", j-i+1, at[j].Sub(at[i]), allowed)
-			}
-		}
-	}
-	if len(at) == 0 {
-		t.Fatal("no event")
-	}
+	checkDecisions(t, rec.decisions(t), limit, int(received.Load()))
 }
 
 // Two OS processes share one limiter: together they keep the limit. The
-// test binary runs itself as the children, which record the server time
-// of every event they were allowed.
+// test binary runs itself as the children, which time each decision of
+// limiter_allow on the server's clock (TIME before the call and after its
+// reply, on the server of the key: the clock the script reads) and record
+// it.
 const limiterChildEnv = "XSYNC_LIMITER_CHILD_PREFIX"
 
 var childLimit = xsync.Limit{Rate: 20, Period: time.Second, Burst: 2}
@@ -509,19 +504,19 @@ func TestLimiter_ProcessesTogetherKeepTheLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	runChildren(t, ctx, 2, "TestLimiter_ChildProcess", limiterChildEnv+"="+prefix)
-	raw, err := rawDB(t, 0).LRange(ctx, prefix+":events", 0, -1).Result()
+	raw, err := rawDB(t, 0).LRange(ctx, prefix+":decisions", 0, -1).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := 2 * limiterChildWorkers * limiterChildEvents; len(raw) != want {
-		t.Fatalf("%d events recorded, want %d", len(raw), want)
-	}
-	at := make([]time.Time, len(raw))
+	ds := make([]decision, len(raw))
 	for i, s := range raw {
-		us, _ := strconv.ParseInt(s, 10, 64)
-		at[i] = time.UnixMicro(us)
+		var from, to int64
+		if _, err := fmt.Sscanf(s, "%d %d %d", &from, &to, &ds[i].n); err != nil {
+			t.Fatalf("decision %q: %v", s, err)
+		}
+		ds[i].from, ds[i].to = time.Duration(from)*time.Microsecond, time.Duration(to)*time.Microsecond
 	}
-	checkRate(t, at, childLimit, 15*time.Millisecond)
+	checkDecisions(t, ds, childLimit, 2*limiterChildWorkers*limiterChildEvents)
 }
 
 // runChildren runs n copies of the test binary that run test alone, with
@@ -565,17 +560,31 @@ func TestLimiter_ChildProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := newClient(t, withPrefix(prefix))
-	l := c.Limiter("api", childLimit)
 	db, err := c.DB(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Warm up first (the actor, the connections), so that an event's time
-	// is read as soon as it is allowed.
+	// The server's clock, read where the key lives.
+	var server interface {
+		Time(context.Context) *redis.TimeCmd
+	} = db
+	if cc, ok := db.(*redis.ClusterClient); ok {
+		if server, err = cc.MasterForKey(ctx, redisx.Keys{Prefix: prefix}.Limiter("api", "k")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := newLimiterDecisions(prefix, "api", "k", func(ctx context.Context) (time.Duration, error) {
+		now, err := server.Time(ctx).Result()
+		return time.Duration(now.UnixMicro()) * time.Microsecond, err
+	})
+	rec.watch(t, c)
+	l := c.Limiter("api", childLimit)
+	// Warm up first (the actor, the connections), so that the calls are
+	// timed closely from the start.
 	if _, err := l.Allow(ctx, "warm-up"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Time(ctx).Err(); err != nil {
+	if err := server.Time(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -588,16 +597,18 @@ func TestLimiter_ChildProcess(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				now, err := db.Time(ctx).Result()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if err := db.RPush(ctx, prefix+":events", now.UnixMicro()).Err(); err != nil {
-					t.Error(err)
-				}
 			}
 		}()
 	}
 	wg.Wait()
+	var out []any
+	for _, d := range rec.decisions(t) {
+		out = append(out, fmt.Sprintf("%d %d %d", d.from.Microseconds(), d.to.Microseconds(), d.n))
+	}
+	if len(out) == 0 {
+		t.Fatal("no decision recorded")
+	}
+	if err := db.RPush(ctx, prefix+":decisions", out...).Err(); err != nil {
+		t.Fatal(err)
+	}
 }
