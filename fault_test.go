@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // faultProxy passes TCP connections through to Redis. While replies are
@@ -202,4 +203,68 @@ func TestLock_KeysWhoseGrantWasLostAreReleasedWhenTheWaiterLeaves(t *testing.T) 
 	eventually(t, 10*time.Second, "the key released, long before its 1m TTL", func() bool {
 		return len(lockKeysLeft(t, prefix, 0)) == 0
 	})
+}
+
+// A waiter whose earlier attempt failed (its answer lost, as to a master
+// that died) may hold the key by that attempt, and gives it back when it
+// leaves. A waiter granted the key by a transfer leaves the wait too, but
+// the key it holds now is its lease's: it must not give it back. It did
+// after a Sentinel failover: every waiter had failed attempts, and each
+// transfer was released at once by its new holder's client, handed to the
+// next client and released again, while each holder went on believing it
+// held the key (Lost stayed open; only Release said ErrLockNotHeld).
+func TestLock_TransferToAWaiterWhoseAnswerWasLostKeepsTheKey(t *testing.T) {
+	proxy := startFaultProxy(t, redisAddr(t))
+	core, logs := observer.New(zap.WarnLevel)
+	prefix := testPrefix(t)
+	holder := newClient(t, withPrefix(prefix))
+	c := newClient(t, withPrefix(prefix), func(o *xsync.Options) { o.Addr, o.Logger = proxy.addr(), zap.New(core) })
+	ctx := t.Context()
+	// The scripts are loaded, so that EVALSHA runs them while replies are cut.
+	warm, err := c.Lock(ctx, []string{"job"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := holder.Lock(ctx, []string{"job"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The waiter's attempt queues it, with its ticket, but its answer is
+	// lost: the waiter is unsure whether it took the key.
+	proxy.cut.Store(true)
+	f := c.LockAsync(ctx, []string{"job"}, xsync.TTL(time.Minute))
+	eventually(t, 10*time.Second, "a lock attempt whose answer was lost", func() bool {
+		return logs.FilterMessage("lock attempt failed; retrying").Len() > 0
+	})
+	proxy.cut.Store(false)
+	settled(t, c, 1) // tried again: blocked by the holder, still queued
+
+	// The release transfers the key to the waiter's ticket.
+	if err := first.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease, err := f.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease.Fence("job") != first.Fence("job")+1 {
+		t.Fatalf("fence %d after %d: the key was not handed straight to the waiter", lease.Fence("job"), first.Fence("job"))
+	}
+	settled(t, c, 0) // every call of the waiter's client answered
+	raw := rawDB(t, 0)
+	if got, err := raw.Get(ctx, redisx.Keys{Prefix: prefix}.Lock("job")).Result(); err != nil || got != lease.Token() {
+		t.Fatalf("lock key holds %q (%v) while the lease is held; want its token %q", got, err, lease.Token())
+	}
+	select {
+	case <-lease.Lost():
+		t.Fatal("the transferred lease reported lost")
+	default:
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("Release of the transferred lease: %v", err)
+	}
 }

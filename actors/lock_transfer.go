@@ -176,6 +176,10 @@ func (m *lockManager) transferred(w *lockWaiter, k dbKey, fence int64, expiresAt
 	}
 	m.schedule()
 	delete(m.queued, k) // the release took this client out of the queue
+	// The key holds w's token now, whatever an earlier failed attempt did:
+	// it is the lease's, not to be given back as the keys of an unsure
+	// waiter that leaves are.
+	w.unsure = false
 	m.removeWaiter(w)
 	m.answerGranted(w, l, []int64{fence})
 	return true
