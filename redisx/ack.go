@@ -2,6 +2,7 @@ package redisx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -43,7 +44,8 @@ type AckedResult struct {
 // and the groups run at once. A call is Replicated when its WAIT counted
 // a.Replicas or more.
 //
-// A pipeline cannot fall back from EVALSHA to EVAL: the calls that met
+// A script this client has not run yet goes as EVAL (see loaded). A
+// pipeline cannot fall back from EVALSHA to EVAL: the calls that met
 // NOSCRIPT (and so ran nothing) are sent again with EVAL, and WAIT again.
 func RunAcked(ctx context.Context, c redis.Scripter, a Ack, calls []ScriptCall) []AckedResult {
 	out := make([]AckedResult, len(calls))
@@ -94,6 +96,19 @@ type pipeliner interface {
 	Pipeline() redis.Pipeliner
 }
 
+// loaded remembers the scripts each client (a node's, on Cluster) ran:
+// a script it has not run yet goes as EVAL, not as EVALSHA, so that a
+// NOSCRIPT answer does not cost a WAIT for nothing (a whole AckTimeout
+// when the replicas are missing). A server that forgot the script (a
+// restart, a failover, SCRIPT FLUSH) still answers NOSCRIPT once, and the
+// call is sent again with EVAL.
+var loaded sync.Map // loadedKey → struct{}
+
+type loadedKey struct {
+	p   pipeliner
+	sha string
+}
+
 // runGroup runs calls down one connection of p, with WAIT after them when
 // a is on. cc, when not nil, is the Cluster p is a node of: a failed
 // connection or a redirection makes it read the slot map again.
@@ -107,7 +122,7 @@ func runGroup(ctx context.Context, p pipeliner, a Ack, calls []ScriptCall, out [
 		pipe := p.Pipeline()
 		for _, i := range pending {
 			call := calls[i]
-			if eval {
+			if _, known := loaded.Load(loadedKey{p, call.Script.Hash()}); eval || !known {
 				out[i].Cmd = call.Script.s.Eval(ctx, pipe, call.Keys, call.Args...)
 			} else {
 				out[i].Cmd = call.Script.s.EvalSha(ctx, pipe, call.Keys, call.Args...)
@@ -123,9 +138,15 @@ func runGroup(ctx context.Context, p pipeliner, a Ack, calls []ScriptCall, out [
 		}
 		var again []int
 		for _, i := range pending {
-			if err := out[i].Cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			k := loadedKey{p, calls[i].Script.Hash()}
+			err := out[i].Cmd.Err()
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				loaded.Delete(k)
 				again = append(again, i)
 				continue
+			}
+			if ranHere(err) {
+				loaded.Store(k, struct{}{})
 			}
 			n := int64(0)
 			if wait != nil {
@@ -164,6 +185,19 @@ func reloadOn(cc *redis.ClusterClient, err error) {
 	if topologyChanged(err) || redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
 		cc.ReloadState(context.Background())
 	}
+}
+
+// ranHere reports whether a script call that answered err ran on the
+// server that answered: it succeeded, or the script failed (a reply of
+// the server's own, not a redirection to another node nor a transport
+// failure).
+func ranHere(err error) bool {
+	if err == nil {
+		return true
+	}
+	var rerr redis.Error
+	return errors.As(err, &rerr) && !redis.HasErrorPrefix(err, "MOVED") && !redis.HasErrorPrefix(err, "ASK") &&
+		!redis.HasErrorPrefix(err, "CLUSTERDOWN") && !redis.HasErrorPrefix(err, "TRYAGAIN")
 }
 
 func failedCmd(ctx context.Context, err error) *redis.Cmd {

@@ -3,6 +3,8 @@ package redisx_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -55,4 +57,74 @@ func TestRunAcked_FallsBackToEvalAndReportsWhatReplicasConfirmed(t *testing.T) {
 	if got, err := c.Get(ctx, key).Result(); err != nil || got != "abc" {
 		t.Fatalf("the key holds %q, %v; want \"abc\": every call ran once, in order", got, err)
 	}
+}
+
+// A script the client has not run yet goes as EVAL at once: one WAIT per
+// call, not a wasted one behind a NOSCRIPT (each a whole timeout when the
+// replicas are missing). A server that forgot the script (SCRIPT FLUSH
+// here, a restart or a failover in life) answers NOSCRIPT once, and the
+// call is sent again with EVAL: then it costs a second WAIT, once.
+func TestRunAcked_SendsANewScriptAsEvalWithOneWait(t *testing.T) {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: testredis.Addr(t), MaxRetries: -1, ContextTimeoutEnabled: true})
+	defer c.Close()
+	src := fmt.Sprintf("-- %d\nredis.call('INCR', KEYS[1])\nreturn 1\n", time.Now().UnixNano())
+	reg, err := redisx.NewRegistry(fstest.MapFS{"incr.lua": {Data: []byte(src)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("redisx-runacked-eval-%d", time.Now().UnixNano())
+	defer c.Del(ctx, key)
+	call := []redisx.ScriptCall{{Script: reg.Get("incr"), Keys: []string{key}}}
+	ack := redisx.Ack{Replicas: 1, Timeout: 10 * time.Millisecond}
+	run := func() (waits, evals, evalshas int64) {
+		t.Helper()
+		before := commandCalls(t, c)
+		if err := redisx.RunAcked(ctx, c, ack, call)[0].Cmd.Err(); err != nil {
+			t.Fatal(err)
+		}
+		after := commandCalls(t, c)
+		return after["wait"] - before["wait"], after["eval"] - before["eval"], after["evalsha"] - before["evalsha"]
+	}
+	if w, e, s := run(); w != 1 || e != 1 || s != 0 {
+		t.Fatalf("first call: %d WAIT, %d EVAL, %d EVALSHA; want 1, 1, 0", w, e, s)
+	}
+	if w, e, s := run(); w != 1 || e != 0 || s != 1 {
+		t.Fatalf("second call: %d WAIT, %d EVAL, %d EVALSHA; want 1, 0, 1", w, e, s)
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if w, e, s := run(); w != 2 || e != 1 || s != 1 {
+		t.Fatalf("after SCRIPT FLUSH: %d WAIT, %d EVAL, %d EVALSHA; want 2, 1, 1", w, e, s)
+	}
+	if w, e, s := run(); w != 1 || e != 0 || s != 1 {
+		t.Fatalf("after the reload: %d WAIT, %d EVAL, %d EVALSHA; want 1, 0, 1", w, e, s)
+	}
+	if n, err := c.Get(ctx, key).Int(); err != nil || n != 4 {
+		t.Fatalf("the key holds %d, %v; want 4: every call ran once", n, err)
+	}
+}
+
+// commandCalls reads INFO commandstats: calls per command.
+func commandCalls(t *testing.T, c *redis.Client) map[string]int64 {
+	t.Helper()
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, f := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out[strings.TrimPrefix(name, "cmdstat_")] = n
+			}
+		}
+	}
+	return out
 }
