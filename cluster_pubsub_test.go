@@ -3,6 +3,7 @@ package xsync_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -357,4 +358,175 @@ func TestCluster_IdleSlotChannelsAreUnsubscribed(t *testing.T) {
 		return shardSubscribers(t, raw, channel) == 0
 	})
 	wait()
+}
+
+// nodeCommandCounts is INFO commandstats summed over every node of the
+// cluster, replicas included: a classic PUBLISH or SUBSCRIBE may be served
+// by any node.
+func nodeCommandCounts(t *testing.T, raw redis.UniversalClient) map[string]int64 {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int64{}
+	err := testredis.EachNode(context.Background(), raw, func(n *redis.Client) error {
+		info, err := n.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+			if !ok {
+				continue
+			}
+			calls, _, _ := strings.Cut(rest, ",")
+			v, err := strconv.ParseInt(calls, 10, 64)
+			if err != nil {
+				return fmt.Errorf("commandstats line %q: %w", line, err)
+			}
+			counts[strings.TrimPrefix(name, "cmdstat_")] += v
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counts
+}
+
+// pubSubCounts sums, over every node, the classic (sub=) and shard (ssub=)
+// channels of the pub/sub connections named name.
+func pubSubCounts(t *testing.T, raw redis.UniversalClient, name string) (sub, ssub int64) {
+	t.Helper()
+	var mu sync.Mutex
+	err := testredis.EachNode(context.Background(), raw, func(n *redis.Client) error {
+		list, err := n.Do(context.Background(), "CLIENT", "LIST", "TYPE", "pubsub").Text()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, line := range strings.Split(list, "\n") {
+			if !strings.Contains(line, " name="+name+" ") {
+				continue
+			}
+			for _, field := range strings.Fields(line) {
+				k, v, _ := strings.Cut(field, "=")
+				if k != "sub" && k != "ssub" {
+					continue
+				}
+				c, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return fmt.Errorf("CLIENT LIST field %q: %w", field, err)
+				}
+				if k == "sub" {
+					sub += c
+				} else {
+					ssub += c
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub, ssub
+}
+
+// A cluster whose servers do not tell their commands (here an ACL user
+// that may run everything but COMMAND, as a server without sharded pub/sub
+// or with COMMAND renamed away would) gets classic PUBLISH and SUBSCRIBE
+// wake-ups, and its waiters are woken all the same.
+func TestCluster_WithoutShardedPubSubWakeUpsUseClassicPubSub(t *testing.T) {
+	requireTopology(t, testredis.Cluster)
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	raw := rawDB(t, 0)
+
+	// ACL users are per node: the user is created on every node, masters
+	// and replicas, and deleted after the clients are closed (cleanups run
+	// last registered first).
+	user, password := strings.ToLower(prefix)+"-nocommand", "pw-"+prefix
+	t.Cleanup(func() {
+		err := testredis.EachNode(context.Background(), raw, func(n *redis.Client) error {
+			return n.Do(context.Background(), "ACL", "DELUSER", user).Err()
+		})
+		if err != nil {
+			t.Errorf("ACL DELUSER: %v", err)
+		}
+	})
+	err := testredis.EachNode(ctx, raw, func(n *redis.Client) error {
+		return n.Do(ctx, "ACL", "SETUSER", user, "on", ">"+password, "~*", "&*", "+@all", "-command").Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asUser := func(o *xsync.Options) { o.Username, o.Password = user, password }
+
+	// The detection fails for real: as that user, COMMAND INFO is refused
+	// by the server.
+	probe := redis.NewClusterClient(&redis.ClusterOptions{Addrs: testredis.Current(t).Addrs, Username: user, Password: password})
+	defer probe.Close()
+	if ok, err := redisx.ShardedPubSub(ctx, probe); ok || err == nil || !strings.Contains(err.Error(), "NOPERM") {
+		t.Fatalf("ShardedPubSub as %s = %v, %v; want a NOPERM error", user, ok, err)
+	}
+
+	nameB := strings.ToLower(prefix) + "-b"
+	a := newClient(t, withPrefix(prefix), asUser)
+	b := newClient(t, withPrefix(prefix), asUser, withClientName(nameB))
+	before := nodeCommandCounts(t, raw)
+
+	// a holds a lock that b waits for; b waits on a pool that a fills.
+	held, err := a.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockWaiter := b.LockAsync(ctx, []string{"k"})
+	poolWaiter := b.Pool("accounts").WaitAskOneAsync(ctx)
+	settled(t, b, 1)
+	eventually(t, 5*time.Second, "b's pool waiter queued", func() bool {
+		st, err := b.Pool("accounts").Stats(ctx)
+		if err != nil {
+			t.Fatalf("pool Stats: %v", err)
+		}
+		return st.Waiting == 1
+	})
+	// b waits through classic channels: its pub/sub connection has the
+	// lock's and the pool's channels, and no shard channel.
+	eventually(t, 5*time.Second, "b subscribed to 2 classic channels", func() bool {
+		sub, ssub := pubSubCounts(t, raw, nameB)
+		if ssub != 0 {
+			t.Fatalf("b has %d shard channels, want none", ssub)
+		}
+		return sub == 2
+	})
+
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockWaiter.Wait(ctx)
+	if err != nil {
+		t.Fatalf("b's lock waiter: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Pool("accounts").Put(ctx, xsync.Container{ID: "acct-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := poolWaiter.Wait(ctx); err != nil || c.ID != "acct-1" {
+		t.Fatalf("b's pool waiter: %v, %v", c, err)
+	}
+
+	diff := commandDiff(nodeCommandCounts(t, raw), before)
+	if diff["ssubscribe"] != 0 || diff["spublish"] != 0 {
+		t.Fatalf("sharded pub/sub without COMMAND: ssubscribe %d, spublish %d; want none", diff["ssubscribe"], diff["spublish"])
+	}
+	// A release and a Put publish at least once each; b subscribes to the
+	// lock and the pool channels (a's own Lock may have subscribed before).
+	if diff["publish"] < 2 || diff["subscribe"] < 1 {
+		t.Fatalf("classic pub/sub: publish %d, subscribe %d; want at least 2 and 1", diff["publish"], diff["subscribe"])
+	}
 }
