@@ -374,19 +374,7 @@ func nodeCommandCounts(t *testing.T, raw redis.UniversalClient) map[string]int64
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		for _, line := range strings.Split(info, "\n") {
-			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-			if !ok {
-				continue
-			}
-			calls, _, _ := strings.Cut(rest, ",")
-			v, err := strconv.ParseInt(calls, 10, 64)
-			if err != nil {
-				return fmt.Errorf("commandstats line %q: %w", line, err)
-			}
-			counts[strings.TrimPrefix(name, "cmdstat_")] += v
-		}
-		return nil
+		return addCommandStats(counts, info)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,16 +38,7 @@ func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		for _, line := range strings.Split(info, "\n") {
-			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
-			if !ok {
-				continue
-			}
-			n, _, _ := strings.Cut(rest, ",")
-			v, _ := strconv.ParseInt(n, 10, 64)
-			counts[strings.TrimPrefix(name, "cmdstat_")] += v
-		}
-		return nil
+		return addCommandStats(counts, info)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -360,4 +351,22 @@ func sentinelTraffic(before, after map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// addCommandStats adds the calls of each command in info, the text of
+// INFO commandstats, to counts.
+func addCommandStats(counts map[string]int64, info string) error {
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":calls=")
+		if !ok {
+			continue
+		}
+		calls, _, _ := strings.Cut(rest, ",")
+		v, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			return fmt.Errorf("commandstats line %q: %w", line, err)
+		}
+		counts[strings.TrimPrefix(name, "cmdstat_")] += v
+	}
+	return nil
 }
