@@ -365,18 +365,8 @@ func TestCluster_IdleSlotChannelsAreUnsubscribed(t *testing.T) {
 // by any node.
 func nodeCommandCounts(t *testing.T, raw redis.UniversalClient) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
 	counts := map[string]int64{}
-	err := testredis.EachNode(context.Background(), raw, func(n *redis.Client) error {
-		info, err := n.Info(context.Background(), "commandstats").Result()
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return addCommandStats(counts, info)
-	})
-	if err != nil {
+	if err := sumCommandStats(counts, testredis.EachNode, raw); err != nil {
 		t.Fatal(err)
 	}
 	return counts

@@ -25,22 +25,12 @@ import (
 // sentinelTraffic).
 func commandCounts(t testing.TB, r redis.UniversalClient) map[string]int64 {
 	t.Helper()
-	var mu sync.Mutex
 	counts := map[string]int64{}
 	sentinel := testredis.Current(t).Topology == testredis.Sentinel
 	if sentinel {
 		noteSentinelTraffic(t, r, counts, "pre")
 	}
-	err := testredis.EachMaster(context.Background(), r, func(m *redis.Client) error {
-		info, err := m.Info(context.Background(), "commandstats").Result()
-		if err != nil {
-			return err
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		return addCommandStats(counts, info)
-	})
-	if err != nil {
+	if err := sumCommandStats(counts, testredis.EachMaster, r); err != nil {
 		t.Fatal(err)
 	}
 	if sentinel {
@@ -351,6 +341,21 @@ func sentinelTraffic(before, after map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// sumCommandStats adds to counts the INFO commandstats of every node that
+// each (testredis.EachMaster or EachNode) visits on r, at once.
+func sumCommandStats(counts map[string]int64, each func(context.Context, redis.UniversalClient, func(*redis.Client) error) error, r redis.UniversalClient) error {
+	var mu sync.Mutex
+	return each(context.Background(), r, func(n *redis.Client) error {
+		info, err := n.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return addCommandStats(counts, info)
+	})
 }
 
 // addCommandStats adds the calls of each command in info, the text of
