@@ -87,8 +87,8 @@ local function turnBegan(q, h)
   if s < 0 then
     return -s
   end
-  redis.call('ZADD', q, 'XX', -nowMs, h)
-  return nowMs
+  redis.call('ZADD', q, 'XX', -now(), h)
+  return now()
 end
 
 local state = {} -- 'mine', 'held', 'reserved', 'turn' (free, my turn) or 'free'
@@ -118,7 +118,7 @@ for i = 1, n do
       need(4)
     end
     -- A turn that is over goes to the next client (whose turn begins now).
-    while h and h ~= client and (h == skip or nowMs - turnBegan(q, h) > grace) do
+    while h and h ~= client and (h == skip or now() - turnBegan(q, h) > grace) do
       dequeue(q, KEYS[3 * n + i], h)
       h = head(q)
     end
@@ -136,10 +136,13 @@ end
 
 if blocked then
   -- Blocked: every key is checked, as for several keys, whether anything
-  -- is written or not.
+  -- is written or not; a waiter of one key checks its queue and tickets
+  -- as it queues (enqueue).
   need(2)
-  need(3)
-  need(4)
+  if not queue or n > 1 then
+    need(3)
+    need(4)
+  end
   local passed = {}
   for i = 1, n do
     local q, t = KEYS[2 * n + i], KEYS[3 * n + i]
@@ -156,7 +159,7 @@ if blocked then
     end
   end
   publishTurns(channel, passed)
-  return {0, wait, reservedBy, nowMs}
+  return {0, wait, reservedBy, clockMs or 0}
 end
 
 local res = {1}
@@ -174,11 +177,9 @@ for i = 1, n do
     res[i + 1] = rd('INCR', KEYS[n + i])
     redis.call('SET', KEYS[i], token, 'PX', ttl)
   end
-  if state[i] == 'free' then
-    -- Nobody queues for the key, this client neither: only a ticket it
-    -- may have left goes.
-    redis.call('HDEL', KEYS[3 * n + i], client)
-  else
+  if state[i] ~= 'free' then
+    -- A free key nobody queues for: this client is not queued, and a
+    -- ticket it may have left is never read (see lib_lock).
     dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
   end
 end
