@@ -2,11 +2,14 @@ package xsync_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
 	"github.com/redisxsync/xsync/redisx"
@@ -190,77 +193,98 @@ func TestLock_CrossClientHandOffWithMoreWaitersRunsTenCommands(t *testing.T) {
 	}
 }
 
-// crossClientRoundTrip sets up two clients, each with a lease or a waiter
-// and one more waiter, and returns the commands run by the release of a
-// key that came from the other client, and whether the popped client's
-// arrival and the end of that release fell within one minute.
-func crossClientRoundTrip(t *testing.T) (map[string]int64, bool) {
+// crossed is two clients a and b: a's release transferred the key to b's
+// first waiter (lease), and queued a with its next waiter (fa); b has one
+// more waiter (fb). lease's release is the path of a key that came from
+// another client, with a waiter of its own to queue.
+type crossed struct {
+	prefix string
+	raw    redis.UniversalClient
+	a, b   *xsync.Client
+	lease  *xsync.Lease
+	fa, fb *xsync.Future[*xsync.Lease]
+}
+
+func newCrossed(t *testing.T) *crossed {
 	t.Helper()
 	prefix := testPrefix(t)
 	ctx := t.Context()
-	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
-	warmClients(t, "k", a, b)
-	raw := rawDB(t, 0)
-	keys := redisx.Keys{Prefix: prefix}
-	first, err := a.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	x := &crossed{prefix: prefix, raw: rawDB(t, 0), a: newClient(t, withPrefix(prefix)), b: newClient(t, withPrefix(prefix))}
+	warmClients(t, "k", x.a, x.b)
+	first, err := x.a.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fb1 := b.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	settled(t, b, 1)
+	fb1 := x.b.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, x.b, 1)
 	// A waiter no longer than a transfer's lease needs no confirmation:
 	// nothing of a's runs while b's release is counted.
-	fa2 := a.LockAsync(ctx, []string{"k"}, xsync.TTL(transferLease))
-	fb2 := b.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	settled(t, a, 1)
-	settled(t, b, 2)
-	// a's release transfers the key to b's first waiter, and queues a.
+	x.fa = x.a.LockAsync(ctx, []string{"k"}, xsync.TTL(transferLease))
+	x.fb = x.b.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, x.a, 1)
+	settled(t, x.b, 2)
 	if err := first.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	lb1, err := fb1.Wait(ctx)
-	if err != nil {
+	if x.lease, err = fb1.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	confirmed(t, prefix, "k")
-	settled(t, b, 1)
-	arrived := raw.ZScore(ctx, keys.LockQueue("k"), queuedClient(t, prefix, "k")).Val()
-	before := commandCounts(t, raw)
-	if err := lb1.Release(ctx); err != nil {
+	settled(t, x.b, 1)
+	return x
+}
+
+// finish releases the leases of the waiters, once granted.
+func (x *crossed) finish(t *testing.T) {
+	t.Helper()
+	for _, f := range []*xsync.Future[*xsync.Lease]{x.fa, x.fb} {
+		l, err := f.Wait(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = l.Release(t.Context())
+	}
+}
+
+// crossClientRoundTrip returns the commands run by the release of a key
+// that came from the other client (see crossed), and whether the popped
+// client's arrival and the end of that release fell within one minute.
+func crossClientRoundTrip(t *testing.T) (map[string]int64, bool) {
+	t.Helper()
+	x := newCrossed(t)
+	ctx := t.Context()
+	keys := redisx.Keys{Prefix: x.prefix}
+	arrived := x.raw.ZScore(ctx, keys.LockQueue("k"), queuedClient(t, x.prefix, "k")).Val()
+	before := commandCounts(t, x.raw)
+	if err := x.lease.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ran := scriptCommands(t, before)
-	end, err := raw.Time(ctx).Result()
+	end, err := x.raw.Time(ctx).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	la2, err := fa2.Wait(ctx)
+	next, err := x.fa.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if la2.Fence("k") != lb1.Fence("k")+1 {
-		t.Errorf("fences %d then %d, want one more", lb1.Fence("k"), la2.Fence("k"))
+	if next.Fence("k") != x.lease.Fence("k")+1 {
+		t.Errorf("fences %d then %d, want one more", x.lease.Fence("k"), next.Fence("k"))
 	}
-	_ = la2.Release(ctx)
-	if lb2, err := fb2.Wait(ctx); err == nil {
-		_ = lb2.Release(ctx)
-	} else {
-		t.Error(err)
-	}
-	sameMinute := int64(arrived)/60e6 == end.UnixMicro()/60e6
-	return ran, sameMinute
+	x.finish(t)
+	return ran, int64(arrived)/60e6 == end.UnixMicro()/60e6
 }
 
 // Once both clients are done, neither a queue nor a ticket is left: each
 // client deletes the ticket a transfer left it when it releases without
-// queueing again.
+// queueing again. Meanwhile the queue and the tickets always expire.
 func TestLock_HandOffsBackAndForthLeaveNoTicket(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
 	raw := rawDB(t, 0)
-	tickets := redisx.Keys{Prefix: prefix}.LockTickets("k")
+	queue, tickets := redisx.Keys{Prefix: prefix}.LockQueue("k"), redisx.Keys{Prefix: prefix}.LockTickets("k")
 	done := make(chan error, 8)
 	var mu sync.Mutex
 	var peak int64
@@ -280,6 +304,11 @@ func TestLock_HandOffsBackAndForthLeaveNoTicket(t *testing.T) {
 				mu.Lock()
 				peak = max(peak, n)
 				mu.Unlock()
+				for _, k := range []string{queue, tickets} {
+					if ttl := raw.PTTL(ctx, k).Val(); ttl == -1 {
+						t.Errorf("%s never expires", k)
+					}
+				}
 				if err := l.Release(ctx); err != nil {
 					done <- err
 					return
@@ -298,5 +327,145 @@ func TestLock_HandOffsBackAndForthLeaveNoTicket(t *testing.T) {
 	}
 	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
 		t.Fatalf("lock keys left: %v", left)
+	}
+}
+
+// The queue's life is renewed by the first arrival of each minute: a
+// release that queues its client behind one that arrived in the same
+// minute leaves it, one behind an arrival of an earlier minute renews it
+// (to 11 minutes: at least 10 after any arrival).
+func TestLock_QueueLifeIsRenewedOncePerMinute(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		shift   time.Duration // of the popped client's arrival from now
+		renewed bool
+	}{
+		{"arrival in this minute", 0, false},
+		{"arrival a minute ago", -time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for attempt := 1; ; attempt++ {
+				x := newCrossed(t)
+				ctx := t.Context()
+				queue := redisx.Keys{Prefix: x.prefix}.LockQueue("k")
+				now, err := x.raw.Time(ctx).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				arrival := now.Add(tc.shift).UnixMicro()
+				x.raw.ZAddXX(ctx, queue, redis.Z{Score: float64(arrival), Member: queuedClient(t, x.prefix, "k")})
+				x.raw.PExpire(ctx, queue, 30*time.Second)
+				if err := x.lease.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+				end, err := x.raw.Time(ctx).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				ttl := x.raw.PTTL(ctx, queue).Val()
+				x.finish(t)
+				if !tc.renewed && arrival/60e6 != end.UnixMicro()/60e6 && attempt < 3 {
+					continue // the release ran in the next minute
+				}
+				if renewed := ttl > 10*time.Minute; renewed != tc.renewed || ttl > 11*time.Minute {
+					t.Fatalf("the queue lives %v after the release, renewed=%v, want renewed=%v (11m at most)", ttl, renewed, tc.renewed)
+				}
+				return
+			}
+		})
+	}
+}
+
+// A ticket hash is never extended once made: a ticket left by a client
+// that is gone goes with it, while other clients keep filing theirs (and
+// the lock keeps changing hands when the hash goes).
+func TestLock_TicketOfAGoneClientGoesWithItsHash(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	a, b := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	raw := rawDB(t, 0)
+	tickets := redisx.Keys{Prefix: prefix}.LockTickets("k")
+	// As left by a client that got the key by a transfer and died: its
+	// hash made ten minutes less 1.5s ago.
+	raw.HSet(ctx, tickets, "gone-client", "60000:gone-token")
+	raw.PExpire(ctx, tickets, 1500*time.Millisecond)
+	stop := make(chan struct{})
+	done := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		c := a
+		if i%2 == 1 {
+			c = b
+		}
+		go func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					if n == 0 {
+						done <- fmt.Errorf("no lock taken")
+						return
+					}
+					done <- nil
+					return
+				default:
+				}
+				l, err := c.Lock(ctx, []string{"k"})
+				if err != nil {
+					done <- err
+					return
+				}
+				if err := l.Release(ctx); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "the gone client's ticket gone", func() bool {
+		return !raw.HExists(ctx, tickets, "gone-client").Val()
+	})
+	close(stop)
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A release of a key that came from another client, which queues its
+// client before it pops the head, fails on a fence counter or a ticket
+// hash that holds garbage with ErrCorrupt, and changes nothing: its own
+// place in the queue and the popped client's are undone.
+func TestLease_ReleaseOnCorruptDataAfterATransferIsErrCorruptAndChangesNothing(t *testing.T) {
+	cases := []struct {
+		name string
+		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+	}{
+		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Fence("k"), "seven", 0).Err()
+		}},
+		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockTickets("k"), "x", 0).Err()
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			x := newCrossed(t)
+			ctx := t.Context()
+			if err := tc.put(ctx, x.raw, redisx.Keys{Prefix: x.prefix}); err != nil {
+				t.Fatal(err)
+			}
+			before := snapshot(t, x.raw, x.prefix)
+			ttl := x.raw.PTTL(ctx, redisx.Keys{Prefix: x.prefix}.LockQueue("k")).Val()
+			if err := x.lease.Release(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+				t.Fatalf("Release: %v, want ErrCorrupt", err)
+			}
+			if after := snapshot(t, x.raw, x.prefix); !maps.Equal(before, after) {
+				t.Fatalf("a Release on corrupt data changed Redis: %v, was %v", after, before)
+			}
+			if got := x.raw.PTTL(ctx, redisx.Keys{Prefix: x.prefix}.LockQueue("k")).Val(); got <= 0 || got > ttl {
+				t.Fatalf("the queue lives %v after the failed release, %v before", got, ttl)
+			}
+		})
 	}
 }
