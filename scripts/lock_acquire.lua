@@ -26,7 +26,8 @@
 --     for another client. pttl is the largest remaining time to live in ms
 --     of the held keys that block, -1 when one of them never expires, -2
 --     when no key is held, only reserved; reserved_by is the client a key is
---     reserved for, or ""; now is the server time in ms. A waiter is queued
+--     reserved for, or ""; now is the server time in ms (0 when the path
+--     did not read it: a try blocked by a holder). A waiter is queued
 --     (once: it keeps its place) on each key that blocks it, with the ticket
 --     ARGV[8]. A waiter whose turn came on a free key it cannot use now
 --     (another key blocks) hands the key on to the next client, PUBLISHed as
