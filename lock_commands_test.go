@@ -469,3 +469,29 @@ func TestLease_ReleaseOnCorruptDataAfterATransferIsErrCorruptAndChangesNothing(t
 		})
 	}
 }
+
+// The last release of a key that came from another client, when nobody
+// waits any more, deletes the ticket the transfer left: 6 commands (the
+// script, GET, ZPOPMIN, DEL, PUBLISH, HDEL), and no lock key is left.
+func TestLock_LastReleaseOfATransferredKeyDeletesItsTicket(t *testing.T) {
+	ctx := t.Context()
+	x := newCrossed(t)
+	// Both other waiters withdraw: a leaves the queue, b was not in it.
+	for _, f := range []*xsync.Future[*xsync.Lease]{x.fa, x.fb} {
+		f.Cancel()
+		if _, err := f.Wait(ctx); err == nil {
+			t.Fatal("a withdrawn waiter got the lock")
+		}
+	}
+	settled(t, x.a, 0)
+	settled(t, x.b, 0)
+	before := commandCounts(t, x.raw)
+	if err := x.lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantCommands(t, "the last release", scriptCommands(t, before),
+		map[string]int64{"evalsha": 1, "get": 1, "zpopmin": 1, "del": 1, "publish": 1, "hdel": 1})
+	if left := lockKeysLeft(t, x.prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}

@@ -107,12 +107,10 @@ for i = 1, n do
       end
     end
     if not h then
-      -- The tickets were not read: what is written to them is checked
-      -- (rd) before the key changes.
+      -- The tickets were not read: a ticket filed is checked (rd) before
+      -- the key changes.
       if mine == '-' then
         enqueue(q, t, client, '')
-      elseif crowded then
-        rd('HDEL', t, client)
       end
       if myToken then
         -- Nobody else waits: straight to this client's next waiter.
@@ -126,6 +124,12 @@ for i = 1, n do
         -- This client's next waiter has no ticket: its turn.
         redis.call('DEL', k)
         others[#others + 1] = handOn(k, fk, q, t, grace, {})
+      end
+      if crowded and mine ~= '-' then
+        -- The ticket the transfer left this client goes, once the key is
+        -- handed on; a hash of another type holds none, and is left as it
+        -- is.
+        redis.pcall('HDEL', t, client)
       end
     elseif hToken then
       -- To the next client's waiter, which left the queue: the fence
