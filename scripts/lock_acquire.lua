@@ -172,15 +172,22 @@ for i = 1, n do
     redis.call('PEXPIRE', KEYS[i], ttl)
     res[i + 1] = tonumber(redis.call('GET', KEYS[n + i]) or '0')
   else
-    need(4)
+    if state[i] == 'free' then
+      -- Nobody queues for the key, this client neither: only a ticket it
+      -- may have left goes (a ticket of a client no queue holds is never
+      -- read, but it would outlive every lock). The HDEL checks the ticket
+      -- hash as well: data of another type fails the script here, before
+      -- anything is written.
+      rd('HDEL', KEYS[3 * n + i], client)
+    else
+      need(4)
+    end
     -- The fence first: a counter that is not one fails the script before
     -- anything is written.
     res[i + 1] = rd('INCR', KEYS[n + i])
     redis.call('SET', KEYS[i], token, 'PX', ttl)
   end
   if state[i] ~= 'free' then
-    -- A free key nobody queues for: this client is not queued, and a
-    -- ticket it may have left is never read (see lib_lock).
     dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
   end
 end
