@@ -44,8 +44,10 @@ func (w *worker) started(ctx actor.Context) {
 
 // goRedis runs call, a Redis call, off the mailbox with a context that ends
 // at deadline, and sends its result to the actor as a message. The actor
-// calls callDone when that message arrives.
-func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) any) {
+// calls callDone when that message arrives. The result is an inlineMessage
+// (it embeds callResult): the actor's mailbox, when idle, runs it on the
+// call's goroutine (mailbox.go).
+func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) inlineMessage) {
 	w.busy++
 	self, root := w.self, w.root
 	job := func() {
