@@ -42,15 +42,25 @@ func NewMailbox() actor.Mailbox { return &mailbox{} }
 // it hands the mailbox to the dispatcher.
 const inlineBudget = 16
 
-// inlineMessage is a message that only xsync's own goroutines post, outside
-// any lock: the mailbox may run it on the posting goroutine.
-type inlineMessage interface{ runsInline() }
+// inlineMessage is the result of a Redis call (goRedis), which embeds
+// callResult: only a call's goroutine posts it, outside any lock and any
+// actor's run, so the mailbox may run it there.
+type inlineMessage interface{ result() *callResult }
 
-// callResult, embedded in the result of a Redis call that goRedis sends,
-// makes it an inlineMessage.
-type callResult struct{}
+// callResult, embedded in the result of a Redis call, makes it an
+// inlineMessage. next is the actor's next call, which the run of this
+// result handed to the call's goroutine (runCalls).
+type callResult struct{ next callJob }
 
-func (callResult) runsInline() {}
+func (r *callResult) result() *callResult { return r }
+
+// takeNextCall returns the call that the run of msg handed on.
+func takeNextCall(msg inlineMessage) callJob {
+	r := msg.result()
+	next := r.next
+	r.next = nil
+	return next
+}
 
 // runsInline reports whether msg may run on the goroutine that posts it.
 func runsInline(msg any) bool {
@@ -59,6 +69,19 @@ func runsInline(msg any) bool {
 		return true
 	}
 	return false
+}
+
+// callHolder is an actor whose Redis calls a run may take over (worker):
+// the last call that a message starts waits for the end of the message;
+// when nothing else is left to handle, the goroutine of the run makes the
+// call itself instead of waking a call goroutine, and handles its result.
+// Only runs on goroutines that do nothing else do so: those of the
+// dispatcher, and those that a Redis call's result started (a nested run,
+// as a subscriber's in the connection's, must not wait for Redis).
+type callHolder interface {
+	holdCalls(on bool)
+	heldCall() callJob
+	startCall(job callJob)
 }
 
 type mailbox struct {
@@ -94,7 +117,7 @@ func (m *mailbox) PostUserMessage(msg any) {
 	switch {
 	case !start:
 	case inline:
-		m.runInline()
+		m.runInline(msg)
 	default:
 		m.dispatcher.Schedule(m.runScheduled)
 	}
@@ -133,19 +156,38 @@ func (m *mailbox) UserMessageCount() int {
 
 // runScheduled is a run on the dispatcher: until nothing is left to do,
 // system messages first, yielding the processor every Throughput messages
-// as protoactor's default mailbox does.
+// as protoactor's default mailbox does. The call held last runs here once
+// the run is over.
 func (m *mailbox) runScheduled() {
+	holder := m.holder()
+	var held callJob
 	throughput := m.dispatcher.Throughput()
 	for i := 1; ; i++ {
 		msg, system := m.next()
 		if msg == nil {
-			return
+			break
 		}
-		m.invoke(msg, system)
+		if held != nil {
+			holder.startCall(held) // more to do: it need not wait
+			held = nil
+		}
+		held = m.invoke(msg, system, holder)
 		if i%throughput == 0 {
 			runtime.Gosched()
 		}
 	}
+	if held != nil {
+		runCalls(held)
+	}
+}
+
+// holder is the actor as a callHolder; nil for others.
+func (m *mailbox) holder() callHolder {
+	if a, ok := m.invoker.(interface{ Actor() actor.Actor }); ok {
+		h, _ := a.Actor().(callHolder)
+		return h
+	}
+	return nil
 }
 
 // next pops the next message to handle: a system message, else a user
@@ -176,10 +218,23 @@ func (m *mailbox) next() (msg any, system bool) {
 	}
 }
 
-// runInline is a run on the goroutine that posted an inline message to the
-// idle mailbox: user messages only, inlineBudget at most; whatever is left
-// then, a system message included, goes to the dispatcher.
-func (m *mailbox) runInline() {
+// runInline is a run on the goroutine that posted first, an inline
+// message, to the idle mailbox: user messages only, inlineBudget at most;
+// whatever is left then, a system message included, goes to the
+// dispatcher. When first is a call's result, the call held last is handed
+// to the call's goroutine (first's next).
+func (m *mailbox) runInline(first any) {
+	var holder callHolder
+	res, fromCall := actor.UnwrapEnvelopeMessage(first).(inlineMessage)
+	if fromCall {
+		holder = m.holder()
+	}
+	var held callJob
+	defer func() {
+		if held != nil {
+			res.result().next = held
+		}
+	}()
 	for range inlineBudget {
 		m.mu.Lock()
 		if m.system.len() > 0 {
@@ -198,7 +253,11 @@ func (m *mailbox) runInline() {
 			return
 		}
 		m.mu.Unlock()
-		m.invoke(msg, false)
+		if held != nil {
+			holder.startCall(held)
+			held = nil
+		}
+		held = m.invoke(msg, false, holder)
 	}
 	m.mu.Lock()
 	if m.system.len() == 0 && m.user.len() == 0 {
@@ -212,8 +271,20 @@ func (m *mailbox) runInline() {
 }
 
 // invoke hands msg to the actor; a panic is escalated to its supervisor,
-// which suspends the mailbox until it decides (xsync's resumes it).
-func (m *mailbox) invoke(msg any, system bool) {
+// which suspends the mailbox until it decides (xsync's resumes it). With a
+// holder, the call a user message starts last is held and returned.
+func (m *mailbox) invoke(msg any, system bool, holder callHolder) callJob {
+	if holder == nil || system {
+		m.invokeRecovered(msg, system)
+		return nil
+	}
+	holder.holdCalls(true)
+	m.invokeRecovered(msg, false)
+	holder.holdCalls(false)
+	return holder.heldCall()
+}
+
+func (m *mailbox) invokeRecovered(msg any, system bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			m.invoker.EscalateFailure(r, msg)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -82,11 +84,30 @@ func waitIdle(t *testing.T, mb *mailbox) {
 	}
 }
 
-// pinger answers *pingReq with a PING made off the mailbox (goRedis).
+// pinger answers *pingReq with a PING made off the mailbox (goRedis), and
+// records the goroutines that handled the request, made the call and
+// handled its result.
 type pinger struct {
 	worker
 	cl      redis.UniversalClient
 	proceed chan struct{} // each call waits for it: the test lets it go once the mailbox is idle
+	mu      sync.Mutex
+	gids    []string
+}
+
+func (p *pinger) record() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gids = append(p.gids, goroutineID())
+}
+
+// goroutineID is the id of the calling goroutine, from its stack's header
+// ("goroutine 7 [running]:").
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	f := strings.Fields(string(buf))
+	return f[1]
 }
 
 type (
@@ -103,12 +124,15 @@ func (p *pinger) Receive(ctx actor.Context) {
 	case *actor.Started:
 		p.started(ctx)
 	case *pingReq:
+		p.record()
 		to, cl, proceed := ctx.Sender(), p.cl, p.proceed
 		p.goRedis(time.Now().Add(5*time.Second), func(c context.Context) inlineMessage {
 			<-proceed
+			p.record()
 			return &pingDone{to: to, err: cl.Ping(c).Err()}
 		})
 	case *pingDone:
+		p.record()
 		p.callDone()
 		ctx.Send(m.to, m.err == nil)
 	case *actor.Stopping:
@@ -116,7 +140,11 @@ func (p *pinger) Receive(ctx actor.Context) {
 	}
 }
 
-func TestWorker_HandlesARedisCallsResultOnTheCallGoroutine(t *testing.T) {
+// TestWorker_RunsARequestItsCallAndItsResultOnOneGoroutine: the request
+// runs on a goroutine of the dispatcher, which makes the Redis call once
+// the run is over and handles its result: the caller's goroutine hands off
+// to it and it hands back, nothing else.
+func TestWorker_RunsARequestItsCallAndItsResultOnOneGoroutine(t *testing.T) {
 	h := newHopSystem(t)
 	cl := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
 	defer func() { _ = cl.Close() }()
@@ -136,6 +164,18 @@ func TestWorker_HandlesARedisCallsResultOnTheCallGoroutine(t *testing.T) {
 	// Each result ran on its call's goroutine. A request may join the run of
 	// the result before it (the caller's next request arrives while that
 	// run ends): a hand-off saved, not one more.
+	p.mu.Lock()
+	gids := p.gids
+	p.mu.Unlock()
+	for i := 0; i+2 < len(gids); i += 3 {
+		if gids[i] != gids[i+1] || gids[i] != gids[i+2] {
+			t.Fatalf("request %d: handled on goroutine %s, called Redis on %s, handled the result on %s; want one goroutine",
+				i/3, gids[i], gids[i+1], gids[i+2])
+		}
+	}
+	if len(gids) != 3*n {
+		t.Fatalf("recorded %d goroutines, want %d", len(gids), 3*n)
+	}
 	in, sch := mb.runCounts()
 	if in-in0 != n || sch-sch0 > n {
 		t.Fatalf("%d requests took %d dispatcher runs and %d inline runs; want at most %d and %d: the results must run on the calls' goroutines",
