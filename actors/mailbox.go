@@ -12,14 +12,21 @@ import (
 // NewMailbox returns the mailbox of xsync's actors (an actor.MailboxProducer).
 //
 // It behaves as protoactor's default mailbox (system messages first,
-// Suspend and Resume, a panic escalated through the invoker), except for
-// the messages that only xsync's own goroutines post: the result of a Redis
-// call (goRedis) and a *messages.Published from a pub/sub forwarder, or
-// forwarded by the connection actor. Such a message, posted to an idle
-// mailbox, is handled on the posting goroutine instead of waking another:
-// a synchronous Lock then costs the caller one hand-off to the pooled
-// dispatcher and one back, not two of each, and a release published by
-// another client reaches the waiter on the goroutine that read it.
+// Suspend and Resume, a panic escalated through the invoker), except that
+// it saves goroutine hand-offs, which cost a synchronous Lock more than its
+// own work did (caller -> dispatcher -> call goroutine -> dispatcher ->
+// caller, for one Redis round trip):
+//
+//   - the messages that only xsync's own goroutines post, the result of a
+//     Redis call (goRedis) and a *messages.Published from a pub/sub reader
+//     or forwarded by the connection actor, are handled on the posting
+//     goroutine when the mailbox is idle, instead of waking another;
+//   - the Redis call that a message of a worker starts last is made by the
+//     goroutine of the run once the run is over (see callHolder).
+//
+// A Lock is then caller -> one goroutine -> caller, and a release
+// published by another client reaches the waiter on the goroutine that
+// read it.
 //
 // Other messages, from callers' goroutines and timers, go through the
 // dispatcher as before: a caller's goroutine, which may hold its own
@@ -54,9 +61,13 @@ type callResult struct{ next callJob }
 
 func (r *callResult) result() *callResult { return r }
 
-// takeNextCall returns the call that the run of msg handed on.
+// takeNextCall returns the call that the run of msg handed on, which only
+// the goroutine that posted msg set, during the post.
 func takeNextCall(msg inlineMessage) callJob {
 	r := msg.result()
+	if r.next == nil {
+		return nil
+	}
 	next := r.next
 	r.next = nil
 	return next
