@@ -295,3 +295,72 @@ func TestLockManager_LockAndReleaseHandOffToTheDispatcherOnceEach(t *testing.T) 
 		t.Fatal("no script result ran on its call's goroutine")
 	}
 }
+
+// slowSubscriber is a worker that starts a Redis call on every
+// *messages.Published, which waits for proceed.
+type slowSubscriber struct {
+	worker
+	calling chan struct{}
+	proceed chan struct{}
+}
+
+type slowDone struct{ callResult }
+
+func (s *slowSubscriber) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		s.started(ctx)
+	case *messages.Published:
+		calling, proceed := s.calling, s.proceed
+		s.goRedis(time.Now().Add(time.Minute), func(context.Context) inlineMessage {
+			calling <- struct{}{}
+			<-proceed
+			return &slowDone{}
+		})
+	case *slowDone:
+		s.callDone()
+	case *actor.Stopping:
+		s.endIdle()
+	}
+}
+
+// TestConnection_SubscriberNestedInItsRunDoesNotMakeItWaitForRedis: a
+// subscriber runs nested in the connection's run, on the pub/sub
+// forwarder; the Redis call it starts there must go to a call goroutine,
+// or the connection would wait for Redis.
+func TestConnection_SubscriberNestedInItsRunDoesNotMakeItWaitForRedis(t *testing.T) {
+	h := newHopSystem(t)
+	target, err := redisx.Config{Addr: testredis.Addr(t)}.Target()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
+	defer func() { _ = raw.Close() }()
+	conn, _ := h.spawn(t, NewConnection(target, target.Client(target.DB(), false), false, zap.NewNop()))
+	defer func() { _ = h.ask(t, conn, &messages.Shutdown{}) }()
+	s := &slowSubscriber{calling: make(chan struct{}), proceed: make(chan struct{})}
+	sub, subMB := h.spawn(t, func() actor.Actor { return s })
+	channel := fmt.Sprintf("xsync-mailbox-test-%d", time.Now().UnixNano())
+	if r := h.ask(t, conn, &messages.Subscribe{Channel: channel, Subscriber: sub}).(*messages.SubscribeResult); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	waitIdle(t, subMB)
+	in0, _ := subMB.runCounts()
+	if err := raw.Publish(context.Background(), channel, "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.calling:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the subscriber's call did not start")
+	}
+	// The call waits; the connection must answer meanwhile.
+	if r := h.ask(t, conn, &messages.GetDB{DB: 0, Internal: true}).(*messages.GetDBResult); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if in, _ := subMB.runCounts(); in != in0+1 {
+		t.Fatalf("the subscriber ran inline %d times on the publish, want once", in-in0)
+	}
+	close(s.proceed)
+	waitIdle(t, subMB)
+}
