@@ -148,6 +148,7 @@ func (m *lockManager) losePartial(l *heldLease, release bool) {
 		m.releaseLease(l, answer)
 		return
 	}
+	m.forgetCrossed(l)
 	m.wakeKeys(l.keys)
 	answer(nil)
 }

@@ -144,7 +144,16 @@ func (m *lockManager) lose(l *heldLease, release bool) {
 	if release {
 		m.releaseLease(l, nil)
 	} else {
+		m.forgetCrossed(l)
 		m.wakeKeys(l.keys)
+	}
+}
+
+// forgetCrossed forgets which keys of l came by a transfer from another
+// client: l is lost, and no release of it follows.
+func (m *lockManager) forgetCrossed(l *heldLease) {
+	for _, k := range l.keys {
+		delete(m.crossed, tokenKey{l.token, k})
 	}
 }
 
@@ -202,6 +211,7 @@ func (m *lockManager) onRelease(d *releaseDone) {
 	}
 	for _, k := range d.keys {
 		tk := tokenKey{d.token, k}
+		delete(m.crossed, tk)
 		if m.releasing[tk]--; m.releasing[tk] <= 0 {
 			delete(m.releasing, tk)
 			if req := m.rerelease[tk]; req != nil {

@@ -103,9 +103,14 @@ type lockManager struct {
 	// tokens to release again once they are done (see onSupersededAttempt).
 	releasing map[tokenKey]int
 	rerelease map[tokenKey]*messages.Acquire
-	queues    map[dbKey]*waitQueue[*lockWaiter]
-	leases    map[uint64]*heldLease
-	held      map[dbKey]uint64 // the lease of this client holding a key
+	// crossed are the keys that came to a token by a transfer from another
+	// client, until that token's release of the key answers (or its lease
+	// is lost without one): that release queues this client before it pops
+	// the head, and deletes the ticket the transfer left (lock_release.lua).
+	crossed map[tokenKey]bool
+	queues  map[dbKey]*waitQueue[*lockWaiter]
+	leases  map[uint64]*heldLease
+	held    map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
@@ -225,6 +230,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack
 			superseded: map[uint64]*lockWaiter{},
 			releasing:  map[tokenKey]int{},
 			rerelease:  map[tokenKey]*messages.Acquire{},
+			crossed:    map[tokenKey]bool{},
 			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:     map[uint64]*heldLease{},
 			held:       map[dbKey]uint64{},

@@ -79,8 +79,12 @@ func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) 
 // if not nil, is told the outcome: nil, ErrLockNotHeld or the call's error.
 func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, names lockNames, then func(error)) {
 	all := names.all()
-	args := make([]any, 0, 4+len(keys))
-	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds())
+	crowded := "0"
+	if len(keys) == 1 && m.crossed[tokenKey{token, keys[0]}] {
+		crowded = "1"
+	}
+	args := make([]any, 0, 5+len(keys))
+	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), crowded)
 	next := make([]*lockWaiter, len(keys))
 	for i, k := range keys {
 		ticket := "" // no more waiters for the key

@@ -25,7 +25,8 @@ import (
 //     the release hands it on.
 //   - The holder dates a published transfer by the server's clock, against
 //     its latest reading of that clock, so that its lease is lost by the
-//     local clock before Redis lets the key go.
+//     local clock before Redis lets the key go; and no earlier than its
+//     waiter entered, before any call that filed its ticket was sent.
 
 // keyNames are the Redis names that go with one lock key.
 type keyNames struct {
@@ -111,6 +112,7 @@ func (m *lockManager) readClock(c serverClock) {
 // client.
 func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 	k := dbKey{db, t.key}
+	m.crossed[tokenKey{t.token, k}] = true
 	w := m.waiters[t.token]
 	if w == nil || w.req.Try || len(w.keys) != 1 || w.keys[0] != k {
 		// Withdrawn, or a lock across slots now at another group.
@@ -124,10 +126,12 @@ func (m *lockManager) onTransfer(db int, t turn, serverNow int64) {
 		m.transferred(w, k, t.fence, time.Time{})
 		return
 	}
+	// The transfer ran after the call that filed w's ticket was sent, so
+	// after w entered: the bound when the clock was never read (the
+	// scripts read it only on the paths that need it) or read too long ago.
 	since := m.clock.earliest(serverNow)
-	if since.IsZero() {
-		m.releaseToken(w.req)
-		return
+	if since.Before(w.entered) {
+		since = w.entered
 	}
 	if m.transferred(w, k, t.fence, since.Add(transferLease(w.req.TTL))) {
 		m.events.handedOff(since, false)

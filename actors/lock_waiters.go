@@ -13,10 +13,11 @@ import (
 )
 
 type lockWaiter struct {
-	seq    uint64
-	req    *messages.Acquire
-	sender *actor.PID
-	keys   []dbKey
+	seq     uint64
+	req     *messages.Acquire
+	sender  *actor.PID
+	keys    []dbKey
+	entered time.Time // when the manager received it
 
 	removed  bool // out of the queues (it may still be in their slices)
 	inflight bool // an attempt is under way
@@ -76,7 +77,7 @@ func (m *lockManager) ownsAny(db int, keys []string) bool {
 
 func (m *lockManager) newWaiter(req *messages.Acquire, sender *actor.PID) *lockWaiter {
 	m.seq++
-	w := &lockWaiter{seq: m.seq, req: req, sender: sender, keys: make([]dbKey, len(req.Keys))}
+	w := &lockWaiter{seq: m.seq, req: req, sender: sender, keys: make([]dbKey, len(req.Keys)), entered: time.Now()}
 	for i, k := range req.Keys {
 		w.keys[i] = dbKey{req.DB, k}
 	}

@@ -26,7 +26,8 @@
 --     for another client. pttl is the largest remaining time to live in ms
 --     of the held keys that block, -1 when one of them never expires, -2
 --     when no key is held, only reserved; reserved_by is the client a key is
---     reserved for, or ""; now is the server time in ms. A waiter is queued
+--     reserved for, or ""; now is the server time in ms (0 when the path
+--     did not read it: a try blocked by a holder). A waiter is queued
 --     (once: it keeps its place) on each key that blocks it, with the ticket
 --     ARGV[8]. A waiter whose turn came on a free key it cannot use now
 --     (another key blocks) hands the key on to the next client, PUBLISHed as
@@ -87,8 +88,8 @@ local function turnBegan(q, h)
   if s < 0 then
     return -s
   end
-  redis.call('ZADD', q, 'XX', -nowMs, h)
-  return nowMs
+  redis.call('ZADD', q, 'XX', -now(), h)
+  return now()
 end
 
 local state = {} -- 'mine', 'held', 'reserved', 'turn' (free, my turn) or 'free'
@@ -118,7 +119,7 @@ for i = 1, n do
       need(4)
     end
     -- A turn that is over goes to the next client (whose turn begins now).
-    while h and h ~= client and (h == skip or nowMs - turnBegan(q, h) > grace) do
+    while h and h ~= client and (h == skip or now() - turnBegan(q, h) > grace) do
       dequeue(q, KEYS[3 * n + i], h)
       h = head(q)
     end
@@ -136,10 +137,13 @@ end
 
 if blocked then
   -- Blocked: every key is checked, as for several keys, whether anything
-  -- is written or not.
+  -- is written or not; a waiter of one key checks its queue and tickets
+  -- as it queues (enqueue).
   need(2)
-  need(3)
-  need(4)
+  if not queue or n > 1 then
+    need(3)
+    need(4)
+  end
   local passed = {}
   for i = 1, n do
     local q, t = KEYS[2 * n + i], KEYS[3 * n + i]
@@ -156,7 +160,7 @@ if blocked then
     end
   end
   publishTurns(channel, passed)
-  return {0, wait, reservedBy, nowMs}
+  return {0, wait, reservedBy, clockMs or 0}
 end
 
 local res = {1}
@@ -174,11 +178,9 @@ for i = 1, n do
     res[i + 1] = rd('INCR', KEYS[n + i])
     redis.call('SET', KEYS[i], token, 'PX', ttl)
   end
-  if state[i] == 'free' then
-    -- Nobody queues for the key, this client neither: only a ticket it
-    -- may have left goes.
-    redis.call('HDEL', KEYS[3 * n + i], client)
-  else
+  if state[i] ~= 'free' then
+    -- A free key nobody queues for: this client is not queued, and a
+    -- ticket it may have left is never read (see lib_lock).
     dequeue(KEYS[2 * n + i], KEYS[3 * n + i], client)
   end
 end

@@ -10,16 +10,27 @@
 -- ARGV[3]: the id of the releasing client.
 -- ARGV[4]: the most (ms) a transferred key is held before its new holder
 --   confirms it: a holder that died delays the key by no more.
--- ARGV[4+i]: "" when the releasing client has no more waiters for KEYS[i];
+-- ARGV[5]: "1" when the keys came to the token by a transfer from another
+--   client's release, which queued that client again (likely): the
+--   releasing client then queues first, and pops the head after (the queue
+--   is not emptied and made anew, and keeps its life); and it deletes a
+--   ticket of its own that the transfer left when it does not queue again.
+--   "0" otherwise.
+-- ARGV[5+i]: "" when the releasing client has no more waiters for KEYS[i];
 --   otherwise it queues for its next turn (keeping its place if it is queued
 --   already), behind the clients queued before, with this ticket: "-" for
 --   none (its next waiter wants several keys), or "<lease ms>:<token>".
 -- Returns: {freed, now, fence_1, ..., fence_n}: freed counts the keys deleted
 --   or handed on (those that still held the token; a key that expired or was
---   taken over is left alone); now is the server time in ms; fence_i is the
---   fence of KEYS[i] when it was transferred to the releasing client's own
---   ticket, else 0. The other hand-offs are PUBLISHed on ARGV[2] (see
---   publishTurns), the releasing client's own left out.
+--   taken over is left alone); now is the server time in ms, 0 when no path
+--   read it; fence_i is the fence of KEYS[i] when it was transferred to the
+--   releasing client's own ticket, else 0. The other hand-offs are
+--   PUBLISHed on ARGV[2] (see publishTurns), the releasing client's own
+--   left out.
+-- A transfer to the head of a queue leaves its ticket when the releasing
+--   client queues again: the new holder's client replaces it when it queues
+--   again, or deletes it when it releases (ARGV[5]); the hash's life bounds
+--   it when that client is gone (see lib_lock).
 --#include lib_publish
 --#include lib_lock
 local n = #KEYS / 4
@@ -31,95 +42,123 @@ if n > 1 then
   checkKeys(3 * n + 1, 4 * n, 'hash')
 end
 local token, channel, client, grace = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local res, others, freed = {0, nowMs}, {}, 0
+local crowded = ARGV[5] == '1'
+local res, others, freed = {0, 0}, {}, 0
 for i = 1, n do
   res[i + 2] = 0
-  local k, fk, q, t, mine = KEYS[i], KEYS[n + i], KEYS[2 * n + i], KEYS[3 * n + i], ARGV[4 + i]
-  -- One key: what is read is checked as it is read (rd); the head leaves
-  -- the queue at once (ZPOPMIN), and is put back should the fence's INCR,
-  -- the first write that can fail, fail on data of another type: nothing
-  -- is half-written.
+  local k, fk, q, t, mine = KEYS[i], KEYS[n + i], KEYS[2 * n + i], KEYS[3 * n + i], ARGV[5 + i]
+  -- One key: what is read is checked as it is read (rd), and a write that
+  -- can fail on data of another type (the fence's INCR, a ticket not read
+  -- before) fails it after the queue's changes are undone: nothing is
+  -- half-written.
+  undoes = {}
   if rd('GET', k) == token then
     freed = freed + 1
-    local taken = {}
+    local myToken, myTTL = parseTicket(mine)
+    local ticket = myToken and mine or ''
+    -- A queue emptied and put back is made anew: it gets back a life.
+    onFailure(function()
+      if redis.call('PTTL', q) == -1 then
+        redis.call('PEXPIRE', q, turnQueueKeepMs)
+      end
+    end)
+    local joined, added = false, false
+    if crowded and mine ~= '' then
+      -- Another client likely queues: this client queues first.
+      added = rd('ZADD', q, 'NX', arrival(), client) == 1
+      joined = true
+      if added then
+        onFailure(function()
+          redis.call('ZREM', q, client)
+        end)
+      end
+    end
+    -- pop takes the head out of the queue, to be put back on a failure.
     local function pop()
       local r = rd('ZPOPMIN', q)
       if r[1] then
-        taken[#taken + 1] = {r[2], r[1]}
+        onFailure(function()
+          redis.call('ZADD', q, r[2], r[1])
+        end)
       end
-      return r[1]
+      return r[1], tonumber(r[2])
     end
-    -- chk is rd for the commands after a pop: a failure puts back first.
-    local function chk(...)
-      local r = redis.pcall(...)
-      if type(r) == 'table' and r.err then
-        for j = #taken, 1, -1 do
-          redis.call('ZADD', q, taken[j][1], taken[j][2])
-        end
-        error({err = 'XSYNC_CORRUPT ' .. r.err})
-      end
-      return r
+    local h, hs = pop()
+    if h == client then
+      -- Queued already (a stale entry), or just now with nobody before it:
+      -- it queues again behind the others, if any.
+      joined = false
+      h, hs = pop()
     end
-    local h = pop()
-    local stale = h == client
-    if stale then
-      -- Queued already (a stale entry): it queues again behind the others.
-      h = pop()
-    end
-    local myToken, myTTL = parseTicket(mine)
     local hToken, hTTL
     if h then
-      hToken, hTTL = parseTicket(chk('HGET', t, h))
-    elseif n == 1 and (stale or mine ~= '' and not myToken) then
-      -- The tickets are written below without having been read.
-      local ty = chk('TYPE', t)['ok']
-      if ty ~= 'none' and ty ~= 'hash' then
-        chk('HGET', t, client) -- fails, and puts back
+      hToken, hTTL = parseTicket(rd('HGET', t, h))
+    end
+    -- requeue queues this client again, with its next waiter's ticket. One
+    -- that joined before the pop has its place: h was queued then.
+    local function requeue()
+      if joined then
+        fileTicket(t, client, ticket)
+        if added then
+          keepQueue(q, hs)
+        end
+      else
+        enqueue(q, t, client, ticket)
       end
     end
-    local fence
-    if hToken or not h and myToken then
-      -- A transfer: the fence first.
-      fence = chk('INCR', fk)
-    end
-    if stale then
-      redis.call('HDEL', t, client)
-    end
-    if not h and myToken then
-      -- Nobody else waits: straight to this client's next waiter.
-      redis.call('SET', k, myToken, 'PX', math.min(myTTL, grace))
-      res[i + 2] = fence
+    if not h then
+      -- The tickets were not read: a ticket filed is checked (rd) before
+      -- the key changes.
+      if mine == '-' then
+        enqueue(q, t, client, '')
+      end
+      if myToken then
+        -- Nobody else waits: straight to this client's next waiter.
+        res[i + 2] = rd('INCR', fk)
+        redis.call('SET', k, myToken, 'PX', math.min(myTTL, grace))
+      elseif mine == '' then
+        -- Nobody queues, this client neither: free for anybody.
+        redis.call('DEL', k)
+        others[#others + 1] = {k, '', '', ''}
+      else
+        -- This client's next waiter has no ticket: its turn.
+        redis.call('DEL', k)
+        others[#others + 1] = handOn(k, fk, q, t, grace, {})
+      end
+      if crowded and mine ~= '-' then
+        -- The ticket the transfer left this client goes, once the key is
+        -- handed on; a hash of another type holds none, and is left as it
+        -- is.
+        redis.pcall('HDEL', t, client)
+      end
     elseif hToken then
-      -- To the next client's waiter, which left the queue; this client
-      -- queues behind the others.
+      -- To the next client's waiter, which left the queue: the fence
+      -- first. This client queues behind the others.
+      local fence = rd('INCR', fk)
       redis.call('SET', k, hToken, 'PX', math.min(hTTL, grace))
-      redis.call('HDEL', t, h)
       others[#others + 1] = {k, h, hToken, fence}
       if mine ~= '' then
-        enqueue(q, t, client, myToken and mine or '')
+        requeue()
+      elseif crowded then
+        redis.call('HDEL', t, h, client)
+      else
+        redis.call('HDEL', t, h)
       end
-    elseif not h and mine == '' then
-      -- Nobody queues, this client neither: free for anybody.
-      redis.call('DEL', k)
-      others[#others + 1] = {k, '', '', ''}
-    elseif h then
+    else
       -- A head without a ticket: its turn begins (it goes back at the
       -- head, stamped). No fence is counted: nobody gets the key.
       redis.call('DEL', k)
-      redis.call('ZADD', q, -nowMs, h)
+      redis.call('ZADD', q, -now(), h)
       if mine ~= '' then
-        enqueue(q, t, client, myToken and mine or '')
+        requeue()
+      elseif crowded then
+        redis.call('HDEL', t, client)
       end
       others[#others + 1] = {k, h, '', ''}
-    else
-      -- This client's next waiter has no ticket: its turn.
-      redis.call('DEL', k)
-      enqueue(q, t, client, '')
-      local e = handOn(k, fk, q, t, grace, {})
-      others[#others + 1] = e
     end
   end
 end
 res[1] = freed
+res[2] = clockMs or 0
 publishTurns(channel, others)
 return res
