@@ -145,7 +145,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)
 	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, sharded, c.log.Named("connection")),
-		actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher())))
+		actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher()), actor.WithMailbox(actors.NewMailbox)))
 	return c, nil
 }
 
@@ -233,7 +233,7 @@ func (c *Client) spawnWorkerLocked(props *actor.Props) (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}
-	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher())))
+	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher()), actor.WithMailbox(actors.NewMailbox)))
 	c.workers = append(c.workers, pid)
 	return pid, nil
 }

@@ -74,6 +74,7 @@ func BenchmarkLock_Uncontended(b *testing.B) {
 	_ = l.Release(ctx)
 	calls0, cmds0 := lockCalls(b, raw), allCommands(b, raw)
 	b.ResetTimer()
+	wake0 := wakeups()
 	for i := 0; i < b.N; i++ {
 		l, err := c.Lock(ctx, []string{"k"})
 		if err != nil {
@@ -84,6 +85,7 @@ func BenchmarkLock_Uncontended(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric((wakeups()-wake0)/float64(b.N), "wakeups/op")
 	b.ReportMetric(float64(lockCalls(b, raw)-calls0)/float64(b.N), "rtt/op")
 	// The count of one INFO commandstats is left out: it is what lockCalls
 	// ran between the two readings.
@@ -125,6 +127,7 @@ func BenchmarkLock_HandOff(b *testing.B) {
 				b.Fatal(err)
 			}
 			lat := make([]time.Duration, 0, b.N)
+			var woken float64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -132,7 +135,7 @@ func BenchmarkLock_HandOff(b *testing.B) {
 				f := next.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
 				waitSettled(b, next, 1)
 				b.StartTimer()
-				start := time.Now()
+				start, wake0 := time.Now(), wakeups()
 				if err := lease.Release(ctx); err != nil {
 					b.Fatal(err)
 				}
@@ -140,8 +143,10 @@ func BenchmarkLock_HandOff(b *testing.B) {
 					b.Fatal(err)
 				}
 				lat = append(lat, time.Since(start))
+				woken += wakeups() - wake0
 			}
 			b.StopTimer()
+			b.ReportMetric(woken/float64(b.N), "wakeups/op")
 			_ = lease.Release(ctx)
 			slices.Sort(lat)
 			b.ReportMetric(float64(percentile(lat, 0.5).Microseconds()), "p50-µs")

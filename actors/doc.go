@@ -27,6 +27,12 @@
 //     under way;
 //   - Dispatcher (dispatcher.go): every actor's mailbox runs on a goroutine
 //     of an earlier run when one waits, not on a new one each time;
+//   - NewMailbox (mailbox.go): every actor's mailbox; a Redis call's result
+//     and a published message run on the goroutine that posts them (the
+//     call's, the pub/sub reader's) when the actor is idle, bounded, and
+//     the goroutine of a run makes the last Redis call the run started, so
+//     that a request costs one hand-off there and one back; what callers
+//     and timers send goes through the dispatcher;
 //   - waitQueue (waitqueue.go): the FIFO of waiters, from which n waiters
 //     leave in O(n);
 //   - internal/xerr: the sentinels every answer's Err matches, and

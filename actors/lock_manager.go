@@ -150,6 +150,7 @@ type tokenKey struct {
 // Messages the lock manager sends itself from its goroutines and timers.
 type (
 	attemptDone struct {
+		callResult
 		token  string
 		gen    uint64
 		sentAt time.Time
@@ -171,6 +172,7 @@ type (
 		gen   uint64
 	}
 	releaseDone struct {
+		callResult
 		then  func(error) // told the outcome, when not nil
 		token string
 		keys  []dbKey
@@ -184,8 +186,9 @@ type (
 		serverNow int64
 		err       error
 	}
-	leaveDone   struct{}
+	leaveDone   struct{ callResult }
 	refreshDone struct {
+		callResult
 		sender *actor.PID
 		id     uint64
 		ttl    time.Duration
@@ -196,6 +199,7 @@ type (
 		err          error
 	}
 	renewDone struct {
+		callResult
 		results []renewResult
 	}
 	renewResult struct {

@@ -38,7 +38,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	}
 	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockWake(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	ack := m.ack
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		r := redisx.Run(ctx, req.Client, ack, acquireScript, keys, args...)
 		res, err := r.Cmd.Slice()
@@ -67,7 +67,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 
 func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
 	args := []any{m.id, m.keys.LockWake(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
 	})
@@ -100,7 +100,7 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++
 	}
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) any {
+	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
 		d := &releaseDone{then: then, token: token, keys: keys, next: next, sentAt: time.Now()}
 		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
 		if err != nil {
@@ -133,7 +133,7 @@ func (m *lockManager) nextRefresh(l *heldLease) {
 	// An answer after the expiry comes too late: the lease is lost then.
 	deadline := minTime(time.Now().Add(lockOpTimeout), l.expiresAt)
 	ack := m.ack
-	m.goRedis(deadline, func(ctx context.Context) any {
+	m.goRedis(deadline, func(ctx context.Context) inlineMessage {
 		d := &refreshDone{sender: r.sender, id: id, ttl: r.ttl, sentAt: time.Now()}
 		if len(parts) == 1 && !ack.On() {
 			n, err := refreshScript.Run(ctx, cl, parts[0], token, ttlMillis(r.ttl)).Int()
@@ -252,7 +252,7 @@ func (m *lockManager) renew(cl redis.UniversalClient, ls []*heldLease) {
 		}
 	}
 	ack := m.ack
-	m.goRedis(deadline, func(ctx context.Context) any {
+	m.goRedis(deadline, func(ctx context.Context) inlineMessage {
 		sentAt := time.Now()
 		answers, replicated := refreshAll(ctx, cl, ack, items)
 		res := make([]renewResult, len(items))

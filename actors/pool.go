@@ -121,6 +121,7 @@ func (w *poolWaiter) gone() bool { return w.done }
 // Messages the Pool sends itself.
 type (
 	takeDone struct {
+		callResult
 		batch []*poolWaiter
 		start time.Time // local time just before the call
 		now   int64     // server time of the call (µs)
@@ -131,6 +132,7 @@ type (
 		err          error
 	}
 	opDone struct {
+		callResult
 		to     *actor.PID // nil: nobody waits for the answer
 		answer any
 	}

@@ -103,6 +103,7 @@ func (w *semWaiter) gone() bool { return w.done && !w.inFlight }
 // Messages the semaphore actor sends itself.
 type (
 	semDone struct {
+		callResult
 		batch []*semWaiter
 		start time.Time
 		now   int64
@@ -111,6 +112,7 @@ type (
 	}
 	semTick   struct{ gen uint64 }
 	semOpDone struct {
+		callResult
 		to     *actor.PID // nil: nobody waits for the answer
 		answer any
 	}
@@ -280,7 +282,7 @@ func (s *semaphoreActor) attempt() {
 	}
 	s.attempting = true
 	cl, keys := s.cfg.Client, s.keys
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) any {
+	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
 		start := time.Now()
 		now, outs, err := runSemAcquire(c, cl, keys, args, len(batch))
 		return &semDone{batch: batch, start: start, now: now, outs: outs, err: err}

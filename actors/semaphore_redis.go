@@ -47,7 +47,7 @@ func (s *semaphoreActor) onAvailable(ctx actor.Context) {
 		return
 	}
 	to, cl, keys, permits := ctx.Sender(), s.cfg.Client, s.keys, s.cfg.Permits
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) any {
+	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
 		r, err := semAvailableScript.Run(c, cl, keys, permits).Int64Slice()
 		if err == nil && len(r) != 2 {
 			err = fmt.Errorf("sem_available: %d replies", len(r))

@@ -28,6 +28,11 @@ type worker struct {
 	calls     chan func()
 	idle      chan struct{}
 	idleEnded bool
+
+	// holding: the mailbox takes the calls that the message it is handling
+	// starts (mailbox.go); held is the last of them, the others are started.
+	holding bool
+	held    callJob
 }
 
 // callIdle is how long the goroutine of a finished Redis call waits for
@@ -44,21 +49,62 @@ func (w *worker) started(ctx actor.Context) {
 
 // goRedis runs call, a Redis call, off the mailbox with a context that ends
 // at deadline, and sends its result to the actor as a message. The actor
-// calls callDone when that message arrives.
-func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) any) {
+// calls callDone when that message arrives. The result is an inlineMessage
+// (it embeds callResult): the actor's mailbox, when idle, runs it on the
+// call's goroutine (mailbox.go). While the mailbox holds calls (holdCalls),
+// the call waits for the end of the message, and the mailbox runs it on
+// its own goroutine once the run is over, or starts it (startCall).
+func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) inlineMessage) {
 	w.busy++
 	self, root := w.self, w.root
-	job := func() {
+	job := func() callJob {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		msg := call(ctx)
 		cancel()
 		root.Send(self, msg)
+		return takeNextCall(msg)
 	}
+	if w.holding {
+		if w.held != nil {
+			w.startCall(w.held) // the earlier one need not wait
+		}
+		w.held = job
+		return
+	}
+	w.startCall(job)
+}
+
+// A callJob runs a Redis call and sends its result; it returns the next
+// call that the actor's mailbox handed to its goroutine meanwhile, if any.
+type callJob func() callJob
+
+// runCalls runs job and the calls handed on to its goroutine, one after the
+// other: a loop, so that a chain of calls does not grow the stack.
+func runCalls(job callJob) {
+	for job != nil {
+		job = job()
+	}
+}
+
+// startCall runs job on a goroutine of an earlier call that waits for
+// another, or on a new one.
+func (w *worker) startCall(job callJob) {
+	run := func() { runCalls(job) }
 	select {
-	case w.calls <- job: // a goroutine of an earlier call was waiting
+	case w.calls <- run: // a goroutine of an earlier call was waiting
 	default:
-		go callLoop(job, w.calls, w.idle)
+		go callLoop(run, w.calls, w.idle)
 	}
+}
+
+// holdCalls implements callHolder.
+func (w *worker) holdCalls(on bool) { w.holding = on }
+
+// heldCall implements callHolder.
+func (w *worker) heldCall() callJob {
+	job := w.held
+	w.held = nil
+	return job
 }
 
 // callLoop runs job, then the calls handed to it, until it has waited
