@@ -57,3 +57,16 @@ func PoolTakeArgs(keys redisx.Keys, name, token string, n int, random bool) ([]s
 // InternalDB returns the go-redis client that c's actors use for DB n (the
 // lock scripts run on it), so that a test can hook its commands.
 func InternalDB(c *Client, n int) (redis.UniversalClient, error) { return c.db(n, true) }
+
+// LockScriptArgs returns the KEYS of key's lock on DB 0 and the ARGV of the
+// lock_acquire and the lock_release of an uncontended Lock + Release of it
+// under token by the client whose id is client, as the lock manager sends
+// them: one key, a 30s lease, its ticket filed should it wait, the lock
+// manager's turn grace (100ms) and transfer lease (500ms), no waiter after.
+func LockScriptArgs(keys redisx.Keys, key, client, token string) (ks []string, acquire, release []any) {
+	ks = []string{keys.Lock(key), keys.Fence(key), keys.LockQueue(key), keys.LockTickets(key)}
+	wake := keys.LockWake(0, ks[0]).Arg()
+	acquire = []any{token, 30000, client, "1", "", wake, 100, "30000:" + token, 500}
+	release = []any{token, wake, client, 500, "0", ""}
+	return ks, acquire, release
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // lockCalls counts the script calls (EVALSHA, EVAL) the server has run:
@@ -104,6 +106,35 @@ func BenchmarkLock_TwoPings(b *testing.B) {
 		}
 		if err := raw.Ping(ctx).Err(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLock_RawScripts is the floor of BenchmarkLock_Uncontended
+// that the scripts set: lock_acquire then lock_release of a free key, sent
+// straight with EVALSHA from one goroutine, as the lock manager sends them,
+// without the actors. Compared with BenchmarkLock_TwoPings, it is what the
+// commands inside the two scripts cost.
+func BenchmarkLock_RawScripts(b *testing.B) {
+	prefix := testPrefix(b)
+	raw := rawDB(b, 0)
+	ctx := context.Background()
+	acquire, release := xsync.Scripts.Get("lock_acquire"), xsync.Scripts.Get("lock_release")
+	for i := 0; i < b.N; i++ {
+		keys, aArgs, rArgs := xsync.LockScriptArgs(redisx.Keys{Prefix: prefix}, "k", "bench-client", "token-"+strconv.Itoa(i))
+		res, err := acquire.Run(ctx, raw, keys, aArgs...).Slice()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if granted, _ := res[0].(int64); granted != 1 {
+			b.Fatalf("lock_acquire answered %v on a free key", res)
+		}
+		freed, err := release.Run(ctx, raw, keys, rArgs...).Slice()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, _ := freed[0].(int64); n != 1 {
+			b.Fatalf("lock_release answered %v for the key it holds", freed)
 		}
 	}
 }
