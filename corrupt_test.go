@@ -268,18 +268,7 @@ func TestLease_ReleaseOnCorruptQueueIsErrCorrupt(t *testing.T) {
 // counter or a ticket hash that holds garbage: ErrCorrupt, and nothing
 // changed (the waiter's place in the queue included).
 func TestLease_ReleaseOnCorruptDataWithAWaiterIsErrCorruptAndChangesNothing(t *testing.T) {
-	cases := []struct {
-		name string
-		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
-	}{
-		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
-			return db.Set(ctx, k.Fence("job"), "seven", 0).Err()
-		}},
-		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
-			return db.Set(ctx, k.LockTickets("job"), "x", 0).Err()
-		}},
-	}
-	for _, tc := range cases {
+	for _, tc := range corruptReleaseCases("job") {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := testPrefix(t)
 			c, other := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
@@ -325,5 +314,26 @@ func TestLease_ReleaseUnderAConnectionCutIsErrUnavailable(t *testing.T) {
 	var opErr *net.OpError
 	if !errors.Is(err, io.EOF) && !errors.As(err, &opErr) {
 		t.Fatalf("Release: %v: the transport error is not reachable", err)
+	}
+}
+
+// corruptReleaseCase puts garbage where a release that hands key on writes
+// without reading first.
+type corruptReleaseCase struct {
+	name string
+	put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
+}
+
+// corruptReleaseCases are the garbage a release that hands key on must
+// refuse before it writes: a fencing counter that is not an integer, a
+// ticket hash of another type.
+func corruptReleaseCases(key string) []corruptReleaseCase {
+	return []corruptReleaseCase{
+		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.Fence(key), "seven", 0).Err()
+		}},
+		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
+			return db.Set(ctx, k.LockTickets(key), "x", 0).Err()
+		}},
 	}
 }

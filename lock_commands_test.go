@@ -438,18 +438,7 @@ func TestLock_TicketOfAGoneClientGoesWithItsHash(t *testing.T) {
 // hash that holds garbage with ErrCorrupt, and changes nothing: its own
 // place in the queue and the popped client's are undone.
 func TestLease_ReleaseOnCorruptDataAfterATransferIsErrCorruptAndChangesNothing(t *testing.T) {
-	cases := []struct {
-		name string
-		put  func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error
-	}{
-		{"the fencing counter is not an integer", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
-			return db.Set(ctx, k.Fence("k"), "seven", 0).Err()
-		}},
-		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
-			return db.Set(ctx, k.LockTickets("k"), "x", 0).Err()
-		}},
-	}
-	for _, tc := range cases {
+	for _, tc := range corruptReleaseCases("k") {
 		t.Run(tc.name, func(t *testing.T) {
 			x := newCrossed(t)
 			ctx := t.Context()

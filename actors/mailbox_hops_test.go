@@ -56,6 +56,21 @@ func (h *hopSystem) spawn(t *testing.T, p actor.Producer) (*actor.PID, *mailbox)
 	return pid, mb
 }
 
+// connection spawns a Connection actor of the test server (classic
+// pub/sub), and opens a plain client of it to publish with, closed when t
+// ends. The caller shuts the actor down.
+func (h *hopSystem) connection(t *testing.T) (raw *redis.Client, conn *actor.PID, mb *mailbox) {
+	t.Helper()
+	target, err := redisx.Config{Addr: testredis.Addr(t)}.Target()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
+	t.Cleanup(func() { _ = raw.Close() })
+	conn, mb = h.spawn(t, NewConnection(target, target.Client(target.DB(), false), false, zap.NewNop()))
+	return raw, conn, mb
+}
+
 func (h *hopSystem) ask(t *testing.T, pid *actor.PID, msg any) any {
 	t.Helper()
 	res, err := h.sys.Root.RequestFuture(pid, msg, 10*time.Second).Result()
@@ -194,13 +209,7 @@ func (s *subscriber) Receive(ctx actor.Context) {
 
 func TestConnection_RunsTheSubscriberOnThePubSubForwarder(t *testing.T) {
 	h := newHopSystem(t)
-	target, err := redisx.Config{Addr: testredis.Addr(t)}.Target()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
-	defer func() { _ = raw.Close() }()
-	conn, connMB := h.spawn(t, NewConnection(target, target.Client(target.DB(), false), false, zap.NewNop()))
+	raw, conn, connMB := h.connection(t)
 	defer func() { _ = h.ask(t, conn, &messages.Shutdown{}) }()
 	s := &subscriber{got: make(chan *messages.Published, 1)}
 	sub, subMB := h.spawn(t, func() actor.Actor { return s })
@@ -330,13 +339,7 @@ func (s *slowSubscriber) Receive(ctx actor.Context) {
 // or the connection would wait for Redis.
 func TestConnection_SubscriberNestedInItsRunDoesNotMakeItWaitForRedis(t *testing.T) {
 	h := newHopSystem(t)
-	target, err := redisx.Config{Addr: testredis.Addr(t)}.Target()
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := redis.NewClient(&redis.Options{Addr: testredis.Addr(t)})
-	defer func() { _ = raw.Close() }()
-	conn, _ := h.spawn(t, NewConnection(target, target.Client(target.DB(), false), false, zap.NewNop()))
+	raw, conn, _ := h.connection(t)
 	defer func() { _ = h.ask(t, conn, &messages.Shutdown{}) }()
 	s := &slowSubscriber{calling: make(chan struct{}), proceed: make(chan struct{})}
 	sub, subMB := h.spawn(t, func() actor.Actor { return s })
