@@ -30,6 +30,12 @@ var resumeOnPanic = actor.NewOneForOneStrategy(10, time.Second, func(any) actor.
 	return actor.ResumeDirective
 })
 
+// actorProps are what every actor of xsync is spawned with: resumed on a
+// panic, run by xsync's dispatcher, with xsync's mailbox (see actors).
+var actorProps = []actor.PropsOption{
+	actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher()), actor.WithMailbox(actors.NewMailbox),
+}
+
 // Client is a connection to one Redis deployment: its locks, its pools and
 // its go-redis clients per DB. It is safe for use by many goroutines. Get
 // one from Register (then Resolve and Default find it) or New.
@@ -144,8 +150,7 @@ func newClient(label string, opts Options) (*Client, error) {
 	c.metrics = newMetrics(c, opts.MeterProvider)
 	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)
-	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, sharded, c.log.Named("connection")),
-		actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher()), actor.WithMailbox(actors.NewMailbox)))
+	c.conn = c.sys.Root.Spawn(actor.PropsFromProducer(actors.NewConnection(target, first, sharded, c.log.Named("connection")), actorProps...))
 	return c, nil
 }
 
@@ -233,7 +238,7 @@ func (c *Client) spawnWorkerLocked(props *actor.Props) (*actor.PID, error) {
 	if c.closing {
 		return nil, ErrClosed
 	}
-	pid := c.sys.Root.Spawn(props.Configure(actor.WithGuardian(resumeOnPanic), actor.WithDispatcher(actors.Dispatcher()), actor.WithMailbox(actors.NewMailbox)))
+	pid := c.sys.Root.Spawn(props.Configure(actorProps...))
 	c.workers = append(c.workers, pid)
 	return pid, nil
 }
