@@ -229,7 +229,7 @@ func (c *Client) lockManager() (*actor.PID, error) {
 	if c.lockMgr != nil {
 		return c.lockMgr, nil
 	}
-	pid, err := c.spawnWorkerLocked(actor.PropsFromProducer(actors.NewLockManager(newToken(), c.keys, c.conn, c.opts.ack(), c.log.Named("locks"), c.metrics.lockEvents())))
+	pid, err := c.spawnWorkerLocked(actor.PropsFromProducer(actors.NewLockManager(newToken(), c.keys, c.conn, c.opts.ack(), c.opts.LockTurn, c.log.Named("locks"), c.metrics.lockEvents())))
 	if err != nil {
 		return nil, err
 	}

@@ -210,7 +210,9 @@ func newCrossed(t *testing.T) *crossed {
 	t.Helper()
 	prefix := testPrefix(t)
 	ctx := t.Context()
-	x := &crossed{prefix: prefix, raw: rawDB(t, 0), a: newClient(t, withPrefix(prefix)), b: newClient(t, withPrefix(prefix))}
+	// Turns of one acquisition: b's release goes to a's waiter, although
+	// b's own second waiter was waiting when b's turn began.
+	x := &crossed{prefix: prefix, raw: rawDB(t, 0), a: newClient(t, withPrefix(prefix), withLockTurn(-1)), b: newClient(t, withPrefix(prefix), withLockTurn(-1))}
 	warmClients(t, "k", x.a, x.b)
 	first, err := x.a.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
 	if err != nil {

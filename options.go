@@ -17,6 +17,9 @@ import (
 // DefaultConnectTimeout is Options.ConnectTimeout when it is not set.
 const DefaultConnectTimeout = 5 * time.Second
 
+// DefaultLockTurn is Options.LockTurn when it is not set.
+const DefaultLockTurn = 20 * time.Millisecond
+
 // AckTimeout is how long a write waits for Options.AckReplicas replicas
 // to confirm it (WAIT's timeout) before it is undone: long enough for a
 // replica in the same region under load, short enough that a caller
@@ -116,6 +119,17 @@ type Options struct {
 	// acquisition and take fails with ErrNotReplicated after AckTimeout.
 	// Semaphores and limiters do not wait for replicas.
 	AckReplicas int
+	// LockTurn is how long a client's turn on a lock key that other
+	// clients wait for may go on. Clients take turns in the order they
+	// queued; a turn serves the client's waiters for the key that were
+	// waiting when it began, one after the other, each release handing the
+	// key straight to the next (no other client hears of it), while the
+	// turn is younger than LockTurn. Then the next client's turn begins.
+	// Default DefaultLockTurn; negative: a turn is one acquisition, and the
+	// clients' waiters alternate. A longer turn costs fewer hand-offs
+	// between processes (each one costs the waiting client a pub/sub
+	// message), and lets the other clients wait that much longer.
+	LockTurn time.Duration
 	// Redis, when set, has the last word on the go-redis options of every
 	// client xsync builds: pool sizes, timeouts, the dialer, TLS details.
 	// It may not change DB or MasterName (ErrInvalidOptions). xsync's own
@@ -145,6 +159,12 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("%w: negative ConnectTimeout %v", ErrInvalidOptions, o.ConnectTimeout)
 	case o.ConnectTimeout == 0:
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	switch {
+	case o.LockTurn < 0:
+		o.LockTurn = 0
+	case o.LockTurn == 0:
+		o.LockTurn = DefaultLockTurn
 	}
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = redisx.DefaultPrefix

@@ -97,8 +97,10 @@ func (m *lockManager) grant(w *lockWaiter, sentAt time.Time) *heldLease {
 	l.parts = append(l.parts, part)
 	l.keys = append(slices.Clip(l.keys), part.keys...)
 	l.lockKeys = append(slices.Clip(l.lockKeys), part.lockKeys...)
+	now := time.Now()
 	for _, k := range part.keys {
 		m.held[k] = l.id
+		m.turns[k] = now
 	}
 	m.schedule()
 	return l
@@ -154,6 +156,7 @@ func (m *lockManager) lose(l *heldLease, release bool) {
 func (m *lockManager) forgetCrossed(l *heldLease) {
 	for _, k := range l.keys {
 		delete(m.crossed, tokenKey{l.token, k})
+		m.endTurn(k)
 	}
 }
 
@@ -209,6 +212,16 @@ func (m *lockManager) onRelease(d *releaseDone) {
 	if d.err == nil {
 		m.readClock(serverClock{ms: d.serverNow, sentAt: d.sentAt})
 	}
+	// A turn that goes on keeps its beginning, and whether it came from
+	// another client's release.
+	var began time.Time
+	crossed := false
+	if d.kept && len(d.fences) == 1 && d.fences[0] > 0 {
+		began, crossed = m.turns[d.keys[0]], m.crossed[tokenKey{d.token, d.keys[0]}]
+		if crossed {
+			m.crossed[tokenKey{d.next[0].req.Token, d.keys[0]}] = true
+		}
+	}
 	for _, k := range d.keys {
 		tk := tokenKey{d.token, k}
 		delete(m.crossed, tk)
@@ -225,8 +238,14 @@ func (m *lockManager) onRelease(d *releaseDone) {
 			w := d.next[i]
 			if m.transferred(w, d.keys[i], fence, d.sentAt.Add(transferLease(w.req.TTL))) {
 				m.events.handedOff(d.sentAt, true)
+				if !began.IsZero() {
+					m.turns[d.keys[i]] = began
+				}
 			}
 		}
+	}
+	for _, k := range d.keys {
+		m.endTurn(k)
 	}
 }
 

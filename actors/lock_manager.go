@@ -65,11 +65,13 @@ const (
 // (a head whose waiter wants several keys): only that client tries; the
 // others set a timer of lockTurnGrace, after which a turn that was not
 // taken is over (lockTransferLease for a key transferred to another
-// client, which ends unless confirmed). A release by a client that has
-// more waiters for the key queues it again with its next waiter's ticket,
+// client, which ends unless confirmed). A client's turn serves, in their
+// own order, its waiters for the key that were waiting when the turn began
+// (for a while: see NewLockManager): each release hands the key straight
+// to the next of them, and the clients queued behind hear nothing. Then
+// the release queues the client again, with its next waiter's ticket,
 // behind the clients that waited before: the lock passes from client to
-// client in the order they asked, at one release script per acquisition,
-// and the waiters of one client get it in their own order.
+// client in the order they asked, at one release script per acquisition.
 //
 // Leases with auto-renewal are renewed every TTL/3, every lease due at about
 // the same time in one pipeline per DB. A lease that a renewal or a Refresh
@@ -108,9 +110,13 @@ type lockManager struct {
 	// is lost without one): that release queues this client before it pops
 	// the head, and deletes the ticket the transfer left (lock_release.lua).
 	crossed map[tokenKey]bool
-	queues  map[dbKey]*waitQueue[*lockWaiter]
-	leases  map[uint64]*heldLease
-	held    map[dbKey]uint64 // the lease of this client holding a key
+	turn    time.Duration // how long a turn may go on (see NewLockManager)
+	// turns: when this client's turn on a key it holds began (its first
+	// lease of the key since another client held it, or since it was free).
+	turns  map[dbKey]time.Time
+	queues map[dbKey]*waitQueue[*lockWaiter]
+	leases map[uint64]*heldLease
+	held   map[dbKey]uint64 // the lease of this client holding a key
 	// queued are the keys in whose turn queue this client may be: left
 	// when its last waiter for the key is withdrawn.
 	queued  map[dbKey]bool
@@ -179,7 +185,10 @@ type (
 		// next are the waiters of this client whose tickets went with the
 		// release, by key (nil for none); fences, the fences of the keys
 		// transferred to them (0 for none).
-		next      []*lockWaiter
+		next []*lockWaiter
+		// kept: the release went on with this client's turn (one key),
+		// straight to next[0].
+		kept      bool
 		sentAt    time.Time
 		freed     int
 		fences    []int64
@@ -216,11 +225,18 @@ type (
 // the Redis keys and channels; conn is the client's Connection actor, which
 // serves the pub/sub subscriptions; ack, how many replicas confirm a grant
 // or a renewal; events receive what the client's metrics count.
-func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack, log *zap.Logger, events LockEvents) actor.Producer {
+//
+// turn is how long a client's turn on a key may go on: a release hands the
+// key straight to the client's next waiter, without a word to the clients
+// queued behind, while that waiter was already waiting when the turn began
+// and the turn began less than turn ago. Then the key goes to the next
+// client in the queue. 0: every release ends the turn.
+func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack, turn time.Duration, log *zap.Logger, events LockEvents) actor.Producer {
 	return func() actor.Actor {
 		return &lockManager{
 			id:         id,
 			ack:        ack,
+			turn:       turn,
 			keys:       keys,
 			conn:       conn,
 			log:        log,
@@ -231,6 +247,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack
 			releasing:  map[tokenKey]int{},
 			rerelease:  map[tokenKey]*messages.Acquire{},
 			crossed:    map[tokenKey]bool{},
+			turns:      map[dbKey]time.Time{},
 			queues:     map[dbKey]*waitQueue[*lockWaiter]{},
 			leases:     map[uint64]*heldLease{},
 			held:       map[dbKey]uint64{},

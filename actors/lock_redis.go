@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,29 +80,39 @@ func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) 
 // if not nil, is told the outcome: nil, ErrLockNotHeld or the call's error.
 func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string, keys []dbKey, names lockNames, then func(error)) {
 	all := names.all()
-	crowded := "0"
-	if len(keys) == 1 && m.crossed[tokenKey{token, keys[0]}] {
-		crowded = "1"
-	}
-	args := make([]any, 0, 5+len(keys))
-	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), crowded)
 	next := make([]*lockWaiter, len(keys))
+	tickets := make([]any, len(keys))
 	for i, k := range keys {
 		ticket := "" // no more waiters for the key
 		if q := m.queues[k]; q != nil && m.closedErr == nil {
-			m.queued[k] = true
 			ticket = "-"
 			if t := ticketOf(q.head().req); t != "" {
 				ticket, next[i] = t, q.head()
 			}
 		}
-		args = append(args, ticket)
+		tickets[i] = ticket
 	}
+	flags := 0 // see lock_release.lua
+	if len(keys) == 1 && m.crossed[tokenKey{token, keys[0]}] {
+		flags |= 1
+	}
+	kept := len(keys) == 1 && m.keepsTurn(keys[0], next[0])
+	if kept {
+		flags |= 2
+	}
+	for i, k := range keys {
+		if tickets[i] != "" && !kept {
+			m.queued[k] = true
+		}
+	}
+	args := make([]any, 0, 5+len(keys))
+	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), strconv.Itoa(flags))
+	args = append(args, tickets...)
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++
 	}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
-		d := &releaseDone{then: then, token: token, keys: keys, next: next, sentAt: time.Now()}
+		d := &releaseDone{then: then, token: token, keys: keys, next: next, kept: kept, sentAt: time.Now()}
 		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
 		if err != nil {
 			d.err = err

@@ -236,3 +236,23 @@ func (m *lockManager) releaseKey(k dbKey, token string) {
 	names.add(k.key, m.names[k.key])
 	m.runRelease(cl, k.db, token, []dbKey{k}, names, nil)
 }
+
+// keepsTurn reports whether the release of key k goes on with this
+// client's turn, straight to its next waiter next: next was waiting when
+// the turn began, less than m.turn ago. With replicas to wait for, a
+// transfer is confirmed by an attempt, and every release ends the turn.
+func (m *lockManager) keepsTurn(k dbKey, next *lockWaiter) bool {
+	if next == nil || next.set != nil || m.ack.On() {
+		return false
+	}
+	began, ok := m.turns[k]
+	return ok && next.entered.Before(began) && time.Since(began) < m.turn
+}
+
+// endTurn forgets when this client's turn on k began, unless a lease of
+// this client holds k again.
+func (m *lockManager) endTurn(k dbKey) {
+	if _, held := m.held[k]; !held {
+		delete(m.turns, k)
+	}
+}

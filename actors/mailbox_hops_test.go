@@ -257,7 +257,7 @@ func TestLockManager_LockAndReleaseHandOffToTheDispatcherOnceEach(t *testing.T) 
 	cl := target.Client(target.DB(), false)
 	conn, _ := h.spawn(t, NewConnection(target, cl, false, zap.NewNop()))
 	keys := redisx.Keys{Prefix: fmt.Sprintf("xsync-mailbox-test-%d", time.Now().UnixNano())}
-	mgr, mb := h.spawn(t, NewLockManager("test-client", keys, conn, redisx.Ack{}, zap.NewNop(), LockEvents{}))
+	mgr, mb := h.spawn(t, NewLockManager("test-client", keys, conn, redisx.Ack{}, 0, zap.NewNop(), LockEvents{}))
 	defer func() {
 		_ = h.ask(t, mgr, &messages.Shutdown{})
 		_ = h.ask(t, conn, &messages.Shutdown{})

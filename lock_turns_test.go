@@ -1,0 +1,269 @@
+package xsync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redisxsync/xsync"
+)
+
+// Turns: the clients queued for a key take turns in the order they queued;
+// a client's turn serves its waiters that were waiting when the turn began,
+// for Options.LockTurn at most, each release handing the key straight to
+// the next of them.
+
+// withLockTurn sets Options.LockTurn.
+func withLockTurn(d time.Duration) func(*xsync.Options) {
+	return func(o *xsync.Options) { o.LockTurn = d }
+}
+
+// turnRound is a key that client b holds, client a waits for twice (a1,
+// then a2) and client c once, after a's two.
+type turnRound struct {
+	a, b, c *xsync.Client
+	holder  *xsync.Lease
+	a1, a2  *xsync.Future[*xsync.Lease]
+	c1      *xsync.Future[*xsync.Lease]
+	prefix  string
+}
+
+func newTurnRound(t *testing.T, opts ...func(*xsync.Options)) *turnRound {
+	t.Helper()
+	ctx := t.Context()
+	r := &turnRound{prefix: testPrefix(t)}
+	opts = append([]func(*xsync.Options){withPrefix(r.prefix)}, opts...)
+	r.a, r.b, r.c = newClient(t, opts...), newClient(t, opts...), newClient(t, opts...)
+	var err error
+	if r.holder, err = r.b.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r.a1 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.a, 1)
+	r.a2 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.a, 2)
+	r.c1 = r.c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.c, 1)
+	return r
+}
+
+// next releases l and returns the lease of f, which must come next: one
+// fence after l's. The futures in notYet must still wait.
+func next(t *testing.T, key string, l *xsync.Lease, f *xsync.Future[*xsync.Lease], notYet ...*xsync.Future[*xsync.Lease]) *xsync.Lease {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range notYet {
+		select {
+		case <-o.Done():
+			t.Fatal("a waiter whose turn had not come got the lock")
+		default:
+		}
+	}
+	if got.Fence(key) != l.Fence(key)+1 {
+		t.Fatalf("fences %d then %d, want one more", l.Fence(key), got.Fence(key))
+	}
+	return got
+}
+
+// a's turn begins with a1: a2, waiting since before, comes next although c
+// queued meanwhile; a3, which asked during the turn, waits for c's.
+func TestLock_ATurnServesTheWaitersItHadWhenItBegan(t *testing.T) {
+	r := newTurnRound(t, withLockTurn(time.Minute))
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
+	a3 := r.a.LockAsync(t.Context(), []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.a, 2)
+	l2 := next(t, "k", l1, r.a2, r.c1, a3)
+	lc := next(t, "k", l2, r.c1, a3)
+	l3 := next(t, "k", lc, a3)
+	if err := l3.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	settledAll(t, r.a, r.b, r.c)
+	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}
+
+// With a negative LockTurn a turn is one acquisition: the key goes from a1
+// to c, then back to a2.
+func TestLock_ATurnOfOneAcquisitionAlternatesTheClients(t *testing.T) {
+	r := newTurnRound(t, withLockTurn(-1))
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
+	lc := next(t, "k", l1, r.c1, r.a2)
+	l2 := next(t, "k", lc, r.a2)
+	if err := l2.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	settledAll(t, r.a, r.b, r.c)
+	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}
+
+// A turn older than LockTurn ends at the next release: c's comes before
+// a2.
+func TestLock_ATurnEndsOnceItIsOlderThanLockTurn(t *testing.T) {
+	const turn = 50 * time.Millisecond
+	r := newTurnRound(t, withLockTurn(turn))
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
+	// The turn began before a1's Wait returned: let it age past LockTurn.
+	<-time.After(turn + 10*time.Millisecond)
+	lc := next(t, "k", l1, r.c1, r.a2)
+	l2 := next(t, "k", lc, r.a2)
+	if err := l2.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A turn that came from another client's release, which queued that client
+// again, goes on, and its last release deletes the ticket the transfer
+// left: once everybody is done, no lock key is left.
+func TestLock_ATurnThatCameFromAnotherClientLeavesNoTicket(t *testing.T) {
+	r := newTurnRound(t, withLockTurn(time.Minute))
+	ctx := t.Context()
+	c2 := r.c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.c, 2)
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1, c2)
+	a3 := r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, r.a, 2)
+	l2 := next(t, "k", l1, r.a2, r.c1, c2, a3)
+	lc1 := next(t, "k", l2, r.c1, c2, a3) // a queues again, with a3's ticket
+	lc2 := next(t, "k", lc1, c2, a3)
+	l3 := next(t, "k", lc2, a3)
+	if err := l3.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settledAll(t, r.a, r.b, r.c)
+	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}
+
+// A release that goes on with its client's turn runs 4 commands: the
+// script, GET, the fence's INCR and SET. The clients queued behind are
+// left as they are, and nothing is published.
+func TestLock_ATurnHandsOnInFourCommands(t *testing.T) {
+	r := newTurnRound(t, withLockTurn(time.Minute))
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
+	before := commandCounts(t, rawDB(t, 0))
+	l2 := next(t, "k", l1, r.a2, r.c1)
+	wantCommands(t, "the release within a turn", scriptCommands(t, before),
+		map[string]int64{"evalsha": 1, "get": 1, "incr": 1, "set": 1})
+	lc := next(t, "k", l2, r.c1)
+	_ = lc.Release(t.Context())
+}
+
+// A waiter withdrawn while the release that hands it the key within its
+// client's turn is under way: the key goes on to the next client at once.
+func TestLock_WaiterWithdrawnMidTurnHandsTheKeyOn(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var (
+		a         *xsync.Client
+		mu        sync.Mutex
+		a1Token   string
+		a2        *xsync.Future[*xsync.Lease]
+		withdrawn = make(chan error, 1)
+	)
+	hook := lockScriptHook{on: func(hctx context.Context, token string, acquire bool, run func() error) error {
+		mu.Lock()
+		f := a2
+		if acquire || token != a1Token {
+			f = nil
+		}
+		mu.Unlock()
+		if f != nil {
+			// a1's release, which hands the key to a2: a2 withdraws
+			// first, and a's manager has let it go before the release
+			// runs.
+			f.Cancel()
+			withdrawn <- waitWaiters(a, 0)
+		}
+		return run()
+	}}
+	a = newClient(t, withPrefix(prefix), withLockTurn(time.Minute))
+	db, err := xsync.InternalDB(a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.AddHook(hook)
+	b, c := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
+	holder, err := b.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1 := a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, a, 1)
+	f2 := a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, a, 2)
+	c1 := c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	settled(t, c, 1)
+	l1 := next(t, "k", holder, a1, f2, c1)
+	mu.Lock()
+	a1Token, a2 = l1.Token(), f2
+	mu.Unlock()
+	if err := l1.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-withdrawn:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("a1's release never ran")
+	}
+	if _, err := f2.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("the withdrawn waiter: %v, want context.Canceled", err)
+	}
+	lc, err := c1.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a2's fence was drawn, and the key handed on from it.
+	if lc.Fence("k") != l1.Fence("k")+2 {
+		t.Fatalf("fences %d then %d, want two more", l1.Fence("k"), lc.Fence("k"))
+	}
+	if err := lc.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	settledAll(t, a, b, c)
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
+}
+
+// waitWaiters waits until c has n waiters, a Redis call under way or not,
+// for 5s at most.
+func waitWaiters(c *xsync.Client, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		w, _, _, err := xsync.LockStats(ctx, c)
+		switch {
+		case err != nil:
+			return err
+		case w == n:
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d waiters, want %d: %w", w, n, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
