@@ -50,6 +50,10 @@
 //     transfers the key to the next client's waiter inside the release
 //     script; a client that died in its turn delays the key by 100ms at
 //     most, one that died with the key just transferred to it by 500ms.
+//   - A client's turn serves its waiters that were waiting when it began,
+//     for Options.LockTurn at most (default 20ms): each release hands the
+//     key straight to the next of them, and the clients queued behind hear
+//     nothing until the turn ends.
 //   - The waiters of one client get a key in the order they asked for it.
 //   - A lease lasts DefaultLockTTL and is renewed every third of it unless
 //     TTL or AutoRenew say otherwise; Lease.Lost closes when the lease is
