@@ -22,7 +22,8 @@ func withLockTurn(d time.Duration) func(*xsync.Options) {
 }
 
 // turnRound is a key that client b holds, client a waits for twice (a1,
-// then a2) and client c once, after a's two.
+// then a2) and client c once, after a's two; the waiters ask for leases of
+// ttl.
 type turnRound struct {
 	a, b, c *xsync.Client
 	holder  *xsync.Lease
@@ -31,7 +32,7 @@ type turnRound struct {
 	prefix  string
 }
 
-func newTurnRound(t *testing.T, opts ...func(*xsync.Options)) *turnRound {
+func newTurnRound(t *testing.T, ttl time.Duration, opts ...func(*xsync.Options)) *turnRound {
 	t.Helper()
 	ctx := t.Context()
 	r := &turnRound{prefix: testPrefix(t)}
@@ -41,13 +42,26 @@ func newTurnRound(t *testing.T, opts ...func(*xsync.Options)) *turnRound {
 	if r.holder, err = r.b.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	r.a1 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	r.a1 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(ttl))
 	settled(t, r.a, 1)
-	r.a2 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	r.a2 = r.a.LockAsync(ctx, []string{"k"}, xsync.TTL(ttl))
 	settled(t, r.a, 2)
-	r.c1 = r.c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
+	r.c1 = r.c.LockAsync(ctx, []string{"k"}, xsync.TTL(ttl))
 	settled(t, r.c, 1)
 	return r
+}
+
+// finish releases last, waits until the clients are idle, and fails t if
+// a lock key is left: a queue or a ticket nobody needs.
+func (r *turnRound) finish(t *testing.T, last *xsync.Lease) {
+	t.Helper()
+	if err := last.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	settledAll(t, r.a, r.b, r.c)
+	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left: %v", left)
+	}
 }
 
 // next releases l and returns the lease of f, which must come next: one
@@ -79,58 +93,44 @@ func next(t *testing.T, key string, l *xsync.Lease, f *xsync.Future[*xsync.Lease
 // a's turn begins with a1: a2, waiting since before, comes next although c
 // queued meanwhile; a3, which asked during the turn, waits for c's.
 func TestLock_ATurnServesTheWaitersItHadWhenItBegan(t *testing.T) {
-	r := newTurnRound(t, withLockTurn(time.Minute))
+	r := newTurnRound(t, time.Minute, withLockTurn(time.Minute))
 	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
 	a3 := r.a.LockAsync(t.Context(), []string{"k"}, xsync.TTL(time.Minute))
 	settled(t, r.a, 2)
 	l2 := next(t, "k", l1, r.a2, r.c1, a3)
 	lc := next(t, "k", l2, r.c1, a3)
 	l3 := next(t, "k", lc, a3)
-	if err := l3.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	settledAll(t, r.a, r.b, r.c)
-	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
-		t.Fatalf("lock keys left: %v", left)
-	}
+	r.finish(t, l3)
 }
 
 // With a negative LockTurn a turn is one acquisition: the key goes from a1
 // to c, then back to a2.
 func TestLock_ATurnOfOneAcquisitionAlternatesTheClients(t *testing.T) {
-	r := newTurnRound(t, withLockTurn(-1))
+	r := newTurnRound(t, time.Minute, withLockTurn(-1))
 	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
 	lc := next(t, "k", l1, r.c1, r.a2)
 	l2 := next(t, "k", lc, r.a2)
-	if err := l2.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	settledAll(t, r.a, r.b, r.c)
-	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
-		t.Fatalf("lock keys left: %v", left)
-	}
+	r.finish(t, l2)
 }
 
 // A turn older than LockTurn ends at the next release: c's comes before
 // a2.
 func TestLock_ATurnEndsOnceItIsOlderThanLockTurn(t *testing.T) {
 	const turn = 50 * time.Millisecond
-	r := newTurnRound(t, withLockTurn(turn))
+	r := newTurnRound(t, time.Minute, withLockTurn(turn))
 	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
 	// The turn began before a1's Wait returned: let it age past LockTurn.
 	<-time.After(turn + 10*time.Millisecond)
 	lc := next(t, "k", l1, r.c1, r.a2)
 	l2 := next(t, "k", lc, r.a2)
-	if err := l2.Release(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	r.finish(t, l2)
 }
 
 // A turn that came from another client's release, which queued that client
 // again, goes on, and its last release deletes the ticket the transfer
 // left: once everybody is done, no lock key is left.
 func TestLock_ATurnThatCameFromAnotherClientLeavesNoTicket(t *testing.T) {
-	r := newTurnRound(t, withLockTurn(time.Minute))
+	r := newTurnRound(t, time.Minute, withLockTurn(time.Minute))
 	ctx := t.Context()
 	c2 := r.c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
 	settled(t, r.c, 2)
@@ -141,78 +141,56 @@ func TestLock_ATurnThatCameFromAnotherClientLeavesNoTicket(t *testing.T) {
 	lc1 := next(t, "k", l2, r.c1, c2, a3) // a queues again, with a3's ticket
 	lc2 := next(t, "k", lc1, c2, a3)
 	l3 := next(t, "k", lc2, a3)
-	if err := l3.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	settledAll(t, r.a, r.b, r.c)
-	if left := lockKeysLeft(t, r.prefix, 0); len(left) != 0 {
-		t.Fatalf("lock keys left: %v", left)
-	}
+	r.finish(t, l3)
 }
 
 // A release that goes on with its client's turn runs 4 commands: the
 // script, GET, the fence's INCR and SET. The clients queued behind are
 // left as they are, and nothing is published.
 func TestLock_ATurnHandsOnInFourCommands(t *testing.T) {
-	r := newTurnRound(t, withLockTurn(time.Minute))
+	// Leases no longer than a transfer's need no confirmation: nothing of
+	// a's runs but the release while it is counted.
+	r := newTurnRound(t, transferLease, withLockTurn(time.Minute))
 	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
 	before := commandCounts(t, rawDB(t, 0))
 	l2 := next(t, "k", l1, r.a2, r.c1)
 	wantCommands(t, "the release within a turn", scriptCommands(t, before),
 		map[string]int64{"evalsha": 1, "get": 1, "incr": 1, "set": 1})
 	lc := next(t, "k", l2, r.c1)
-	_ = lc.Release(t.Context())
+	r.finish(t, lc)
 }
 
 // A waiter withdrawn while the release that hands it the key within its
 // client's turn is under way: the key goes on to the next client at once.
 func TestLock_WaiterWithdrawnMidTurnHandsTheKeyOn(t *testing.T) {
-	prefix := testPrefix(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
+	r := newTurnRound(t, time.Minute, withLockTurn(time.Minute))
 	var (
-		a         *xsync.Client
 		mu        sync.Mutex
 		a1Token   string
-		a2        *xsync.Future[*xsync.Lease]
 		withdrawn = make(chan error, 1)
 	)
-	hook := lockScriptHook{on: func(hctx context.Context, token string, acquire bool, run func() error) error {
+	db, err := xsync.InternalDB(r.a, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.AddHook(lockScriptHook{on: func(_ context.Context, token string, acquire bool, run func() error) error {
 		mu.Lock()
-		f := a2
-		if acquire || token != a1Token {
-			f = nil
-		}
+		mine := !acquire && token == a1Token
 		mu.Unlock()
-		if f != nil {
+		if mine {
 			// a1's release, which hands the key to a2: a2 withdraws
 			// first, and a's manager has let it go before the release
 			// runs.
-			f.Cancel()
-			withdrawn <- waitWaiters(a, 0)
+			r.a2.Cancel()
+			withdrawn <- waitWaiters(r.a, 0)
 		}
 		return run()
-	}}
-	a = newClient(t, withPrefix(prefix), withLockTurn(time.Minute))
-	db, err := xsync.InternalDB(a, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.AddHook(hook)
-	b, c := newClient(t, withPrefix(prefix)), newClient(t, withPrefix(prefix))
-	holder, err := b.Lock(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a1 := a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	settled(t, a, 1)
-	f2 := a.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	settled(t, a, 2)
-	c1 := c.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
-	settled(t, c, 1)
-	l1 := next(t, "k", holder, a1, f2, c1)
+	}})
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
 	mu.Lock()
-	a1Token, a2 = l1.Token(), f2
+	a1Token = l1.Token()
 	mu.Unlock()
 	if err := l1.Release(ctx); err != nil {
 		t.Fatal(err)
@@ -225,10 +203,10 @@ func TestLock_WaiterWithdrawnMidTurnHandsTheKeyOn(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("a1's release never ran")
 	}
-	if _, err := f2.Wait(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := r.a2.Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("the withdrawn waiter: %v, want context.Canceled", err)
 	}
-	lc, err := c1.Wait(ctx)
+	lc, err := r.c1.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,13 +214,7 @@ func TestLock_WaiterWithdrawnMidTurnHandsTheKeyOn(t *testing.T) {
 	if lc.Fence("k") != l1.Fence("k")+2 {
 		t.Fatalf("fences %d then %d, want two more", l1.Fence("k"), lc.Fence("k"))
 	}
-	if err := lc.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	settledAll(t, a, b, c)
-	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
-		t.Fatalf("lock keys left: %v", left)
-	}
+	r.finish(t, lc)
 }
 
 // waitWaiters waits until c has n waiters, a Redis call under way or not,
