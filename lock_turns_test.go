@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,4 +240,71 @@ func waitWaiters(c *xsync.Client, n int) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// Turns under churn: three clients of eight goroutines each, every Lock
+// given up after a random 0–3ms about half the time, so that waiters leave
+// in the middle of turns, before and while the key is handed to them.
+// Exclusion holds, fences rise, and once everybody is done nothing is
+// left: no waiter, no lease, no lock key.
+func TestLock_TurnsHoldWhileWaitersGiveUp(t *testing.T) {
+	const clients, goroutines, rounds = 3, 8, 30
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cs := &criticalSection{db: rawDB(t, 0), counter: prefix + ":counter"}
+	var (
+		wg       sync.WaitGroup
+		acquired atomic.Int64
+		gaveUp   atomic.Int64
+		all      []*xsync.Client
+	)
+	for i := range clients {
+		c := newClient(t, withPrefix(prefix))
+		all = append(all, c)
+		for g := range goroutines {
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(g)))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range rounds {
+					lctx, lcancel := ctx, context.CancelFunc(func() {})
+					if rng.IntN(2) == 0 {
+						lctx, lcancel = context.WithTimeout(ctx, time.Duration(rng.IntN(3000))*time.Microsecond)
+					}
+					lease, err := c.Lock(lctx, []string{"counter"})
+					lcancel()
+					if err != nil {
+						if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+							t.Errorf("Lock: %v", err)
+							return
+						}
+						gaveUp.Add(1)
+						continue
+					}
+					acquired.Add(1)
+					cs.run(ctx, t, lease.Fence("counter"))
+					if err := lease.Release(ctx); err != nil {
+						t.Errorf("Release: %v", err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	if gaveUp.Load() == 0 || acquired.Load() == 0 {
+		t.Fatalf("%d acquisitions and %d given up: the churn did not happen", acquired.Load(), gaveUp.Load())
+	}
+	if got, _ := cs.db.Get(ctx, cs.counter).Int(); int64(got) != acquired.Load() {
+		t.Fatalf("counter = %d after %d acquisitions: some GET-then-SET overlapped", got, acquired.Load())
+	}
+	assertRising(t, cs.fences)
+	settledAll(t, all...)
+	if left := lockKeysLeft(t, prefix, 0); len(left) != 0 {
+		t.Fatalf("lock keys left behind: %v", left)
+	}
+	t.Logf("%d acquisitions, %d Locks given up", acquired.Load(), gaveUp.Load())
 }
