@@ -215,11 +215,11 @@ func (m *lockManager) onRelease(d *releaseDone) {
 	// A turn that goes on keeps its beginning, and whether it came from
 	// another client's release.
 	var began time.Time
-	crossed := false
 	if d.kept && len(d.fences) == 1 && d.fences[0] > 0 {
-		began, crossed = m.turns[d.keys[0]], m.crossed[tokenKey{d.token, d.keys[0]}]
-		if crossed {
-			m.crossed[tokenKey{d.next[0].req.Token, d.keys[0]}] = true
+		k := d.keys[0]
+		began = m.turns[k]
+		if m.crossed[tokenKey{d.token, k}] {
+			m.crossed[tokenKey{d.next[0].req.Token, k}] = true
 		}
 	}
 	for _, k := range d.keys {
