@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/internal/testredis"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -335,5 +336,42 @@ func corruptReleaseCases(key string) []corruptReleaseCase {
 		{"the ticket hash is a string", func(ctx context.Context, db redis.UniversalClient, k redisx.Keys) error {
 			return db.Set(ctx, k.LockTickets(key), "x", 0).Err()
 		}},
+	}
+}
+
+// A lock script that meets a server refusing writes (a master turned
+// replica by a failover, here by REPLICAOF of a server that is not there)
+// fails with ErrUnavailable, which a waiting Lock retries, not with
+// ErrCorrupt, which would end it: the refusal is the server's, not the
+// data's.
+func TestLock_OnAServerThatRefusesWritesIsUnavailableNotCorrupt(t *testing.T) {
+	requireTopology(t, testredis.Single)
+	ctx := t.Context()
+	c := newClient(t)
+	warm, err := c.Lock(ctx, []string{"k"}) // scripts loaded, connections made
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := warm.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDB(t, 0)
+	nowhere, err := net.Listen("tcp", "127.0.0.1:0") // a port nothing answers on once closed
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(nowhere.Addr().String())
+	_ = nowhere.Close()
+	if err := raw.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := raw.Do(context.Background(), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+			t.Errorf("REPLICAOF NO ONE: %v", err)
+		}
+	}()
+	_, err = c.TryLock(ctx, []string{"k"})
+	if !errors.Is(err, xsync.ErrUnavailable) || errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("TryLock on a server refusing writes: %v, want ErrUnavailable and not ErrCorrupt", err)
 	}
 }

@@ -28,15 +28,27 @@ local function onFailure(f)
   undoes[#undoes + 1] = f
 end
 
+-- notData are the errors a command meets whatever the data: the server
+-- refuses writes now (a replica after a failover, OOM, a write quorum) or
+-- is not ready. They are not corrupt data, and fail the script as they
+-- are, so that the caller sees Redis unavailable and tries again.
+local notData = {'READONLY', 'OOM', 'NOREPLICAS', 'MASTERDOWN', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN', 'MISCONF'}
+
 -- rd runs a command that fails only on data of another type than xsync
 -- writes (a read, or a write of a type the script has not checked): that
 -- data fails the script as checkKeys does, once the writes registered with
--- onFailure are undone.
+-- onFailure are undone. An error of notData fails it as it is.
 local function rd(...)
   local r = redis.pcall(...)
   if type(r) == 'table' and r.err then
     for j = #undoes, 1, -1 do
       undoes[j]()
+    end
+    local code = string.match(r.err, '^(%u+)')
+    for _, c in ipairs(notData) do
+      if code == c then
+        error(r)
+      end
     end
     error({err = 'XSYNC_CORRUPT ' .. r.err})
   end
