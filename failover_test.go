@@ -364,7 +364,7 @@ func runFailover(t *testing.T, d testredis.Deployment, ack int, victim func(ctx 
 		// would bring it back.
 		d.Restart(t, old)
 		restarted = true
-		t.Logf("old master back as a replica in sync %v after the promotion: the workers are timed from then", time.Since(at).Round(time.Millisecond))
+		t.Logf("old master back, a replica in sync (or the master again, with one) %v after the promotion: the workers are timed from then", time.Since(at).Round(time.Millisecond))
 		at = time.Now()
 	}
 

@@ -202,7 +202,9 @@ func (d Deployment) Kill(t testing.TB, addr string) {
 // Kill): it rejoins as a replica. It returns once the server is a replica
 // in sync with the new master: until then it may still believe itself the
 // master and accept writes that the resync throws away, which the next
-// tests must not see. The server is stopped with the others when the run
+// tests must not see. On Sentinel it may instead be made the master again
+// (the Sentinels failed back to it while it came back): then it returns
+// once a replica is in sync with it. The server is stopped with the others when the run
 // ends.
 func (d Deployment) Restart(t testing.TB, addr string) {
 	t.Helper()
@@ -217,7 +219,7 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 		// machine, and more than 30s in some runs.
 		// A master the Sentinels have not replaced yet (a test that
 		// failed before the promotion) comes back as it was.
-		if host, mport := d.sentinelMaster(t); net.JoinHostPort(host, mport) != addr {
+		if host, mport, ok := d.sentinelMasterOtherThan(t, addr); ok {
 			args = append(args, "--replicaof", host, mport)
 		}
 	}
@@ -227,27 +229,42 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
-	for !syncedReplica(c) {
+	// Either it is a replica in sync, or (Sentinel) the Sentinels gave it
+	// back the master's role while it came back, and a replica is in
+	// sync with it: both leave a master with a replica in sync.
+	for !syncedReplica(c) && !(d.Topology == Sentinel && syncedMaster(c)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("restarted server %s is no replica in sync within 30s", addr)
+			t.Fatalf("restarted server %s is no replica in sync within 30s, nor a master with one", addr)
 		}
 		time.Sleep(20 * time.Millisecond) // ok: polls the server with a deadline
 	}
 }
 
-// sentinelMaster asks the Sentinels for the address of the master now.
-func (d Deployment) sentinelMaster(t testing.TB) (host, port string) {
+// sentinelMasterOtherThan asks every Sentinel for the address of the
+// master now, and returns the first that is not addr: the Sentinels learn
+// of a failover one after the other (from each other's hellos, every 2s),
+// so one may still name the old master when another names the promoted
+// replica, whose configuration is the newer. ok is false when every
+// Sentinel names addr.
+func (d Deployment) sentinelMasterOtherThan(t testing.TB, addr string) (host, port string, ok bool) {
 	t.Helper()
+	answered := false
 	for _, a := range d.Addrs {
 		s := redis.NewSentinelClient(&redis.Options{Addr: a})
-		addr, err := s.GetMasterAddrByName(context.Background(), d.MasterName).Result()
+		m, err := s.GetMasterAddrByName(context.Background(), d.MasterName).Result()
 		_ = s.Close()
-		if err == nil && len(addr) == 2 {
-			return addr[0], addr[1]
+		if err != nil || len(m) != 2 {
+			continue
+		}
+		answered = true
+		if net.JoinHostPort(m[0], m[1]) != addr {
+			return m[0], m[1], true
 		}
 	}
-	t.Fatalf("no Sentinel of %v names the master %q", d.Addrs, d.MasterName)
-	return "", ""
+	if !answered {
+		t.Fatalf("no Sentinel of %v names the master %q", d.Addrs, d.MasterName)
+	}
+	return "", "", false
 }
 
 // Pause stops the server at addr with SIGSTOP, as a stalled machine
@@ -323,6 +340,12 @@ func (d Deployment) pid(t testing.TB, addr string) int {
 		t.Fatalf("pid of %s: %v", addr, err)
 	}
 	return pid
+}
+
+// syncedMaster: c's server is a master with a replica whose link is up.
+func syncedMaster(c *redis.Client) bool {
+	info, err := c.Info(context.Background(), "replication").Result()
+	return err == nil && strings.Contains(info, "role:master") && strings.Contains(info, "state=online")
 }
 
 // syncedReplica: c's server is a replica whose link to its master is up.
