@@ -314,12 +314,51 @@ func (l *failoverLoad) explain(starved []string, promoted time.Time) {
 	var lines []string
 	for _, e := range l.logs.All() {
 		ci, _ := e.ContextMap()["client"].(int64)
-		if clients[ci] && e.Time.After(promoted.Add(-2*time.Second)) {
+		if clients[ci] && e.Time.After(promoted.Add(-10*time.Second)) {
 			lines = append(lines, fmt.Sprintf("client %d at %+v: %s %v", ci, e.Time.Sub(promoted).Round(time.Millisecond), e.Message, e.ContextMap()))
 		}
 	}
 	for _, line := range lines[max(0, len(lines)-60):] {
 		l.t.Log(line)
+	}
+	l.explainPool()
+}
+
+// explainPool logs what the pool's keys hold now, and what each client's
+// Stats say: where the containers a starved pool worker waited for are.
+func (l *failoverLoad) explainPool() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw := rawDB(l.t, 0)
+	now, err := raw.Time(ctx).Result()
+	l.t.Logf("server time %v (%v)", now, err)
+	keys, err := raw.Keys(ctx, l.prefix+":pool*").Result()
+	if err != nil {
+		l.t.Logf("pool keys: %v", err)
+	}
+	grants := 0
+	for _, k := range keys {
+		if strings.Contains(k, ":grant:") {
+			grants++ // one per take, kept 30s: counted, not listed
+			continue
+		}
+		ty, _ := raw.Type(ctx, k).Result()
+		ttl, _ := raw.PTTL(ctx, k).Result()
+		var v any
+		switch ty {
+		case "zset":
+			v, _ = raw.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "hash":
+			v, _ = raw.HKeys(ctx, k).Result()
+		case "string":
+			v, _ = raw.StrLen(ctx, k).Result()
+		}
+		l.t.Logf("%s: %s, PTTL %v: %v", k, ty, ttl, v)
+	}
+	l.t.Logf("%d grant records", grants)
+	for i, c := range l.clients {
+		st, err := c.Pool("accounts").Stats(ctx)
+		l.t.Logf("client %d: Stats %+v %v", i, st, err)
 	}
 }
 
