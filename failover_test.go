@@ -321,6 +321,15 @@ func (l *failoverLoad) explain(starved []string, promoted time.Time) {
 	for _, line := range lines[max(0, len(lines)-60):] {
 		l.t.Log(line)
 	}
+	// Every warning and error of the run, by message: a panic an actor
+	// was resumed from shows here whenever it came.
+	byMessage := map[string]int{}
+	for _, e := range l.logs.All() {
+		if e.Level >= zapcore.WarnLevel {
+			byMessage[e.Level.String()+": "+e.Message]++
+		}
+	}
+	l.t.Logf("warnings and errors of the run, by message: %v", byMessage)
 	l.explainPool()
 }
 
