@@ -63,6 +63,8 @@ type failoverLoad struct {
 	takes    []section
 	served   map[string][]time.Time // worker -> times it was served
 	errs     map[string]int
+	// poolStats are the clients' pool Stats at the end of the load.
+	poolStats []string
 }
 
 func newFailoverLoad(t *testing.T, ack int) *failoverLoad {
@@ -365,9 +367,21 @@ func (l *failoverLoad) explainPool() {
 		l.t.Logf("%s: %s, PTTL %v: %v", k, ty, ttl, v)
 	}
 	l.t.Logf("%d grant records", grants)
-	for i, c := range l.clients {
-		st, err := c.Pool("accounts").Stats(ctx)
-		l.t.Logf("client %d: Stats %+v %v", i, st, err)
+	for i, st := range l.poolStats {
+		l.t.Logf("client %d at the end of the load: Stats %s", i, st)
+	}
+}
+
+// snapshotPools records each client's pool Stats while the load still
+// runs: how many of its requests wait, how many calls are under way.
+func (l *failoverLoad) snapshotPools() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range l.clients {
+		p := c.Pool("accounts")
+		st, err := p.Stats(ctx)
+		busy, berr := xsync.PoolBusy(ctx, p)
+		l.poolStats = append(l.poolStats, fmt.Sprintf("%+v %v; calls under way %d %v", st, err, busy, berr))
 	}
 }
 
@@ -412,12 +426,13 @@ func runFailover(t *testing.T, d testredis.Deployment, ack int, victim func(ctx 
 		// would bring it back.
 		d.Restart(t, old)
 		restarted = true
-		t.Logf("old master back, a replica in sync (or the master again, with one) %v after the promotion: the workers are timed from then", time.Since(at).Round(time.Millisecond))
+		t.Logf("old master back as a replica in sync %v after the promotion: the workers are timed from then", time.Since(at).Round(time.Millisecond))
 		at = time.Now()
 	}
 
 	// The load goes on until every worker had its chance to come back.
 	<-time.After(failoverServeWithin + time.Second) // an observation window
+	l.snapshotPools()
 	cancel()
 	wait()
 	l.check(at, time.Now())

@@ -202,15 +202,14 @@ func (d Deployment) Kill(t testing.TB, addr string) {
 // Kill): it rejoins as a replica. It returns once the server is a replica
 // in sync with the new master: until then it may still believe itself the
 // master and accept writes that the resync throws away, which the next
-// tests must not see. On Sentinel it may instead be made the master again
-// (the Sentinels failed back to it while it came back): then it returns
-// once a replica is in sync with it. The server is stopped with the others when the run
+// tests must not see. On Sentinel it cannot be promoted until then. The server is stopped with the others when the run
 // ends.
 func (d Deployment) Restart(t testing.TB, addr string) {
 	t.Helper()
 	port := d.port(t, addr)
 	conf := filepath.Join(d.Dir, port+".conf")
 	args := []string{conf}
+	promotable := false // replica-priority to set back once in sync
 	if d.Topology == Sentinel {
 		// Back as a replica of the master the Sentinels name now, as an
 		// operator would bring it back: left to the Sentinels, the
@@ -219,8 +218,15 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 		// machine, and more than 30s in some runs.
 		// A master the Sentinels have not replaced yet (a test that
 		// failed before the promotion) comes back as it was.
+		//
+		// It comes back empty (the test servers keep nothing on disk),
+		// and with replica-priority 0 until it is in sync: the Sentinels
+		// once failed back to such a server while it synced (a second
+		// failover, the machine loaded, down-after 1s), and the promoted
+		// replica then resynced from it: every key lost.
 		if host, mport, ok := d.sentinelMasterOtherThan(t, addr); ok {
-			args = append(args, "--replicaof", host, mport)
+			args = append(args, "--replicaof", host, mport, "--replica-priority", "0")
+			promotable = true
 		}
 	}
 	if out, err := exec.Command("redis-server", args...).CombinedOutput(); err != nil {
@@ -229,14 +235,16 @@ func (d Deployment) Restart(t testing.TB, addr string) {
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
 	deadline := time.Now().Add(30 * time.Second)
-	// Either it is a replica in sync, or (Sentinel) the Sentinels gave it
-	// back the master's role while it came back, and a replica is in
-	// sync with it: both leave a master with a replica in sync.
-	for !syncedReplica(c) && !(d.Topology == Sentinel && syncedMaster(c)) {
+	for !syncedReplica(c) {
 		if time.Now().After(deadline) {
-			t.Fatalf("restarted server %s is no replica in sync within 30s, nor a master with one", addr)
+			t.Fatalf("restarted server %s is no replica in sync within 30s (%s)", addr, role(c))
 		}
 		time.Sleep(20 * time.Millisecond) // ok: polls the server with a deadline
+	}
+	if promotable {
+		if err := c.ConfigSet(context.Background(), "replica-priority", "100").Err(); err != nil {
+			t.Fatalf("restarted server %s: replica-priority back to 100: %v", addr, err)
+		}
 	}
 }
 
@@ -342,10 +350,18 @@ func (d Deployment) pid(t testing.TB, addr string) int {
 	return pid
 }
 
-// syncedMaster: c's server is a master with a replica whose link is up.
-func syncedMaster(c *redis.Client) bool {
+// role is the role line of c's server's INFO replication, or the error.
+func role(c *redis.Client) string {
 	info, err := c.Info(context.Background(), "replication").Result()
-	return err == nil && strings.Contains(info, "role:master") && strings.Contains(info, "state=online")
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if strings.HasPrefix(line, "role:") {
+			return line
+		}
+	}
+	return "no role"
 }
 
 // syncedReplica: c's server is a replica whose link to its master is up.
