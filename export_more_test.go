@@ -47,6 +47,14 @@ func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy in
 	return r.Waiters, r.Leases, r.Busy, nil
 }
 
+// PoolState is the one-line account of p's actor's take machinery (see
+// messages.PoolReadState).
+func PoolState(ctx context.Context, p *Pool) (string, error) {
+	return call(ctx, p, &messages.PoolReadState{}, func(r *messages.PoolReadStateResult) (string, error) {
+		return r.State, nil
+	})
+}
+
 // PoolBusy reports how many Redis calls p's actor has under way, besides
 // the Stats call that asks.
 func PoolBusy(ctx context.Context, p *Pool) (int, error) {

@@ -381,7 +381,8 @@ func (l *failoverLoad) snapshotPools() {
 		p := c.Pool("accounts")
 		st, err := p.Stats(ctx)
 		busy, berr := xsync.PoolBusy(ctx, p)
-		l.poolStats = append(l.poolStats, fmt.Sprintf("%+v %v; calls under way %d %v", st, err, busy, berr))
+		state, serr := xsync.PoolState(ctx, p)
+		l.poolStats = append(l.poolStats, fmt.Sprintf("%+v %v; calls under way %d %v; actor: %s %v", st, err, busy, berr, state, serr))
 	}
 }
 

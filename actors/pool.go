@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -184,6 +186,8 @@ func (p *poolActor) Receive(ctx actor.Context) {
 		p.onReport(ctx, m)
 	case *messages.PoolReadStats:
 		p.onStats(ctx)
+	case *messages.PoolReadState:
+		ctx.Respond(&messages.PoolReadStateResult{State: p.state()})
 	case *messages.SubscribeResult:
 		p.onSubscribed(ctx, m)
 	case *messages.Published:
@@ -251,4 +255,21 @@ func (p *poolActor) onShutdown(ctx actor.Context, m *messages.Shutdown) {
 		p.subscribed = false
 	}
 	p.maybeFinish()
+}
+
+// state is a one-line account of the take machinery, times relative to
+// now: what a failing test reports when a waiter was never served.
+func (p *poolActor) state() string {
+	now := time.Now()
+	var b strings.Builder
+	fmt.Fprintf(&b, "attempting=%v dirty=%v subscribed=%v busy=%d backoff=%v timer=%v",
+		p.attempting, p.dirty, p.subscribed, p.busy, p.backoff, p.timer != nil)
+	if p.timer != nil {
+		fmt.Fprintf(&b, " (in %v)", p.timerAt.Sub(now).Round(time.Millisecond))
+	}
+	for _, w := range p.queue.ws {
+		fmt.Fprintf(&b, "; waiter wait=%v done=%v tried=%v short=%v deadline=%v budget=%d inFlight=%v unsure=%v",
+			w.wait, w.done, w.tried, w.short, w.deadline.Sub(now).Round(time.Millisecond), w.budget, w.inFlight, w.unsure)
+	}
+	return b.String()
 }

@@ -119,6 +119,14 @@ type PoolReadStatsResult struct {
 	Err           error
 }
 
+// PoolReadState asks a pool actor for a one-line account of its take
+// machinery (its waiters, its timer, the call under way), for the reports
+// of failing tests.
+type PoolReadState struct{}
+
+// PoolReadStateResult answers PoolReadState.
+type PoolReadStateResult struct{ State string }
+
 // PoolReport applies the outcome of one use of container ID to its health:
 // Outcome 0 succeeded, 1 failed, 2 blocked (xsync.Outcome's values), under
 // the reporting handle's policy.
