@@ -15,7 +15,7 @@ DEMO_FLAGS ?=
 TOPOLOGY_TESTS := TestLock|TestPool|TestLimiter|TestSemaphore|TestSentinel|TestCluster|TestOptions|TestCrawl
 # Tests that need one plain server: a TCP proxy (fault_test.go) stands
 # between xsync and one server, or the server is made a replica.
-SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost|TestPool_ResentTake|TestLock_ResentAcquire|TestLock_OnAServerThatRefusesWrites
+SINGLE_ONLY := WhoseAnswerWasLost|WhoseGrantWasLost|TestPool_ResentTake|TestLock_ResentAcquire|TestLock_OnAServerThatRefusesWrites|TestPool_TakeThatReachesAReplica
 # Tests that Cluster cannot run: other DBs than 0 (there are none:
 # OnDB, TestPools_NamesThePoolsUnderThePrefix).
 NOT_ON_CLUSTER := $(SINGLE_ONLY)|OnDB|TestPools_NamesThePoolsUnderThePrefix

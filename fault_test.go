@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/internal/testredis"
 	"github.com/redisxsync/xsync/redisx"
 )
 
@@ -266,5 +268,68 @@ func TestLock_TransferToAWaiterWhoseAnswerWasLostKeepsTheKey(t *testing.T) {
 	}
 	if err := lease.Release(ctx); err != nil {
 		t.Fatalf("Release of the transferred lease: %v", err)
+	}
+}
+
+// A take that reaches a replica (a client still pointed at a master just
+// demoted, which came back empty) fails as Redis unavailable and is tried
+// again: it does not read the replica's empty pool as "no container" and
+// leave its waiter waiting for a Put. Here the single test server is made
+// a replica of nothing without the pool's keys, then a master again with
+// them, restored without a word published.
+func TestPool_TakeThatReachesAReplicaIsTriedAgain(t *testing.T) {
+	requireTopology(t, testredis.Single)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	prefix := testPrefix(t)
+	p := newClient(t, withPrefix(prefix)).Pool("accounts")
+	put(t, p, xsync.Container{ID: "a"})
+	raw := rawDB(t, 0)
+	dumps := map[string]string{}
+	for _, k := range keysMatching(t, raw, prefix+":pool*") {
+		d, err := raw.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dumps[k] = d
+		if err := raw.Del(ctx, k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nowhere, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(nowhere.Addr().String())
+	_ = nowhere.Close()
+	if err := raw.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	demoted := true
+	defer func() {
+		if demoted {
+			_ = raw.Do(context.Background(), "REPLICAOF", "NO", "ONE").Err()
+		}
+	}()
+	f := p.WaitAskOneAsync(ctx)
+	eventually(t, 10*time.Second, "the take tried on the replica", func() bool {
+		state, err := xsync.PoolState(ctx, p)
+		return err == nil && strings.Contains(state, "tried=true") && strings.Contains(state, "attempting=false")
+	})
+	if err := raw.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	demoted = false
+	for k, d := range dumps {
+		if err := raw.RestoreReplace(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.Wait(ctx)
+	if err != nil {
+		t.Fatalf("the waiter, once the master holds the container again: %v", err)
+	}
+	if got.ID != "a" {
+		t.Fatalf("got %q, want a", got.ID)
 	}
 }

@@ -151,6 +151,13 @@ local function resend(g, grantKey)
   return out
 end
 
+-- A replica (a client still pointed at a master just demoted) refuses this
+-- write, a no-op on a master (the pool's keys never expire): the take fails
+-- as Redis unavailable and is tried again, rather than reading the
+-- replica's data, finding fewer containers than asked (none, when it
+-- came back empty) and leaving its waiters to wait for a Put.
+redis.call('PERSIST', meta)
+
 -- Every grant record is read before anything is written.
 local k = (#ARGV - 5) / 3
 local grants = {}
