@@ -355,21 +355,7 @@ func TestLock_OnAServerThatRefusesWritesIsUnavailableNotCorrupt(t *testing.T) {
 	if err := warm.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	raw := rawDB(t, 0)
-	nowhere, err := net.Listen("tcp", "127.0.0.1:0") // a port nothing answers on once closed
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(nowhere.Addr().String())
-	_ = nowhere.Close()
-	if err := raw.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := raw.Do(context.Background(), "REPLICAOF", "NO", "ONE").Err(); err != nil {
-			t.Errorf("REPLICAOF NO ONE: %v", err)
-		}
-	}()
+	defer demote(t, rawDB(t, 0))()
 	_, err = c.TryLock(ctx, []string{"k"})
 	if !errors.Is(err, xsync.ErrUnavailable) || errors.Is(err, xsync.ErrCorrupt) {
 		t.Fatalf("TryLock on a server refusing writes: %v, want ErrUnavailable and not ErrCorrupt", err)

@@ -296,30 +296,14 @@ func TestPool_TakeThatReachesAReplicaIsTriedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nowhere, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port, _ := net.SplitHostPort(nowhere.Addr().String())
-	_ = nowhere.Close()
-	if err := raw.Do(ctx, "REPLICAOF", host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
-	demoted := true
-	defer func() {
-		if demoted {
-			_ = raw.Do(context.Background(), "REPLICAOF", "NO", "ONE").Err()
-		}
-	}()
+	promote := demote(t, raw)
+	defer promote()
 	f := p.WaitAskOneAsync(ctx)
 	eventually(t, 10*time.Second, "the take tried on the replica", func() bool {
 		state, err := xsync.PoolState(ctx, p)
 		return err == nil && strings.Contains(state, "tried=true") && strings.Contains(state, "attempting=false")
 	})
-	if err := raw.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
-		t.Fatal(err)
-	}
-	demoted = false
+	promote()
 	for k, d := range dumps {
 		if err := raw.RestoreReplace(ctx, k, 0, d).Err(); err != nil {
 			t.Fatal(err)

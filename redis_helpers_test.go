@@ -3,6 +3,7 @@ package xsync_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -374,4 +375,29 @@ func addCommandStats(counts map[string]int64, info string) error {
 		counts[strings.TrimPrefix(name, "cmdstat_")] += v
 	}
 	return nil
+}
+
+// demote makes the server of raw (one plain server) a replica of a port
+// nothing answers on: it keeps its data and refuses writes, as a master
+// demoted by a failover does. The function it returns makes it a master
+// again; calling it twice is harmless.
+func demote(t testing.TB, raw redis.UniversalClient) (promote func()) {
+	t.Helper()
+	nowhere, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(nowhere.Addr().String())
+	_ = nowhere.Close()
+	if err := raw.Do(context.Background(), "REPLICAOF", host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			if err := raw.Do(context.Background(), "REPLICAOF", "NO", "ONE").Err(); err != nil {
+				t.Errorf("REPLICAOF NO ONE: %v", err)
+			}
+		})
+	}
 }
