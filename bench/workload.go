@@ -17,10 +17,12 @@ type result struct {
 	elapsed      time.Duration
 	waits        []time.Duration // sorted; a wait the end of the run cut short counts as it stood
 	perGoroutine []int
-	lost         int           // releases that found the lease gone (expired)
-	server       serverStats   // the server's work during the run
-	clientCPU    time.Duration // this process's CPU time during the run
-	client       clientCounts  // this process's allocations and goroutines started during the run
+	sections     []time.Duration // sorted: lock granted -> release called (the GET and SET)
+	handOffs     []time.Duration // sorted: release called -> the next section's grant
+	lost         int             // releases that found the lease gone (expired)
+	server       serverStats     // the server's work during the run
+	clientCPU    time.Duration   // this process's CPU time during the run
+	client       clientCounts    // this process's allocations and goroutines started during the run
 }
 
 func (r result) rate() float64 { return float64(r.acquisitions) / r.elapsed.Seconds() }
@@ -49,11 +51,34 @@ func (r result) perAcq(d time.Duration) float64 {
 	return float64(d.Microseconds()) / float64(r.acquisitions)
 }
 
-func (r result) quantile(q float64) time.Duration {
-	if len(r.waits) == 0 {
+func (r result) quantile(q float64) time.Duration { return quantile(r.waits, q) }
+
+// quantile is the q-quantile of sorted ds, 0 for none.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
 		return 0
 	}
-	return r.waits[min(len(r.waits)-1, int(float64(len(r.waits))*q))]
+	return ds[min(len(ds)-1, int(float64(len(ds))*q))]
+}
+
+// span is one critical section: from the lock's grant to the release call.
+type span struct{ granted, released time.Time }
+
+// cycle splits the run's timeline into the critical sections and the
+// hand-offs between them (release called -> the next grant, whichever
+// goroutine it goes to): the lock's own share of each acquisition. The
+// sections never overlap while mutual exclusion holds.
+func cycle(spans []span) (sections, handOffs []time.Duration) {
+	slices.SortFunc(spans, func(a, b span) int { return a.granted.Compare(b.granted) })
+	for i, s := range spans {
+		sections = append(sections, s.released.Sub(s.granted))
+		if i+1 < len(spans) {
+			handOffs = append(handOffs, max(0, spans[i+1].granted.Sub(s.released)))
+		}
+	}
+	slices.Sort(sections)
+	slices.Sort(handOffs)
+	return sections, handOffs
 }
 
 // run puts n goroutines over the rig's two clients for d: each takes the
@@ -96,6 +121,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 		mu    sync.Mutex
 		res   = result{perGoroutine: make([]int, n)}
 		fails []error
+		spans []span
 	)
 	start := time.Now()
 	for g := range workers {
@@ -104,6 +130,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 		go func() {
 			defer wg.Done()
 			var waits []time.Duration
+			var mine []span
 			count, lost := 0, 0
 			var failure error
 			for runCtx.Err() == nil {
@@ -116,6 +143,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 					}
 					break
 				}
+				granted := time.Now()
 				v, err := w.db.Get(ctx, counter).Int()
 				if err != nil && !errors.Is(err, redis.Nil) {
 					failure = err
@@ -123,6 +151,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 					failure = err
 				}
 				count++
+				mine = append(mine, span{granted, time.Now()})
 				if err := unlock(ctx); errors.Is(err, errLost) {
 					lost++
 				} else if err != nil && failure == nil {
@@ -135,6 +164,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 			mu.Lock()
 			defer mu.Unlock()
 			res.waits = append(res.waits, waits...)
+			spans = append(spans, mine...)
 			res.perGoroutine[g] = count
 			res.acquisitions += count
 			res.lost += lost
@@ -153,6 +183,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 	}
 	res.server = s1.sub(s0)
 	slices.Sort(res.waits)
+	res.sections, res.handOffs = cycle(spans)
 	if len(fails) > 0 {
 		return res, errors.Join(fails...)
 	}
