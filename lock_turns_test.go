@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redisxsync/xsync"
+	"github.com/redisxsync/xsync/redisx"
 )
 
 // Turns: the clients queued for a key take turns in the order they queued;
@@ -160,6 +162,37 @@ func TestLock_ATurnHandsOnInFourCommands(t *testing.T) {
 		map[string]int64{"evalsha": 1, "get": 1, "incr": 1, "set": 1})
 	lc := next(t, "k", l2, r.c1)
 	r.finish(t, lc)
+}
+
+// A release within a turn on a fence counter that holds garbage fails
+// with ErrCorrupt and changes nothing, as every other release does: the
+// short path of a release within a turn gives way to the checked one.
+func TestLock_ATurnOnACorruptFenceIsErrCorruptAndChangesNothing(t *testing.T) {
+	r := newTurnRound(t, time.Minute, withLockTurn(time.Minute))
+	defer r.a2.Cancel()
+	defer r.c1.Cancel()
+	ctx := t.Context()
+	l1 := next(t, "k", r.holder, r.a1, r.a2, r.c1)
+	db := rawDB(t, 0)
+	if err := db.Set(ctx, redisx.Keys{Prefix: r.prefix}.Fence("k"), "seven", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, db, r.prefix)
+	if err := l1.Release(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+		t.Fatalf("Release within a turn: %v, want ErrCorrupt", err)
+	}
+	if after := snapshot(t, db, r.prefix); !maps.Equal(before, after) {
+		t.Fatalf("a Release within a turn on corrupt data changed Redis: %v, was %v", after, before)
+	}
+	// The next waiter of the turn did not get the key: it waits, or its
+	// own attempt met the garbage.
+	select {
+	case <-r.a2.Done():
+		if _, err := r.a2.Wait(ctx); !errors.Is(err, xsync.ErrCorrupt) {
+			t.Fatalf("the next waiter of the turn: %v, want ErrCorrupt or still waiting", err)
+		}
+	default:
+	}
 }
 
 // A waiter withdrawn while the release that hands it the key within its
