@@ -147,6 +147,7 @@ func newClient(label string, opts Options) (*Client, error) {
 			actor.WithDeadLetterRequestLogging(false),
 		)
 	}
+	routeReplies(c.sys) // before the first request (future.go)
 	c.metrics = newMetrics(c, opts.MeterProvider)
 	scriptMetrics = c.metrics
 	c.internal.Store(target.DB(), first)

@@ -2,9 +2,10 @@ package xsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -177,19 +178,18 @@ func (f *Future[T]) complete(v T, err error) {
 	}
 }
 
-// reply is the actor.Process behind a future's PID: actors answer a request
-// with ctx.Respond, and the answer lands here, in the sender's goroutine.
+// reply is what an answer to a request completes: the request's future,
+// with the conversion of the actor's answer into its result.
 type reply[T any] struct {
 	f       *Future[T]
-	sys     *actor.ActorSystem
 	convert func(msg any) (T, error)
 }
 
-// SendUserMessage receives the actor's answer: it completes the future.
-func (r *reply[T]) SendUserMessage(pid *actor.PID, message any) {
-	r.sys.ProcessRegistry.Remove(pid)
-	msg := actor.UnwrapEnvelopeMessage(message)
-	if _, ok := msg.(*actor.DeadLetterResponse); ok {
+// deliver completes the future with the actor's answer; a dead letter
+// (the actor is gone) or a stop fails it with ErrClosed.
+func (r *reply[T]) deliver(msg any) {
+	switch msg.(type) {
+	case *actor.DeadLetterResponse, replyStopped:
 		r.f.complete(*new(T), ErrClosed)
 		return
 	}
@@ -197,13 +197,120 @@ func (r *reply[T]) SendUserMessage(pid *actor.PID, message any) {
 	r.f.complete(v, err)
 }
 
-// SendSystemMessage treats a system message as an answer.
-func (r *reply[T]) SendSystemMessage(pid *actor.PID, message any) { r.SendUserMessage(pid, message) }
+// replyStopped is what a reply process that is stopped delivers.
+type replyStopped struct{}
 
-// Stop fails the future with ErrClosed: nobody will answer it.
-func (r *reply[T]) Stop(pid *actor.PID) {
-	r.sys.ProcessRegistry.Remove(pid)
-	r.f.complete(*new(T), ErrClosed)
+// Answers reach the futures through one actor.Process, replies, at an
+// address of their own (replyAddress) that a resolver on the actor system
+// maps to it; the PID's RequestId picks the future. protoactor's own
+// futures register a process per request in the system's process registry
+// instead: an id string made, hashed twice and a lock taken to add the
+// process, find it and remove it, about 5% of a contended Lock's client
+// CPU.
+
+// replyAddress is the address of the PIDs of xsync's futures.
+const replyAddress = "xsync-futures"
+
+// replyShards spreads the futures under way over this many locks.
+const replyShards = 64
+
+type replyTarget interface{ deliver(msg any) }
+
+type replyShard struct {
+	mu sync.Mutex
+	m  map[uint32]replyTarget
+}
+
+type replyRouter struct {
+	next   atomic.Uint32
+	shards [replyShards]replyShard
+}
+
+// replies holds every xsync future under way, whatever its actor system.
+var replies = func() *replyRouter {
+	r := &replyRouter{}
+	for i := range r.shards {
+		r.shards[i].m = map[uint32]replyTarget{}
+	}
+	return r
+}()
+
+var _ actor.Process = replies
+
+// add files t under a fresh id and returns the PID that reaches it. An id
+// still under way after the counter wrapped (2^32 requests later) is
+// skipped.
+func (r *replyRouter) add(t replyTarget) *actor.PID {
+	for {
+		id := r.next.Add(1)
+		s := &r.shards[id%replyShards]
+		s.mu.Lock()
+		if _, taken := s.m[id]; !taken {
+			s.m[id] = t
+			s.mu.Unlock()
+			return &actor.PID{Address: replyAddress, Id: replyAddress, RequestId: id}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// take removes the target of pid and returns it; nil when it was taken
+// already (an answer after the first is dropped).
+func (r *replyRouter) take(pid *actor.PID) replyTarget {
+	s := &r.shards[pid.RequestId%replyShards]
+	s.mu.Lock()
+	t := s.m[pid.RequestId]
+	delete(s.m, pid.RequestId)
+	s.mu.Unlock()
+	return t
+}
+
+// SendUserMessage implements actor.Process: the answer completes the
+// future, in the sender's goroutine.
+func (r *replyRouter) SendUserMessage(pid *actor.PID, message any) {
+	if t := r.take(pid); t != nil {
+		t.deliver(actor.UnwrapEnvelopeMessage(message))
+	}
+}
+
+// SendSystemMessage implements actor.Process: a system message is taken
+// as an answer.
+func (r *replyRouter) SendSystemMessage(pid *actor.PID, message any) {
+	r.SendUserMessage(pid, message)
+}
+
+// Stop implements actor.Process: the future fails with ErrClosed, as
+// nobody will answer it.
+func (r *replyRouter) Stop(pid *actor.PID) {
+	if t := r.take(pid); t != nil {
+		t.deliver(replyStopped{})
+	}
+}
+
+// resolveReply is the address resolver that routeReplies adds to an actor
+// system: it maps replyAddress to replies, and leaves every other address
+// to the resolvers after it.
+func resolveReply(pid *actor.PID) (actor.Process, bool) {
+	if pid.Address == replyAddress {
+		return replies, true
+	}
+	return nil, false
+}
+
+var routeMu sync.Mutex
+
+// routeReplies adds resolveReply to sys, first, unless it has it already.
+// A client calls it once, when it is made, before it sends a request.
+func routeReplies(sys *actor.ActorSystem) {
+	routeMu.Lock()
+	defer routeMu.Unlock()
+	ours := reflect.ValueOf(resolveReply).Pointer()
+	for _, h := range sys.ProcessRegistry.RemoteHandlers {
+		if reflect.ValueOf(h).Pointer() == ours {
+			return
+		}
+	}
+	sys.ProcessRegistry.RemoteHandlers = append([]actor.AddressResolver{resolveReply}, sys.ProcessRegistry.RemoteHandlers...)
 }
 
 // request sends msg to pid with a fresh future as its sender, and returns
@@ -213,18 +320,13 @@ func (r *reply[T]) Stop(pid *actor.PID) {
 func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any,
 	waitErr error, convert func(msg any) (T, error), setup func(f *Future[T], reply *actor.PID)) *Future[T] {
 	f := newFuture[T](waitErr)
-	r := &reply[T]{f: f, sys: sys, convert: convert}
-	replyPID, ok := sys.ProcessRegistry.Add(r, "xsync-future-"+sys.ProcessRegistry.NextId())
-	if !ok {
-		f.complete(*new(T), errors.New("xsync: cannot register future"))
-		return f
-	}
+	replyPID := replies.add(&reply[T]{f: f, convert: convert})
 	if setup != nil {
 		setup(f, replyPID)
 	}
 	if ctx.Err() != nil {
 		// A call whose context is done already sends nothing.
-		sys.ProcessRegistry.Remove(replyPID)
+		replies.take(replyPID)
 		f.complete(*new(T), f.cancelErr(context.Cause(ctx)))
 		return f
 	}

@@ -46,6 +46,7 @@ type futureHarness struct {
 func newFutureHarness(t *testing.T) *futureHarness {
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }),
 		actor.WithDeadLetterThrottleInterval(10*time.Millisecond))
+	routeReplies(sys)
 	h := &futureHarness{sys: sys, discarded: make(chan string, 1)}
 	h.pid = sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &echo{} }))
 	t.Cleanup(func() {
@@ -197,5 +198,77 @@ func TestFuture_GrantAfterTheContextEndedIsHandedBack(t *testing.T) {
 	}
 	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("second Wait = %v, want the cancellation", err)
+	}
+}
+
+// Answers reach the futures through one resolver per actor system, added
+// first and once, whatever other resolvers the system has.
+func TestFuture_RepliesAreResolvedOncePerSystemBeforeOtherResolvers(t *testing.T) {
+	h := newFutureHarness(t)
+	other := h.sys.Root.Spawn(actor.PropsFromFunc(func(actor.Context) {}))
+	defer func() { _ = h.sys.Root.StopFuture(other).Wait() }()
+	otherProcess, _ := h.sys.ProcessRegistry.Get(other)
+	h.sys.ProcessRegistry.RegisterAddressResolver(func(pid *actor.PID) (actor.Process, bool) {
+		return otherProcess, true // claims every address it is asked for
+	})
+	routeReplies(h.sys)
+	routeReplies(h.sys)
+	ours := 0
+	for _, r := range h.sys.ProcessRegistry.RemoteHandlers {
+		if p, ok := r(&actor.PID{Address: replyAddress}); ok && p == replies {
+			ours++
+		}
+	}
+	if ours != 1 {
+		t.Fatalf("%d resolvers of xsync's futures answer, want 1", ours)
+	}
+	if p, _ := h.sys.ProcessRegistry.Get(&actor.PID{Address: "elsewhere", Id: "x"}); p != otherProcess {
+		t.Fatal("another address no longer reaches the other resolver")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	f := h.ask(ctx)
+	h.sys.Root.Send(h.pid, "grant")
+	if got, err := f.Wait(ctx); err != nil || got != "granted" {
+		t.Fatalf("Wait = %q, %v (an answer that another resolver took never comes)", got, err)
+	}
+}
+
+// A future's PID that is stopped fails the future with ErrClosed; an
+// answer after that is dropped.
+func TestFuture_StoppedReplyFailsWithErrClosed(t *testing.T) {
+	h := newFutureHarness(t)
+	var pid *actor.PID
+	f := request(t.Context(), h.sys, h.pid, "ask", nil, func(msg any) (string, error) { return msg.(string), nil },
+		func(_ *Future[string], reply *actor.PID) { pid = reply })
+	h.sync(t) // the echo holds the request
+	h.sys.Root.Stop(pid)
+	if _, err := f.Wait(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait = %v, want ErrClosed", err)
+	}
+	h.sys.Root.Send(h.pid, "grant")
+	h.sync(t)
+	if _, err := f.Wait(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Wait after a late answer = %v, want ErrClosed still", err)
+	}
+}
+
+// BenchmarkFuture_RequestReply: one request answered at once by an actor,
+// from one goroutine: the cost of a future and its answer's way back.
+func BenchmarkFuture_RequestReply(b *testing.B) {
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }))
+	routeReplies(sys)
+	pid := sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &echo{} }))
+	defer func() {
+		_ = sys.Root.StopFuture(pid).Wait()
+		sys.Shutdown()
+	}()
+	ctx := context.Background()
+	convert := func(msg any) (string, error) { return msg.(string), nil }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := request(ctx, sys, pid, "ping", nil, convert, nil).Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -71,7 +71,11 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// System, when set, is the actor system xsync's actors are spawned in;
 	// Close stops xsync's actors but leaves the system running. Default: a
-	// system of xsync's own, shut down by Close.
+	// system of xsync's own, shut down by Close. xsync adds an address
+	// resolver to the system's process registry ("xsync-futures", the
+	// address of its futures' PIDs) when the first client on it is made:
+	// make that client before the system resolves addresses from other
+	// goroutines (protoactor's resolver list is not safe to change then).
 	System *actor.ActorSystem
 
 	// Addrs are the Sentinels' "host:port" addresses when MasterName is
