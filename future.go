@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -82,6 +83,55 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 					return zero, joinErr(f.waitErr, ctx.Err())
 				}
 				return zero, ctx.Err()
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delivered = true
+	return f.val, f.err
+}
+
+// waitSync is the synchronous form of an …Async call, X(ctx) for
+// XAsync(ctx).Wait(ctx): start sends the request with a context that is
+// never done, so that no context.AfterFunc is registered for it, and when
+// ctx ends before the result the request is cancelled here, with ctx's
+// cause, as the AfterFunc would have. A ctx that is done already goes to
+// start as it is: the request is not sent.
+func waitSync[T any](ctx context.Context, start func(ctx context.Context) *Future[T]) (T, error) {
+	if ctx.Done() == nil || ctx.Err() != nil {
+		return start(ctx).Wait(ctx)
+	}
+	f := start(context.WithoutCancel(ctx))
+	v, err := f.Wait(ctx)
+	if err != nil {
+		// Nothing when Wait returned the result (an error of the
+		// operation): cancel after delivery does nothing.
+		f.cancel(context.Cause(ctx))
+	}
+	return v, err
+}
+
+// waitTimeout waits for the result for d at most, and then returns
+// context.DeadlineExceeded; the operation goes on. It is Wait with a
+// timer instead of a context.
+func (f *Future[T]) waitTimeout(d time.Duration) (T, error) {
+	select {
+	case <-f.done:
+	default:
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-f.done:
+		case <-t.C:
+			select {
+			case <-f.done: // complete already: the result wins, as in Wait
+			default:
+				var zero T
+				if f.waitErr != nil {
+					return zero, joinErr(f.waitErr, context.DeadlineExceeded)
+				}
+				return zero, context.DeadlineExceeded
 			}
 		}
 	}

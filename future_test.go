@@ -12,7 +12,7 @@ import (
 
 // echo is a stand-in for xsync's actors: it answers "ask" when told to
 // ("grant"), answers with an error when the request is withdrawn, and
-// answers "ping" at once.
+// answers "ping" and "pending?" (whether an "ask" waits) at once.
 type echo struct{ pending *actor.PID }
 
 func (e *echo) Receive(ctx actor.Context) {
@@ -23,6 +23,8 @@ func (e *echo) Receive(ctx actor.Context) {
 			e.pending = ctx.Sender()
 		case "ping":
 			ctx.Respond("pong")
+		case "pending?":
+			ctx.Respond(e.pending != nil)
 		case "grant":
 			if e.pending != nil {
 				ctx.Send(e.pending, "granted")
@@ -164,6 +166,36 @@ func TestFuture_ContextEndWithdrawsTheRequest(t *testing.T) {
 	<-f.Done()
 	if _, err := f.Wait(t.Context()); !errors.Is(err, context.Canceled) || !errors.Is(err, errTestSentinel) {
 		t.Fatalf("Wait of a request made with a cancelled context = %v, want sentinel joined with context.Canceled", err)
+	}
+}
+
+// A synchronous call (waitSync) whose context ends withdraws its request
+// as the …Async call's context would: the actor holds nothing for it.
+func TestFuture_SyncWaitEndingOnItsContextWithdrawsTheRequest(t *testing.T) {
+	h := newFutureHarness(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	_, err := waitSync(ctx, h.ask)
+	if !errors.Is(err, errTestSentinel) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waitSync = %v, want the sentinel joined with DeadlineExceeded", err)
+	}
+	// The withdrawal was sent before waitSync returned: the mailbox has it
+	// before this question.
+	pending, err := h.sys.Root.RequestFuture(h.pid, "pending?", time.Minute).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending.(bool) {
+		t.Fatal("the request is still pending at the actor after the wait ended on its context")
+	}
+	// And the answer comes back when it comes first.
+	f := func(ctx context.Context) *Future[string] {
+		got := h.ask(ctx)
+		h.sys.Root.Send(h.pid, "grant")
+		return got
+	}
+	if got, err := waitSync(t.Context(), f); err != nil || got != "granted" {
+		t.Fatalf("waitSync = %q, %v", got, err)
 	}
 }
 

@@ -49,7 +49,7 @@ const releaseTimeout = 5 * time.Second
 // holds waits for that lease to be released (until ctx ends), even from the
 // goroutine that holds it.
 func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
-	return c.LockAsync(ctx, keys, opts...).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[*Lease] { return c.lockAsync(ctx, keys, waitInLine, opts) })
 }
 
 // TryLock makes one attempt to take the locks on keys, all or none, and
@@ -58,7 +58,7 @@ func (c *Client) Lock(ctx context.Context, keys []string, opts ...LockOption) (*
 // waiters of its own client), or when a free key is another client's turn
 // (reserved for it for 100ms at most: a dead client's turn ends then too).
 func (c *Client) TryLock(ctx context.Context, keys []string, opts ...LockOption) (*Lease, error) {
-	return c.lockAsync(ctx, keys, tryOnce, opts).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[*Lease] { return c.lockAsync(ctx, keys, tryOnce, opts) })
 }
 
 // LockAsync is Lock without the wait: the future completes with the lease.
@@ -295,7 +295,14 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, ttl)
 	}
-	return l.call(ctx, "refresh", &messages.RefreshLease{ID: l.id, TTL: ttl})
+	if l.c.isClosing() {
+		return ErrClosed
+	}
+	_, err := waitSync(ctx, func(ctx context.Context) *Future[struct{}] {
+		return l.ask(ctx, "refresh", &messages.RefreshLease{ID: l.id, TTL: ttl})
+	})
+	l.c.metrics.failed("refresh", err)
+	return err
 }
 
 // Release gives the locks back and wakes their waiters, in every client. It
@@ -305,19 +312,20 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // done: it is bounded by a short timeout of its own instead.
 func (l *Lease) Release(ctx context.Context) error {
 	l.leaseDone()
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
-	return l.call(ctx, "release", &messages.ReleaseLease{ID: l.id})
-}
-
-// call asks the lock manager to refresh or release the lease.
-func (l *Lease) call(ctx context.Context, op string, msg any) error {
 	if l.c.isClosing() {
 		// Close releases every lease; the lock manager is gone or going,
 		// and a message to it would only be a dead letter in the logs.
 		return ErrClosed
 	}
-	f := request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
+	// The caller's context does not end a release: a timer bounds it.
+	_, err := l.ask(context.WithoutCancel(ctx), "release", &messages.ReleaseLease{ID: l.id}).waitTimeout(releaseTimeout)
+	l.c.metrics.failed("release", err)
+	return err
+}
+
+// ask asks the lock manager to refresh or release the lease.
+func (l *Lease) ask(ctx context.Context, op string, msg any) *Future[struct{}] {
+	return request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
 		switch r := answer.(type) {
 		case *messages.RefreshLeaseResult:
 			return struct{}{}, r.Err
@@ -326,7 +334,4 @@ func (l *Lease) call(ctx context.Context, op string, msg any) error {
 		}
 		return struct{}{}, fmt.Errorf("xsync: %s: unexpected answer %T", op, answer)
 	}, nil)
-	_, err := f.Wait(ctx)
-	l.c.metrics.failed(op, err)
-	return err
 }
