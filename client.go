@@ -275,6 +275,13 @@ func (c *Client) Close(ctx context.Context) error {
 		errs = append(errs, c.shutdownActor(ctx, workers[i]))
 	}
 	errs = append(errs, c.shutdownActor(ctx, c.conn))
+	// The actors are stopped: a request they never answered (left in a
+	// mailbox when ctx was done and they were stopped at once) fails now.
+	stopped := map[string]bool{c.conn.GetId(): true}
+	for _, pid := range workers {
+		stopped[pid.GetId()] = true
+	}
+	replies.abandon(c.sys, stopped)
 	if c.ownSys {
 		c.sys.Shutdown()
 	}

@@ -266,9 +266,17 @@ const replyShards = 64
 
 type replyTarget interface{ deliver(msg any) }
 
+// replyEntry is a future under way: its target, and the actor its request
+// went to (its system and id), for abandon.
+type replyEntry struct {
+	target replyTarget
+	sys    *actor.ActorSystem
+	to     string
+}
+
 type replyShard struct {
 	mu sync.Mutex
-	m  map[uint32]replyTarget
+	m  map[uint32]replyEntry
 }
 
 type replyRouter struct {
@@ -280,23 +288,23 @@ type replyRouter struct {
 var replies = func() *replyRouter {
 	r := &replyRouter{}
 	for i := range r.shards {
-		r.shards[i].m = map[uint32]replyTarget{}
+		r.shards[i].m = map[uint32]replyEntry{}
 	}
 	return r
 }()
 
 var _ actor.Process = replies
 
-// add files t under a fresh id and returns the PID that reaches it. An id
-// still under way after the counter wrapped (2^32 requests later) is
-// skipped.
-func (r *replyRouter) add(t replyTarget) *actor.PID {
+// add files t, the future of a request to the actor to of sys, under a
+// fresh id and returns the PID that reaches it. An id still under way
+// after the counter wrapped (2^32 requests later) is skipped.
+func (r *replyRouter) add(t replyTarget, sys *actor.ActorSystem, to *actor.PID) *actor.PID {
 	for {
 		id := r.next.Add(1)
 		s := &r.shards[id%replyShards]
 		s.mu.Lock()
 		if _, taken := s.m[id]; !taken {
-			s.m[id] = t
+			s.m[id] = replyEntry{target: t, sys: sys, to: to.GetId()}
 			s.mu.Unlock()
 			return &actor.PID{Address: replyAddress, Id: replyAddress, RequestId: id}
 		}
@@ -309,10 +317,32 @@ func (r *replyRouter) add(t replyTarget) *actor.PID {
 func (r *replyRouter) take(pid *actor.PID) replyTarget {
 	s := &r.shards[pid.RequestId%replyShards]
 	s.mu.Lock()
-	t := s.m[pid.RequestId]
+	e := s.m[pid.RequestId]
 	delete(s.m, pid.RequestId)
 	s.mu.Unlock()
-	return t
+	return e.target
+}
+
+// abandon fails with ErrClosed every future still waiting for an answer of
+// the actors ids of sys, which are stopped: a request left in the mailbox
+// of an actor stopped at once (Close with a done context) is never
+// answered, and its future would wait, and be kept here, for ever.
+func (r *replyRouter) abandon(sys *actor.ActorSystem, ids map[string]bool) {
+	var gone []replyTarget
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for id, e := range s.m {
+			if e.sys == sys && ids[e.to] {
+				gone = append(gone, e.target)
+				delete(s.m, id)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, t := range gone {
+		t.deliver(replyStopped{})
+	}
 }
 
 // SendUserMessage implements actor.Process: the answer completes the
@@ -370,7 +400,7 @@ func routeReplies(sys *actor.ActorSystem) {
 func request[T any](ctx context.Context, sys *actor.ActorSystem, pid *actor.PID, msg any,
 	waitErr error, convert func(msg any) (T, error), setup func(f *Future[T], reply *actor.PID)) *Future[T] {
 	f := newFuture[T](waitErr)
-	replyPID := replies.add(&reply[T]{f: f, convert: convert})
+	replyPID := replies.add(&reply[T]{f: f, convert: convert}, sys, pid)
 	if setup != nil {
 		setup(f, replyPID)
 	}

@@ -304,3 +304,31 @@ func BenchmarkFuture_RequestReply(b *testing.B) {
 		}
 	}
 }
+
+// abandon fails the futures waiting for the stopped actors of one system,
+// and only those: another actor's, or another system's actor of the same
+// id, still get their answers.
+func TestFuture_AbandonFailsOnlyTheFuturesOfTheStoppedActors(t *testing.T) {
+	h, other := newFutureHarness(t), newFutureHarness(t)
+	second := &futureHarness{sys: h.sys, discarded: make(chan string, 1)}
+	second.pid = h.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &echo{} }))
+	defer func() { _ = h.sys.Root.StopFuture(second.pid).Wait() }()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	gone, kept, elsewhere := h.ask(ctx), second.ask(ctx), other.ask(ctx)
+	h.sync(t)
+	second.sync(t)
+	other.sync(t)
+	replies.abandon(h.sys, map[string]bool{h.pid.GetId(): true})
+	if _, err := gone.Wait(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("the stopped actor's future: %v, want ErrClosed", err)
+	}
+	for _, w := range []*futureHarness{second, other} {
+		w.sys.Root.Send(w.pid, "grant")
+	}
+	for name, f := range map[string]*Future[string]{"another actor's": kept, "another system's": elsewhere} {
+		if got, err := f.Wait(ctx); err != nil || got != "granted" {
+			t.Fatalf("%s future: %q, %v, want its answer", name, got, err)
+		}
+	}
+}

@@ -1035,6 +1035,33 @@ func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
 	_ = lease.Release(ctx)
 }
 
+// Close with a context that is done already stops the actors at once,
+// without their Shutdown: a Lock still waiting fails with ErrClosed all
+// the same, and Close leaves no goroutine behind (goleak).
+func TestClient_CloseWithADoneContextStillFailsWaiters(t *testing.T) {
+	prefix := testPrefix(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	other := newClient(t, withPrefix(prefix))
+	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocker, err := other.Lock(ctx, []string{"theirs"}, xsync.TTL(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = blocker.Release(ctx) }()
+	waiting := c.LockAsync(ctx, []string{"theirs"})
+	settled(t, c, 1)
+	done, stop := context.WithCancel(ctx)
+	stop()
+	_ = c.Close(done) // its error is the context's
+	if _, err := waiting.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
+		t.Fatalf("waiter after Close with a done context: err = %v, want ErrClosed", err)
+	}
+}
+
 func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
 	prefix := testPrefix(t)
 	ctx := t.Context()
