@@ -94,7 +94,8 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 
 // waitSync is the synchronous form of an …Async call, X(ctx) for
 // XAsync(ctx).Wait(ctx): start sends the request with a context that is
-// never done, so that no context.AfterFunc is registered for it, and when
+// never done (detached: it keeps ctx's values and deadline), so that no
+// context.AfterFunc is registered for it, and when
 // ctx ends before the result the request is cancelled here, with ctx's
 // cause, as the AfterFunc would have. A ctx that is done already goes to
 // start as it is: the request is not sent.
@@ -102,7 +103,7 @@ func waitSync[T any](ctx context.Context, start func(ctx context.Context) *Futur
 	if ctx.Done() == nil || ctx.Err() != nil {
 		return start(ctx).Wait(ctx)
 	}
-	f := start(context.WithoutCancel(ctx))
+	f := start(detached{Context: context.WithoutCancel(ctx), parent: ctx})
 	v, err := f.Wait(ctx)
 	if err != nil {
 		// Nothing when Wait returned the result (an error of the
@@ -111,6 +112,17 @@ func waitSync[T any](ctx context.Context, start func(ctx context.Context) *Futur
 	}
 	return v, err
 }
+
+// detached is a context without its parent's cancellation but with its
+// values and its deadline: what an …Async call reads of its context (a
+// pool's waiter files its deadline) stays, and no AfterFunc is registered.
+type detached struct {
+	context.Context // context.WithoutCancel(parent)
+	parent          context.Context
+}
+
+// Deadline implements context.Context: the parent's.
+func (d detached) Deadline() (time.Time, bool) { return d.parent.Deadline() }
 
 // waitTimeout waits for the result for d at most, and then returns
 // context.DeadlineExceeded; the operation goes on. It is Wait with a

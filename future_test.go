@@ -332,3 +332,33 @@ func TestFuture_AbandonFailsOnlyTheFuturesOfTheStoppedActors(t *testing.T) {
 		}
 	}
 }
+
+// A synchronous call's request sees its context's deadline and values (a
+// pool's waiter files its deadline with the pool), but not its Done: no
+// AfterFunc is registered for it.
+func TestFuture_SyncWaitKeepsTheDeadlineAndValuesOfItsContext(t *testing.T) {
+	h := newFutureHarness(t)
+	type key struct{}
+	deadline := time.Now().Add(time.Minute)
+	ctx, cancel := context.WithDeadline(context.WithValue(t.Context(), key{}, "v"), deadline)
+	defer cancel()
+	var seen context.Context
+	_, err := waitSync(ctx, func(ctx context.Context) *Future[string] {
+		seen = ctx
+		f := h.ask(ctx)
+		h.sys.Root.Send(h.pid, "grant")
+		return f
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := seen.Deadline(); !ok || !d.Equal(deadline) {
+		t.Fatalf("the request's deadline: %v, %v, want %v", d, ok, deadline)
+	}
+	if seen.Value(key{}) != "v" {
+		t.Fatal("the request lost its context's values")
+	}
+	if seen.Done() != nil {
+		t.Fatal("the request's context can be done: an AfterFunc is registered for it")
+	}
+}

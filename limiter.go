@@ -187,7 +187,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (LimitResult, e
 	if err := ctx.Err(); err != nil {
 		return LimitResult{}, err
 	}
-	return l.send(ctx, key, n, false, nil).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[LimitResult] { return l.send(ctx, key, n, false, nil) })
 }
 
 // Wait is WaitN(ctx, key, 1).
@@ -201,7 +201,7 @@ func (l *Limiter) Wait(ctx context.Context, key string) error {
 // served. n <= 0, or n over the limit's Burst (it would never be allowed),
 // is ErrInvalidQuantity; an empty key ErrInvalidKey.
 func (l *Limiter) WaitN(ctx context.Context, key string, n int) error {
-	_, err := l.WaitNAsync(ctx, key, n).Wait(ctx)
+	_, err := waitSync(ctx, func(ctx context.Context) *Future[LimitResult] { return l.WaitNAsync(ctx, key, n) })
 	return err
 }
 

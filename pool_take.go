@@ -101,7 +101,7 @@ func one(cs []Container) Container   { return cs[0] }
 // client's queue: it is refused while a waiter ahead of it holds the others
 // back (see Pool). n <= 0 is ErrInvalidQuantity.
 func (p *Pool) Ask(ctx context.Context, n int) ([]Container, error) {
-	return p.AskAsync(ctx, n).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[[]Container] { return p.AskAsync(ctx, n) })
 }
 
 // AskAsync is the Async form of Ask.
@@ -111,7 +111,7 @@ func (p *Pool) AskAsync(ctx context.Context, n int) *Future[[]Container] {
 
 // AskOne is Ask for one container.
 func (p *Pool) AskOne(ctx context.Context) (Container, error) {
-	return p.AskOneAsync(ctx).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[Container] { return p.AskOneAsync(ctx) })
 }
 
 // AskOneAsync is the Async form of AskOne.
@@ -124,7 +124,7 @@ func (p *Pool) AskOneAsync(ctx context.Context) *Future[Container] {
 // ErrNotAvailable and ctx.Err(). See Pool for the order in which waiters
 // are served.
 func (p *Pool) WaitAsk(ctx context.Context, n int) ([]Container, error) {
-	return p.WaitAskAsync(ctx, n).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[[]Container] { return p.WaitAskAsync(ctx, n) })
 }
 
 // WaitAskAsync is the Async form of WaitAsk. Cancelling the future (or
@@ -135,7 +135,7 @@ func (p *Pool) WaitAskAsync(ctx context.Context, n int) *Future[[]Container] {
 
 // WaitAskOne is WaitAsk for one container.
 func (p *Pool) WaitAskOne(ctx context.Context) (Container, error) {
-	return p.WaitAskOneAsync(ctx).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[Container] { return p.WaitAskOneAsync(ctx) })
 }
 
 // WaitAskOneAsync is the Async form of WaitAskOne.
@@ -148,7 +148,7 @@ func (p *Pool) WaitAskOneAsync(ctx context.Context) *Future[Container] {
 // them as they are after the take, or ErrNotAvailable at once when the pool
 // holds fewer than n live containers. n <= 0 is ErrInvalidQuantity.
 func (p *Pool) AcquireRandom(ctx context.Context, n int) ([]Container, error) {
-	return p.AcquireRandomAsync(ctx, n).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[[]Container] { return p.AcquireRandomAsync(ctx, n) })
 }
 
 // AcquireRandomAsync is the Async form of AcquireRandom.
@@ -158,7 +158,7 @@ func (p *Pool) AcquireRandomAsync(ctx context.Context, n int) *Future[[]Containe
 
 // AcquireRandomOne is AcquireRandom for one container.
 func (p *Pool) AcquireRandomOne(ctx context.Context) (Container, error) {
-	return p.AcquireRandomOneAsync(ctx).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[Container] { return p.AcquireRandomOneAsync(ctx) })
 }
 
 // AcquireRandomOneAsync is the Async form of AcquireRandomOne.
@@ -170,7 +170,7 @@ func (p *Pool) AcquireRandomOneAsync(ctx context.Context) *Future[Container] {
 // pool to hold n live containers; a wait that ends on ctx returns an error
 // matching both ErrNotAvailable and ctx.Err().
 func (p *Pool) WaitAcquireRandom(ctx context.Context, n int) ([]Container, error) {
-	return p.WaitAcquireRandomAsync(ctx, n).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[[]Container] { return p.WaitAcquireRandomAsync(ctx, n) })
 }
 
 // WaitAcquireRandomAsync is the Async form of WaitAcquireRandom.
@@ -180,7 +180,7 @@ func (p *Pool) WaitAcquireRandomAsync(ctx context.Context, n int) *Future[[]Cont
 
 // WaitAcquireRandomOne is WaitAcquireRandom for one container.
 func (p *Pool) WaitAcquireRandomOne(ctx context.Context) (Container, error) {
-	return p.WaitAcquireRandomOneAsync(ctx).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[Container] { return p.WaitAcquireRandomOneAsync(ctx) })
 }
 
 // WaitAcquireRandomOneAsync is the Async form of WaitAcquireRandomOne.

@@ -134,14 +134,14 @@ func (s *Semaphore) actor() (*actor.PID, error) {
 // whose call fails on Redis tries again after a short backoff. See
 // Semaphore for the order in which waiters are served.
 func (s *Semaphore) Acquire(ctx context.Context, n int) (*Lease, error) {
-	return s.AcquireAsync(ctx, n).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[*Lease] { return s.AcquireAsync(ctx, n) })
 }
 
 // TryAcquire makes one attempt to take n permits, all or none: it returns
 // ErrNotObtained when fewer than n are free, or when requests wait for
 // permits (on any client: a try never goes before a waiter).
 func (s *Semaphore) TryAcquire(ctx context.Context, n int) (*Lease, error) {
-	return s.acquire(ctx, n, true).Wait(ctx)
+	return waitSync(ctx, func(ctx context.Context) *Future[*Lease] { return s.acquire(ctx, n, true) })
 }
 
 // AcquireAsync is Acquire without the wait: the future completes with the
