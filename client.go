@@ -249,7 +249,9 @@ func (c *Client) spawnWorkerLocked(props *actor.Props) (*actor.PID, error) {
 // connections and, unless Options.System was given, its actor system. A
 // registered client leaves the registry. Close is idempotent: later calls
 // wait for the first to finish and return nil. When ctx ends first, the
-// remaining actors are stopped at once and ctx's error is returned.
+// remaining actors are stopped at once and ctx's error is returned; their
+// waiters fail with ErrClosed all the same (leases they held are left to
+// expire).
 func (c *Client) Close(ctx context.Context) error {
 	c.mu.Lock()
 	if c.closing {
