@@ -1035,45 +1035,51 @@ func TestLock_RetriesEveryWaiterAfterAPubSubReconnect(t *testing.T) {
 	_ = lease.Release(ctx)
 }
 
+// closeRound is a client that the test closes itself (c) and another of
+// the same locks (other, closed at the end of the test) that holds
+// "theirs" for a minute (blocker).
+type closeRound struct {
+	prefix   string
+	c, other *xsync.Client
+	blocker  *xsync.Lease
+}
+
+func newCloseRound(t *testing.T) *closeRound {
+	t.Helper()
+	r := &closeRound{prefix: testPrefix(t)}
+	r.other = newClient(t, withPrefix(r.prefix))
+	var err error
+	if r.c, err = xsync.New(withOptions(testOptions(t), withPrefix(r.prefix))); err != nil {
+		t.Fatal(err)
+	}
+	if r.blocker, err = r.other.Lock(t.Context(), []string{"theirs"}, xsync.TTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // Close with a context that is done already stops the actors at once,
 // without their Shutdown: a Lock still waiting fails with ErrClosed all
 // the same, and Close leaves no goroutine behind (goleak).
 func TestClient_CloseWithADoneContextStillFailsWaiters(t *testing.T) {
-	prefix := testPrefix(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	other := newClient(t, withPrefix(prefix))
-	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocker, err := other.Lock(ctx, []string{"theirs"}, xsync.TTL(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = blocker.Release(ctx) }()
-	waiting := c.LockAsync(ctx, []string{"theirs"})
-	settled(t, c, 1)
+	r := newCloseRound(t)
+	defer func() { _ = r.blocker.Release(ctx) }()
+	waiting := r.c.LockAsync(ctx, []string{"theirs"})
+	settled(t, r.c, 1)
 	done, stop := context.WithCancel(ctx)
 	stop()
-	_ = c.Close(done) // its error is the context's
+	_ = r.c.Close(done) // its error is the context's
 	if _, err := waiting.Wait(ctx); !errors.Is(err, xsync.ErrClosed) {
 		t.Fatalf("waiter after Close with a done context: err = %v, want ErrClosed", err)
 	}
 }
 
 func TestClient_CloseFailsWaitersAndReleasesLeases(t *testing.T) {
-	prefix := testPrefix(t)
 	ctx := t.Context()
-	other := newClient(t, withPrefix(prefix))
-	c, err := xsync.New(withOptions(testOptions(t), withPrefix(prefix)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocker, err := other.Lock(ctx, []string{"theirs"}, xsync.TTL(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := newCloseRound(t)
+	prefix, c, blocker := r.prefix, r.c, r.blocker
 	mine, err := c.Lock(ctx, []string{"mine"})
 	if err != nil {
 		t.Fatal(err)
