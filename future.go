@@ -95,10 +95,10 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 // waitSync is the synchronous form of an …Async call, X(ctx) for
 // XAsync(ctx).Wait(ctx): start sends the request with a context that is
 // never done (detached: it keeps ctx's values and deadline), so that no
-// context.AfterFunc is registered for it, and when
-// ctx ends before the result the request is cancelled here, with ctx's
-// cause, as the AfterFunc would have. A ctx that is done already goes to
-// start as it is: the request is not sent.
+// context.AfterFunc is registered for it, and when ctx ends before the
+// result the request is cancelled here, with ctx's cause, as the
+// AfterFunc would have. A ctx that is done already goes to start as it
+// is: the request is not sent.
 func waitSync[T any](ctx context.Context, start func(ctx context.Context) *Future[T]) (T, error) {
 	if ctx.Done() == nil || ctx.Err() != nil {
 		return start(ctx).Wait(ctx)
