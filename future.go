@@ -68,24 +68,37 @@ func failedFuture[T any](err error) *Future[T] {
 func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 	select {
 	case <-f.done:
+		return f.deliver()
 	default:
+	}
+	return waitOn(f, ctx.Done(), ctx.Err)
+}
+
+// waitOn waits for f's result until stop delivers, then returns end's
+// error, joined with the operation's sentinel if it has one.
+func waitOn[T, S any](f *Future[T], stop <-chan S, end func() error) (T, error) {
+	select {
+	case <-f.done:
+	case <-stop:
 		select {
 		case <-f.done:
-		case <-ctx.Done():
-			select {
-			case <-f.done:
-				// Complete already: the result wins. Returning the error
-				// would strand a value that complete has kept from the
-				// context's cancellation (and so from discard).
-			default:
-				var zero T
-				if f.waitErr != nil {
-					return zero, joinErr(f.waitErr, ctx.Err())
-				}
-				return zero, ctx.Err()
+			// Complete already: the result wins. Returning the error
+			// would strand a value that complete has kept from the
+			// context's cancellation (and so from discard).
+		default:
+			var zero T
+			if f.waitErr != nil {
+				return zero, joinErr(f.waitErr, end())
 			}
+			return zero, end()
 		}
 	}
+	return f.deliver()
+}
+
+// deliver returns the result of a complete future, which is the caller's
+// from now on.
+func (f *Future[T]) deliver() (T, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.delivered = true
@@ -130,27 +143,12 @@ func (d detached) Deadline() (time.Time, bool) { return d.parent.Deadline() }
 func (f *Future[T]) waitTimeout(d time.Duration) (T, error) {
 	select {
 	case <-f.done:
+		return f.deliver()
 	default:
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-f.done:
-		case <-t.C:
-			select {
-			case <-f.done: // complete already: the result wins, as in Wait
-			default:
-				var zero T
-				if f.waitErr != nil {
-					return zero, joinErr(f.waitErr, context.DeadlineExceeded)
-				}
-				return zero, context.DeadlineExceeded
-			}
-		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.delivered = true
-	return f.val, f.err
+	t := time.NewTimer(d)
+	defer t.Stop()
+	return waitOn(f, t.C, func() error { return context.DeadlineExceeded })
 }
 
 // Done is closed when the future is complete.
