@@ -295,9 +295,6 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 	if ttl < time.Millisecond {
 		return fmt.Errorf("%w: %v is under 1ms", ErrInvalidTTL, ttl)
 	}
-	if l.c.isClosing() {
-		return ErrClosed
-	}
 	_, err := waitSync(ctx, func(ctx context.Context) *Future[struct{}] {
 		return l.ask(ctx, "refresh", &messages.RefreshLease{ID: l.id, TTL: ttl})
 	})
@@ -312,19 +309,20 @@ func (l *Lease) Refresh(ctx context.Context, ttl time.Duration) error {
 // done: it is bounded by a short timeout of its own instead.
 func (l *Lease) Release(ctx context.Context) error {
 	l.leaseDone()
-	if l.c.isClosing() {
-		// Close releases every lease; the lock manager is gone or going,
-		// and a message to it would only be a dead letter in the logs.
-		return ErrClosed
-	}
 	// The caller's context does not end a release: a timer bounds it.
 	_, err := l.ask(context.WithoutCancel(ctx), "release", &messages.ReleaseLease{ID: l.id}).waitTimeout(releaseTimeout)
 	l.c.metrics.failed("release", err)
 	return err
 }
 
-// ask asks the lock manager to refresh or release the lease.
+// ask asks the lock manager to refresh or release the lease; ErrClosed
+// once the client is closing.
 func (l *Lease) ask(ctx context.Context, op string, msg any) *Future[struct{}] {
+	if l.c.isClosing() {
+		// Close releases every lease; the lock manager is gone or going,
+		// and a message to it would only be a dead letter in the logs.
+		return failedFuture[struct{}](ErrClosed)
+	}
 	return request(ctx, l.sys, l.mgr, msg, nil, func(answer any) (struct{}, error) {
 		switch r := answer.(type) {
 		case *messages.RefreshLeaseResult:
