@@ -79,7 +79,9 @@ for i = 1, n do
     local myToken, myTTL = parseTicket(mine)
     if keep and myToken then
       -- This client's turn goes on: straight to its next waiter. The
-      -- clients queued keep their places, and nothing is published.
+      -- clients queued keep their places, and nothing is published. (The
+      -- short path at the top does this; it is reached here only when
+      -- that one fell through, for rd to report what is wrong.)
       res[i + 2] = rd('INCR', fk)
       redis.call('SET', k, myToken, 'PX', math.min(myTTL, grace))
     else
