@@ -97,8 +97,8 @@ func benchmark(url, goroutines string, runs int, d time.Duration, only string) e
 	}
 	fmt.Printf("GOMAXPROCS %d, %s, %s per run, median of %d runs; one PING round trip: %.0fµs, %.0fµs of client CPU\n\n",
 		runtime.GOMAXPROCS(0), runtime.Version(), d, runs, us(rtt), us(pingCPU))
-	fmt.Println("| goroutines | contender | acq/s (median; runs) | wait p50 / p99 / max | fairness (fewest/most) | Redis commands/acq | Redis CPU µs/acq (process; in commands) | client CPU µs/acq | client allocs/acq; goroutines started/acq | section p50; hand-off p50 / p99 µs | leases lost |")
-	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| goroutines | contender | acq/s (median; runs) | wait p50 / p99 / max | fairness (fewest/most) | Redis commands/acq | Redis CPU µs/acq (process; in commands) | client CPU µs/acq | client allocs/acq; goroutines started/acq | section p50; hand-off p50 / p99 µs | hand-off mean µs: same client; across clients (share) | leases lost |")
+	fmt.Println("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	seq := 0
 	for _, n := range counts {
 		all := make([][]result, len(cs))
@@ -135,14 +135,16 @@ func printRow(n int, name string, rs []result) {
 	for _, r := range rs {
 		rates = append(rates, fmt.Sprintf("%.0f", r.rate()))
 	}
-	fmt.Printf("| %d | %s | %.0f (%s) | %.1f / %.1f / %.0f ms | %.2f (%d/%d) | %.1f | %.0f; %.0f | %.0f | %.0f; %.2f | %.0f; %.0f / %.0f | %d |\n",
+	fmt.Printf("| %d | %s | %.0f (%s) | %.1f / %.1f / %.0f ms | %.2f (%d/%d) | %.1f | %.0f; %.0f | %.0f | %.0f; %.2f | %.0f; %.0f / %.0f | %.0f; %.0f (%.1f%%) | %d |\n",
 		n, name, m.rate(), strings.Join(rates, ", "),
 		ms(m.quantile(0.5)), ms(m.quantile(0.99)), ms(m.waits[len(m.waits)-1]),
 		m.fairness(), slices.Min(m.perGoroutine), slices.Max(m.perGoroutine),
 		float64(m.server.commands)/float64(max(1, m.acquisitions)),
 		m.perAcq(m.server.cpu), m.perAcq(m.server.cmdTime), m.perAcq(m.clientCPU),
 		m.perAcqN(m.client.allocs), m.perAcqN(m.client.goroutines),
-		us(quantile(m.sections, 0.5)), us(quantile(m.handOffs, 0.5)), us(quantile(m.handOffs, 0.99)), m.lost)
+		us(quantile(m.sections, 0.5)), us(quantile(m.handOffs, 0.5)), us(quantile(m.handOffs, 0.99)),
+		us(mean(m.sameClient)), us(mean(m.acrossClients)), 100*float64(len(m.acrossClients))/float64(max(1, len(m.handOffs))),
+		m.lost)
 }
 
 // pingCost is the round trip of one PING and the client CPU it costs, from

@@ -19,10 +19,13 @@ type result struct {
 	perGoroutine []int
 	sections     []time.Duration // sorted: lock granted -> release called (the GET and SET)
 	handOffs     []time.Duration // sorted: release called -> the next section's grant
-	lost         int             // releases that found the lease gone (expired)
-	server       serverStats     // the server's work during the run
-	clientCPU    time.Duration   // this process's CPU time during the run
-	client       clientCounts    // this process's allocations and goroutines started during the run
+	// sameClient and acrossClients split handOffs by whether the next
+	// section is in the client of the one before it (unsorted).
+	sameClient, acrossClients []time.Duration
+	lost                      int           // releases that found the lease gone (expired)
+	server                    serverStats   // the server's work during the run
+	clientCPU                 time.Duration // this process's CPU time during the run
+	client                    clientCounts  // this process's allocations and goroutines started during the run
 }
 
 func (r result) rate() float64 { return float64(r.acquisitions) / r.elapsed.Seconds() }
@@ -61,24 +64,52 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 	return ds[min(len(ds)-1, int(float64(len(ds))*q))]
 }
 
-// span is one critical section: from the lock's grant to the release call.
-type span struct{ granted, released time.Time }
+// span is one critical section: from the lock's grant to the release call,
+// in client 0 or 1 of the rig.
+type span struct {
+	granted, released time.Time
+	client            int
+}
+
+// mean is the mean of ds, 0 for none.
+func mean(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
 
 // cycle splits the run's timeline into the critical sections and the
 // hand-offs between them (release called -> the next grant, whichever
 // goroutine it goes to): the lock's own share of each acquisition. The
 // sections never overlap while mutual exclusion holds.
-func cycle(spans []span) (sections, handOffs []time.Duration) {
+//
+// The hand-offs are also split by whether the next section is in the same
+// client (same) or the other one (across): a fair lock hands the key to
+// the other process now and then, a hand-off that costs more (pub/sub
+// instead of a reply), and the mean of each, with how often each comes,
+// is what the throughput sees.
+func cycle(spans []span) (sections, handOffs, same, across []time.Duration) {
 	slices.SortFunc(spans, func(a, b span) int { return a.granted.Compare(b.granted) })
 	for i, s := range spans {
 		sections = append(sections, s.released.Sub(s.granted))
 		if i+1 < len(spans) {
-			handOffs = append(handOffs, max(0, spans[i+1].granted.Sub(s.released)))
+			h := max(0, spans[i+1].granted.Sub(s.released))
+			handOffs = append(handOffs, h)
+			if spans[i+1].client == s.client {
+				same = append(same, h)
+			} else {
+				across = append(across, h)
+			}
 		}
 	}
 	slices.Sort(sections)
 	slices.Sort(handOffs)
-	return sections, handOffs
+	return sections, handOffs, same, across
 }
 
 // run puts n goroutines over the rig's two clients for d: each takes the
@@ -151,7 +182,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 					failure = err
 				}
 				count++
-				mine = append(mine, span{granted, time.Now()})
+				mine = append(mine, span{granted, time.Now(), g % 2})
 				if err := unlock(ctx); errors.Is(err, errLost) {
 					lost++
 				} else if err != nil && failure == nil {
@@ -183,7 +214,7 @@ func run(ctx context.Context, admin *redis.Client, rg *rig, n int, d time.Durati
 	}
 	res.server = s1.sub(s0)
 	slices.Sort(res.waits)
-	res.sections, res.handOffs = cycle(spans)
+	res.sections, res.handOffs, res.sameClient, res.acrossClients = cycle(spans)
 	if len(fails) > 0 {
 		return res, errors.Join(fails...)
 	}
