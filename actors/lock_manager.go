@@ -92,6 +92,9 @@ type lockManager struct {
 	// events reach the client's metrics.
 	events LockEvents
 
+	// wakes caches the release channels (see wakeOf).
+	wakes map[int]redisx.Wake
+
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
 	// orphans are the waiters withdrawn during their attempt, by the gen
@@ -344,7 +347,7 @@ func (m *lockManager) onShutdown(ctx actor.Context, s *messages.Shutdown) {
 	// whose scripts touch one slot each.
 	byChannel := map[string][]dbKey{}
 	for k := range m.queued {
-		ch := m.keys.LockWake(k.db, k.key).Channel
+		ch := m.wakeOf(k.db, k.key).Channel
 		byChannel[ch] = append(byChannel[ch], k)
 	}
 	for _, ks := range byChannel {
@@ -375,6 +378,25 @@ func (m *lockManager) stopTimers() {
 			w.timer.Stop()
 		}
 	}
+}
+
+// wakeOf is the channel on which the releases of key (a Redis name) on DB
+// db are published, redisx.Keys.LockWake, built once per DB (per slot on
+// sharded pub/sub, where there is DB 0 only).
+func (m *lockManager) wakeOf(db int, key string) redisx.Wake {
+	i := db
+	if m.keys.Sharded {
+		i = redisx.Slot(key)
+	}
+	w, ok := m.wakes[i]
+	if !ok {
+		w = m.keys.LockWake(db, key)
+		if m.wakes == nil {
+			m.wakes = map[int]redisx.Wake{}
+		}
+		m.wakes[i] = w
+	}
+	return w
 }
 
 func ttlMillis(d time.Duration) int64 {

@@ -37,7 +37,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.keys.LockWake(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
+	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.wakeOf(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	ack := m.ack
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
@@ -67,7 +67,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 }
 
 func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
-	args := []any{m.id, m.keys.LockWake(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
+	args := []any{m.id, m.wakeOf(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
 	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
@@ -106,7 +106,7 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 		}
 	}
 	args := make([]any, 0, 5+len(keys))
-	args = append(args, token, m.keys.LockWake(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), strconv.Itoa(flags))
+	args = append(args, token, m.wakeOf(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), strconv.Itoa(flags))
 	args = append(args, tickets...)
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++

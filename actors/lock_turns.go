@@ -43,7 +43,7 @@ type subSweep struct{}
 func (m *lockManager) subsOf(w *lockWaiter) []string {
 	var chs []string
 	for _, k := range w.keys {
-		ch := m.keys.LockWake(k.db, k.key).Channel
+		ch := m.wakeOf(k.db, k.key).Channel
 		if !slices.Contains(chs, ch) {
 			chs = append(chs, ch)
 		}
@@ -187,7 +187,7 @@ func (m *lockManager) wakeChannel(ch string) {
 	}
 	var keys []string
 	for k := range m.queues {
-		if k.db == sub.db && m.keys.LockWake(k.db, k.key).Channel == ch {
+		if k.db == sub.db && m.wakeOf(k.db, k.key).Channel == ch {
 			keys = append(keys, k.key)
 		}
 	}
