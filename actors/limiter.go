@@ -196,7 +196,7 @@ func (l *limiterActor) onAllow(ctx actor.Context, m *messages.LimitAllow) {
 	}
 	if !m.Wait {
 		to, key, n := ctx.Sender(), m.Key, m.N
-		l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) inlineMessage {
+		l.goRedisFor(limiterCallTimeout, func(c context.Context) inlineMessage {
 			outs, err := l.runAllow(c, key, []int{n})
 			if err != nil {
 				return &limitOpDone{to: to, answer: &messages.LimitAllowResult{Err: l.wrap("allow", err)}}
@@ -246,7 +246,7 @@ func (l *limiterActor) attempt(q *limitQueue) {
 		}
 	}
 	q.attempting = true
-	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) inlineMessage {
+	l.goRedisFor(limiterCallTimeout, func(c context.Context) inlineMessage {
 		outs, err := l.runAllow(c, q.key, costs)
 		return &limitBatchDone{q: q, batch: batch, outs: outs, err: err}
 	})
@@ -350,7 +350,7 @@ func (l *limiterActor) refund(key string, n int) {
 		l.log.Warn("limiter refund after shutdown: dropped", zap.String("key", key), zap.Int("n", n))
 		return
 	}
-	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) inlineMessage {
+	l.goRedisFor(limiterCallTimeout, func(c context.Context) inlineMessage {
 		err := limiterRefundScript.Run(c, l.cfg.Client, []string{l.cfg.Keys.Limiter(l.cfg.Name, key)},
 			l.cfg.Rate, l.period, n).Err()
 		if err != nil {
@@ -367,7 +367,7 @@ func (l *limiterActor) onReset(ctx actor.Context, m *messages.LimitReset) {
 		return
 	}
 	to, key := ctx.Sender(), m.Key
-	l.goRedis(time.Now().Add(limiterCallTimeout), func(c context.Context) inlineMessage {
+	l.goRedisFor(limiterCallTimeout, func(c context.Context) inlineMessage {
 		if err := l.cfg.Client.Del(c, l.cfg.Keys.Limiter(l.cfg.Name, key)).Err(); err != nil {
 			return &limitOpDone{to: to, answer: &messages.LimitResetResult{Err: l.wrap("reset", err)}}
 		}

@@ -39,7 +39,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	}
 	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.wakeOf(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
 	ack := m.ack
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
+	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
 		r := redisx.Run(ctx, req.Client, ack, acquireScript, keys, args...)
 		res, err := r.Cmd.Slice()
@@ -68,7 +68,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 
 func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
 	args := []any{m.id, m.wakeOf(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
+	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
 	})
@@ -111,7 +111,7 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++
 	}
-	m.goRedis(time.Now().Add(lockOpTimeout), func(ctx context.Context) inlineMessage {
+	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		d := &releaseDone{then: then, token: token, keys: keys, next: next, kept: kept, sentAt: time.Now()}
 		res, err := releaseScript.Run(ctx, cl, all, args...).Slice()
 		if err != nil {

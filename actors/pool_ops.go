@@ -20,7 +20,7 @@ func serve[R any](p *poolActor, ctx actor.Context, fail func(error) R, call func
 		return
 	}
 	to := ctx.Sender()
-	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) inlineMessage {
+	p.goRedisFor(poolCallTimeout, func(c context.Context) inlineMessage {
 		r, err := call(c)
 		if err != nil {
 			return &opDone{to: to, answer: fail(err)}

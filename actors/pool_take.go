@@ -130,7 +130,7 @@ func (p *poolActor) attempt(ctx actor.Context) {
 	}
 	p.attempting = true
 	cl, keys, ack := p.cfg.Client, p.keys, p.cfg.Ack
-	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) inlineMessage {
+	p.goRedisFor(poolCallTimeout, func(c context.Context) inlineMessage {
 		start := time.Now()
 		now, outs, replicated, err := runTake(c, cl, ack, keys, allowance, reqs)
 		return &takeDone{batch: batch, start: start, now: now, outs: outs, unreplicated: !replicated, err: err}
@@ -301,7 +301,7 @@ func (p *poolActor) handBack(ctx actor.Context, tokens []string) {
 		return
 	}
 	cl, keys, log := p.cfg.Client, p.keys, p.log
-	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) inlineMessage {
+	p.goRedisFor(poolCallTimeout, func(c context.Context) inlineMessage {
 		back, overtaken, err := runHandBack(c, cl, keys, tokens)
 		if err != nil {
 			log.Warn("pool hand-back failed", zap.Strings("tokens", tokens), zap.Error(err))

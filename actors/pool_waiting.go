@@ -129,7 +129,7 @@ func (p *poolActor) syncWaiting() {
 		untilMs = max(e.until.Add(p.waiting.offset).UnixMilli(), 1)
 	}
 	cl, key, id, log := p.cfg.Client, p.keys.waiting, p.cfg.ID, p.log
-	p.goRedis(time.Now().Add(poolCallTimeout), func(c context.Context) inlineMessage {
+	p.goRedisFor(poolCallTimeout, func(c context.Context) inlineMessage {
 		err := registry.Get("pool_waiting").Run(c, cl, []string{key}, id, e.count, untilMs).Err()
 		if err != nil {
 			log.Warn("pool waiting count not written", zap.Int("waiting", e.count), zap.Error(err))

@@ -282,7 +282,7 @@ func (s *semaphoreActor) attempt() {
 	}
 	s.attempting = true
 	cl, keys := s.cfg.Client, s.keys
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
+	s.goRedisFor(semCallTimeout, func(c context.Context) inlineMessage {
 		start := time.Now()
 		now, outs, err := runSemAcquire(c, cl, keys, args, len(batch))
 		return &semDone{batch: batch, start: start, now: now, outs: outs, err: err}

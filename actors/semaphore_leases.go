@@ -92,7 +92,7 @@ func (s *semaphoreActor) onRenewTick(m *semRenew) {
 // refresh runs sem_refresh for l; to, when set, gets the answer.
 func (s *semaphoreActor) refresh(l *semLease, to *actor.PID, ttl time.Duration) {
 	cl, keys, id, token := s.cfg.Client, s.keys, l.id, l.token
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
+	s.goRedisFor(semCallTimeout, func(c context.Context) inlineMessage {
 		start := time.Now()
 		n, err := semRefreshScript.Run(c, cl, keys, token, durMs(ttl)).Int64()
 		return &semRenewed{id: id, to: to, ttl: ttl, start: start, held: n == 1, err: err}
@@ -172,7 +172,7 @@ func (s *semaphoreActor) release(to *actor.PID, tokens ...string) {
 		args = append(args, t)
 	}
 	cl, keys, log := s.cfg.Client, s.keys, s.log
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
+	s.goRedisFor(semCallTimeout, func(c context.Context) inlineMessage {
 		live, err := semReleaseScript.Run(c, cl, keys, args...).Int64()
 		res := &messages.ReleaseLeaseResult{}
 		switch {

@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
@@ -47,7 +46,7 @@ func (s *semaphoreActor) onAvailable(ctx actor.Context) {
 		return
 	}
 	to, cl, keys, permits := ctx.Sender(), s.cfg.Client, s.keys, s.cfg.Permits
-	s.goRedis(time.Now().Add(semCallTimeout), func(c context.Context) inlineMessage {
+	s.goRedisFor(semCallTimeout, func(c context.Context) inlineMessage {
 		r, err := semAvailableScript.Run(c, cl, keys, permits).Int64Slice()
 		if err == nil && len(r) != 2 {
 			err = fmt.Errorf("sem_available: %d replies", len(r))

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -29,6 +30,9 @@ type worker struct {
 	idle      chan struct{}
 	idleEnded bool
 
+	// deadlines hands out the contexts of goRedisFor.
+	deadlines *sharedDeadlines
+
 	// holding: the mailbox takes the calls that the message it is handling
 	// starts (mailbox.go); held is the last of them, the others are started.
 	holding bool
@@ -45,6 +49,7 @@ const callIdle = 250 * time.Millisecond
 func (w *worker) started(ctx actor.Context) {
 	w.self, w.root = ctx.Self(), ctx.ActorSystem().Root
 	w.calls, w.idle = make(chan func()), make(chan struct{})
+	w.deadlines = &sharedDeadlines{}
 }
 
 // goRedis runs call, a Redis call, off the mailbox with a context that ends
@@ -55,15 +60,34 @@ func (w *worker) started(ctx actor.Context) {
 // the call waits for the end of the message, and the mailbox runs it on
 // its own goroutine once the run is over, or starts it (startCall).
 func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) inlineMessage) {
-	w.busy++
 	self, root := w.self, w.root
-	job := func() callJob {
+	w.goCall(func() callJob {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		msg := call(ctx)
 		cancel()
 		root.Send(self, msg)
 		return takeNextCall(msg)
-	}
+	})
+}
+
+// goRedisFor is goRedis with a context that ends timeout after the call
+// starts, or up to callGrain later: the calls that start within callGrain
+// of each other share one context (sharedDeadlines), which saves each
+// call a context and its timer. For the calls whose deadline is only a
+// bound on a stuck connection (seconds); a deadline that means something
+// (a lease's expiry) goes to goRedis.
+func (w *worker) goRedisFor(timeout time.Duration, call func(ctx context.Context) inlineMessage) {
+	self, root, deadlines := w.self, w.root, w.deadlines
+	w.goCall(func() callJob {
+		msg := call(deadlines.context(timeout))
+		root.Send(self, msg)
+		return takeNextCall(msg)
+	})
+}
+
+// goCall starts job, a Redis call, as goRedis describes.
+func (w *worker) goCall(job callJob) {
+	w.busy++
 	if w.holding {
 		if w.held != nil {
 			w.startCall(w.held) // the earlier one need not wait
@@ -72,6 +96,43 @@ func (w *worker) goRedis(deadline time.Time, call func(ctx context.Context) inli
 		return
 	}
 	w.startCall(job)
+}
+
+// callGrain is how much later than asked a context of goRedisFor may end.
+const callGrain = 50 * time.Millisecond
+
+// sharedDeadlines hands the calls of one actor that start within callGrain
+// of each other, with one timeout, one context. A context is never
+// cancelled before its deadline: it ends by its timer, or by release.
+type sharedDeadlines struct {
+	last atomic.Pointer[sharedDeadline]
+}
+
+type sharedDeadline struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	timeout time.Duration
+	at      time.Time
+}
+
+// context returns a context that ends between timeout and timeout +
+// callGrain from now. The calls' goroutines ask for it concurrently.
+func (d *sharedDeadlines) context(timeout time.Duration) context.Context {
+	want := time.Now().Add(timeout)
+	if s := d.last.Load(); s != nil && s.timeout == timeout && !s.at.Before(want) {
+		return s.ctx
+	}
+	s := &sharedDeadline{timeout: timeout, at: want.Add(callGrain)}
+	s.ctx, s.cancel = context.WithDeadline(context.Background(), s.at)
+	d.last.Store(s)
+	return s.ctx
+}
+
+// release stops the timer of the last context, once no call uses it.
+func (d *sharedDeadlines) release() {
+	if s := d.last.Swap(nil); s != nil {
+		s.cancel()
+	}
 }
 
 // A callJob runs a Redis call and sends its result; it returns the next
@@ -171,6 +232,9 @@ func (w *worker) maybeFinish() {
 	}
 	w.finished = true
 	w.endIdle()
+	if w.deadlines != nil {
+		w.deadlines.release() // no call is under way
+	}
 	if w.shutdownTo != nil {
 		w.root.Send(w.shutdownTo, &messages.ShutdownResult{})
 	}
