@@ -146,9 +146,36 @@ func (f *Future[T]) waitTimeout(d time.Duration) (T, error) {
 		return f.deliver()
 	default:
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
+	t := newTimer(d)
+	defer putTimer(t)
 	return waitOn(f, t.C, func() error { return context.DeadlineExceeded })
+}
+
+// timers keeps the stopped timers of waitTimeout for the next wait: a
+// Release would otherwise make one and throw it away.
+var timers sync.Pool
+
+// newTimer is time.NewTimer(d), from timers when one is there.
+func newTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d) // stopped and drained by putTimer
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+// putTimer stops t and keeps it for newTimer. A timer that fired may hold
+// its value in its channel when the main module asks for the timers of Go
+// before 1.23 (asynctimerchan=1): it is drained, or it would end the next
+// wait at once.
+func putTimer(t *time.Timer) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	timers.Put(t)
 }
 
 // Done is closed when the future is complete.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
@@ -360,5 +363,52 @@ func TestFuture_SyncWaitKeepsTheDeadlineAndValuesOfItsContext(t *testing.T) {
 	}
 	if seen.Done() != nil {
 		t.Fatal("the request's context can be done: an AfterFunc is registered for it")
+	}
+}
+
+// A timed wait (Release's) ends at its timeout with DeadlineExceeded and
+// leaves the operation going: its result is still delivered to a later
+// wait, which the old timer does not end early.
+func TestFuture_TimedWaitEndsAtItsTimeoutAndALaterWaitGetsTheResult(t *testing.T) {
+	f := newFuture[string](ErrNotObtained)
+	if _, err := f.waitTimeout(time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a wait that timed out returned %v, want context.DeadlineExceeded", err)
+	}
+	later := time.AfterFunc(20*time.Millisecond, func() { f.complete("done", nil) })
+	defer later.Stop()
+	v, err := f.waitTimeout(time.Minute)
+	if err != nil || v != "done" {
+		t.Fatalf("the next wait returned %q, %v; want the result", v, err)
+	}
+}
+
+// A timer that fired goes back to the pool empty even with the timers of
+// Go before 1.23 (a buffered channel that keeps the value of a timer that
+// fired unread): the next wait that takes it from the pool is not ended at
+// once. The check runs in a child process with GODEBUG=asynctimerchan=1.
+func TestFuture_PooledTimerThatFiredDoesNotEndTheNextWait(t *testing.T) {
+	if os.Getenv("XSYNC_TIMER_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFuture_PooledTimerThatFiredDoesNotEndTheNextWait$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "XSYNC_TIMER_CHILD=1", "GODEBUG=asynctimerchan=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("with asynctimerchan=1: %v\n%s", err, out)
+		}
+		return
+	}
+	tm := newTimer(time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tm.C) == 0 { // the old timers buffer the value when they fire
+		if time.Now().After(deadline) {
+			t.Fatal("the timer did not fire within 10s")
+		}
+		runtime.Gosched()
+	}
+	putTimer(tm)
+	next := newTimer(time.Hour)
+	defer putTimer(next)
+	select {
+	case <-next.C:
+		t.Fatal("a timer from the pool fired at once: it kept the value of its last use")
+	default:
 	}
 }
