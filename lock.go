@@ -149,18 +149,19 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 		return failedFuture[*Lease](err)
 	}
 	req := &messages.Acquire{
-		Token:      newToken(),
-		DB:         s.db,
-		Client:     cl,
-		Keys:       make([]string, len(keys)),
-		FenceKeys:  make([]string, len(keys)),
-		QueueKeys:  make([]string, len(keys)),
-		TicketKeys: make([]string, len(keys)),
-		TTL:        s.ttl,
-		AutoRenew:  s.autoRenew,
-		Try:        mode == tryOnce,
-		Groups:     c.slotGroups(keys),
+		Token:     newToken(),
+		DB:        s.db,
+		Client:    cl,
+		TTL:       s.ttl,
+		AutoRenew: s.autoRenew,
+		Try:       mode == tryOnce,
+		Groups:    c.slotGroups(keys),
 	}
+	// One array holds the four lists of names (each capped: an append
+	// copies).
+	n := len(keys)
+	names := make([]string, 4*n)
+	req.Keys, req.FenceKeys, req.QueueKeys, req.TicketKeys = names[:n:n], names[n:2*n:2*n], names[2*n:3*n:3*n], names[3*n:]
 	for i, k := range keys {
 		req.Keys[i], req.FenceKeys[i], req.QueueKeys[i] = c.keys.Lock(k), c.keys.Fence(k), c.keys.LockQueue(k)
 		req.TicketKeys[i] = c.keys.LockTickets(k)
