@@ -22,6 +22,7 @@ type heldLease struct {
 	// parts are the slot groups of the lease, one script call each (one
 	// part but for a lock across Redis Cluster slots).
 	parts     []leasePart
+	onePart   [1]leasePart // parts' array while there is one
 	ttl       time.Duration
 	autoRenew bool
 	lost      chan struct{}
@@ -94,9 +95,17 @@ func (m *lockManager) grant(w *lockWaiter, sentAt time.Time) *heldLease {
 		l.setExpiry(sentAt)
 		l.expiresAt, l.due = minTime(at, l.expiresAt), minTime(due, l.due)
 	}
-	l.parts = append(l.parts, part)
-	l.keys = append(slices.Clip(l.keys), part.keys...)
-	l.lockKeys = append(slices.Clip(l.lockKeys), part.lockKeys...)
+	if l.parts == nil {
+		// The first part: its lists are the lease's (nothing changes
+		// them; a later part's append copies).
+		l.onePart[0] = part
+		l.parts = l.onePart[:1:1]
+		l.keys, l.lockKeys = slices.Clip(part.keys), slices.Clip(part.lockKeys)
+	} else {
+		l.parts = append(l.parts, part)
+		l.keys = append(slices.Clip(l.keys), part.keys...)
+		l.lockKeys = append(slices.Clip(l.lockKeys), part.lockKeys...)
+	}
 	now := time.Now()
 	for _, k := range part.keys {
 		m.held[k] = l.id

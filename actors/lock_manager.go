@@ -92,8 +92,11 @@ type lockManager struct {
 	// events reach the client's metrics.
 	events LockEvents
 
-	// wakes caches the release channels (see wakeOf).
-	wakes map[int]redisx.Wake
+	// wakes caches the release channels (see wakeOf), wakeArgs their
+	// Arg as the scripts take it.
+	wakes    map[int]redisx.Wake
+	wakeArgs map[int]any
+	idArg    any // id, as the scripts take it
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
@@ -238,6 +241,7 @@ func NewLockManager(id string, keys redisx.Keys, conn *actor.PID, ack redisx.Ack
 	return func() actor.Actor {
 		return &lockManager{
 			id:         id,
+			idArg:      id,
 			ack:        ack,
 			turn:       turn,
 			keys:       keys,
@@ -397,6 +401,23 @@ func (m *lockManager) wakeOf(db int, key string) redisx.Wake {
 		m.wakes[i] = w
 	}
 	return w
+}
+
+// wakeArg is wakeOf(db, key).Arg() as the scripts take it.
+func (m *lockManager) wakeArg(db int, key string) any {
+	i := db
+	if m.keys.Sharded {
+		i = redisx.Slot(key)
+	}
+	a, ok := m.wakeArgs[i]
+	if !ok {
+		a = m.wakeOf(db, key).Arg()
+		if m.wakeArgs == nil {
+			m.wakeArgs = map[int]any{}
+		}
+		m.wakeArgs[i] = a
+	}
+	return a
 }
 
 func ttlMillis(d time.Duration) int64 {

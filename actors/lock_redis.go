@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +24,15 @@ var (
 	leaveScript   = registry.Get("lock_leave")
 )
 
+// Arguments of the lock scripts that are the same for every call, made
+// interface values once (a string or an int64 above 255 is allocated each
+// time it becomes one).
+var (
+	turnGraceArg     any = lockTurnGrace.Milliseconds()
+	transferLeaseArg any = lockTransferLease.Milliseconds()
+	flagArgs             = [4]any{"0", "1", "2", "3"} // lock_release's flags
+)
+
 // attempt runs lock_acquire for w. skip names a client whose turn is over.
 func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	m.seq++
@@ -37,7 +45,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.id, queue, skip, m.wakeOf(req.DB, keys[0]).Arg(), lockTurnGrace.Milliseconds(), ticketOf(req), lockTransferLease.Milliseconds()}
+	args := []any{req.Token, ttlMillis(req.TTL), m.idArg, queue, skip, m.wakeArg(req.DB, keys[0]), turnGraceArg, w.ticketArg, transferLeaseArg}
 	ack := m.ack
 	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
@@ -67,7 +75,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 }
 
 func (m *lockManager) runLeave(cl redis.UniversalClient, db int, keys []string) {
-	args := []any{m.id, m.wakeOf(db, keys[0]).Arg(), lockTransferLease.Milliseconds()}
+	args := []any{m.idArg, m.wakeArg(db, keys[0]), transferLeaseArg}
 	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		_ = leaveScript.Run(ctx, cl, keys, args...).Err() // a stale turn is skipped after lockTurnGrace anyway
 		return &leaveDone{}
@@ -83,11 +91,11 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 	next := make([]*lockWaiter, len(keys))
 	tickets := make([]any, len(keys))
 	for i, k := range keys {
-		ticket := "" // no more waiters for the key
+		var ticket any = "" // no more waiters for the key
 		if q := m.queues[k]; q != nil && m.closedErr == nil {
 			ticket = "-"
-			if t := ticketOf(q.head().req); t != "" {
-				ticket, next[i] = t, q.head()
+			if h := q.head(); h.ticket != "" {
+				ticket, next[i] = h.ticketArg, h
 			}
 		}
 		tickets[i] = ticket
@@ -106,7 +114,7 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 		}
 	}
 	args := make([]any, 0, 5+len(keys))
-	args = append(args, token, m.wakeOf(db, all[0]).Arg(), m.id, lockTransferLease.Milliseconds(), strconv.Itoa(flags))
+	args = append(args, token, m.wakeArg(db, all[0]), m.idArg, transferLeaseArg, flagArgs[flags])
 	args = append(args, tickets...)
 	for _, k := range keys {
 		m.releasing[tokenKey{token, k}]++
