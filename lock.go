@@ -183,10 +183,7 @@ func (c *Client) lockAsync(ctx context.Context, keys []string, mode lockMode, op
 				return nil, ErrNotObtained
 			}
 			l := &Lease{c: c, sys: c.sys, mgr: mgr, id: r.Lease.ID, keys: userKeys, token: req.Token,
-				fences: make(map[string]int64, len(userKeys)), lost: r.Lease.Lost, done: make(chan struct{})}
-			for i, k := range userKeys {
-				l.fences[k] = r.Lease.Fences[i]
-			}
+				fences: r.Lease.Fences, lost: r.Lease.Lost, done: make(chan struct{})}
 			return l, nil
 		},
 		func(f *Future[*Lease], _ *actor.PID) {
@@ -258,7 +255,7 @@ type Lease struct {
 	id     uint64
 	keys   []string
 	token  string
-	fences map[string]int64
+	fences []int64 // keys[i]'s is fences[i]; none for a semaphore's
 	lost   <-chan struct{}
 
 	done     chan struct{} // closed by Release: see leaseDone
@@ -277,7 +274,12 @@ func (l *Lease) Token() string { return l.token }
 // all clients and processes, and never go back (not even when a lock
 // expires): a resource that remembers the highest fence it saw can refuse
 // the writes of an owner whose lease was lost meanwhile.
-func (l *Lease) Fence(key string) int64 { return l.fences[key] }
+func (l *Lease) Fence(key string) int64 {
+	if i := slices.Index(l.keys, key); i >= 0 && i < len(l.fences) {
+		return l.fences[i]
+	}
+	return 0
+}
 
 // Lost is closed when the lease is known lost: a renewal or Refresh found
 // a key deleted or taken over, a lease without renewal ran out, renewal

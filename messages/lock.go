@@ -48,7 +48,8 @@ type LeaseGrant struct {
 	// ID names the lease in ReleaseLease and RefreshLease.
 	ID uint64
 	// Fences are the fencing tokens of the keys, in the order of Acquire.Keys
-	// (whatever the order of its Groups).
+	// (whatever the order of its Groups). The lease keeps the slice: the
+	// sender does not change it once sent.
 	Fences []int64
 	// Lost is closed by the manager when it knows the lease is lost.
 	Lost <-chan struct{}
