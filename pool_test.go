@@ -723,6 +723,11 @@ func holdBackBehindBigWaiter(t *testing.T, ctx context.Context, p *xsync.Pool) (
 			t.Fatalf("small waiter %d: %+v, %v", i, got, err)
 		}
 	}
+	// Every small waiter tried once before the next Put: a waiter's first
+	// try may bypass the waiters ahead of it within their budgets, so one
+	// still untried when a Put lands (its try in flight) could take the
+	// new container ahead of small[2] (seen under load).
+	poolSettled(t, p)
 	// Each new container goes to the next small waiter, while the big one's
 	// bypass budget lasts.
 	for i := 2; i < xsync.PoolBypassLimit; i++ {
