@@ -92,11 +92,10 @@ type lockManager struct {
 	// events reach the client's metrics.
 	events LockEvents
 
-	// wakes caches the release channels (see wakeOf), wakeArgs their
-	// Arg as the scripts take it.
-	wakes    map[int]redisx.Wake
-	wakeArgs map[int]any
-	idArg    any // id, as the scripts take it
+	// wakes caches the release channels and their script arguments
+	// (see wakeOf), by DB or, on sharded pub/sub, by slot.
+	wakes map[int]wakeEntry
+	idArg any // id, as the scripts take it
 
 	seq     uint64
 	waiters map[string]*lockWaiter // by token; tries included
@@ -387,37 +386,32 @@ func (m *lockManager) stopTimers() {
 // wakeOf is the channel on which the releases of key (a Redis name) on DB
 // db are published, redisx.Keys.LockWake, built once per DB (per slot on
 // sharded pub/sub, where there is DB 0 only).
-func (m *lockManager) wakeOf(db int, key string) redisx.Wake {
-	i := db
-	if m.keys.Sharded {
-		i = redisx.Slot(key)
-	}
-	w, ok := m.wakes[i]
-	if !ok {
-		w = m.keys.LockWake(db, key)
-		if m.wakes == nil {
-			m.wakes = map[int]redisx.Wake{}
-		}
-		m.wakes[i] = w
-	}
-	return w
-}
+func (m *lockManager) wakeOf(db int, key string) redisx.Wake { return m.wakeEntry(db, key).wake }
 
 // wakeArg is wakeOf(db, key).Arg() as the scripts take it.
-func (m *lockManager) wakeArg(db int, key string) any {
+func (m *lockManager) wakeArg(db int, key string) any { return m.wakeEntry(db, key).arg }
+
+// wakeEntry is a release channel and its script argument.
+type wakeEntry struct {
+	wake redisx.Wake
+	arg  any
+}
+
+func (m *lockManager) wakeEntry(db int, key string) wakeEntry {
 	i := db
 	if m.keys.Sharded {
 		i = redisx.Slot(key)
 	}
-	a, ok := m.wakeArgs[i]
+	e, ok := m.wakes[i]
 	if !ok {
-		a = m.wakeOf(db, key).Arg()
-		if m.wakeArgs == nil {
-			m.wakeArgs = map[int]any{}
+		w := m.keys.LockWake(db, key)
+		e = wakeEntry{wake: w, arg: w.Arg()}
+		if m.wakes == nil {
+			m.wakes = map[int]wakeEntry{}
 		}
-		m.wakeArgs[i] = a
+		m.wakes[i] = e
 	}
-	return a
+	return e
 }
 
 func ttlMillis(d time.Duration) int64 {
