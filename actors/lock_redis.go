@@ -45,7 +45,7 @@ func (m *lockManager) attempt(w *lockWaiter, skip string) {
 	if req.Try {
 		queue = "0"
 	}
-	args := []any{req.Token, ttlMillis(req.TTL), m.idArg, queue, skip, m.wakeArg(req.DB, keys[0]), turnGraceArg, w.ticketArg, transferLeaseArg}
+	args := []any{req.Token, ttlMillis(req.TTL), m.idArg, queue, skip, m.wakeArg(req.DB, keys[0]), turnGraceArg, w.ticket, transferLeaseArg}
 	ack := m.ack
 	m.goRedisFor(lockOpTimeout, func(ctx context.Context) inlineMessage {
 		done := &attemptDone{token: req.Token, gen: gen, sentAt: time.Now()}
@@ -95,7 +95,7 @@ func (m *lockManager) runRelease(cl redis.UniversalClient, db int, token string,
 		if q := m.queues[k]; q != nil && m.closedErr == nil {
 			ticket = "-"
 			if h := q.head(); h.ticket != "" {
-				ticket, next[i] = h.ticketArg, h
+				ticket, next[i] = h.ticket, h
 			}
 		}
 		tickets[i] = ticket

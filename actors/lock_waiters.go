@@ -18,10 +18,8 @@ type lockWaiter struct {
 	sender  *actor.PID
 	keys    []dbKey
 	entered time.Time // when the manager received it
-	// ticket is ticketOf(req), made once, and ticketArg the same as the
-	// scripts take it.
-	ticket    string
-	ticketArg any
+	// ticket is ticketOf(req), made once, as the scripts take it.
+	ticket any
 
 	removed  bool // out of the queues (it may still be in their slices)
 	inflight bool // an attempt is under way
@@ -82,7 +80,6 @@ func (m *lockManager) ownsAny(db int, keys []string) bool {
 func (m *lockManager) newWaiter(req *messages.Acquire, sender *actor.PID) *lockWaiter {
 	m.seq++
 	w := &lockWaiter{seq: m.seq, req: req, sender: sender, keys: make([]dbKey, len(req.Keys)), entered: time.Now(), ticket: ticketOf(req)}
-	w.ticketArg = w.ticket
 	for i, k := range req.Keys {
 		w.keys[i] = dbKey{req.DB, k}
 	}
