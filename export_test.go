@@ -16,9 +16,28 @@ import (
 // included), leases, and Redis calls under way. Tests use it to know that
 // every waiter has settled before they count Redis commands.
 func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err error) {
-	mgr, err := c.lockManager()
+	r, err := readLockStats(ctx, c)
 	if err != nil {
 		return 0, 0, 0, err
+	}
+	return r.Waiters, r.Leases, r.Busy, nil
+}
+
+// LockMessagesHeard reports how many messages c's lock manager has heard
+// on its release channels: tests wait for a publication to reach a client
+// before they count what it does.
+func LockMessagesHeard(ctx context.Context, c *Client) (int, error) {
+	r, err := readLockStats(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	return r.Heard, nil
+}
+
+func readLockStats(ctx context.Context, c *Client) (*messages.ReadLockStatsResult, error) {
+	mgr, err := c.lockManager()
+	if err != nil {
+		return nil, err
 	}
 	f := request(ctx, c.sys, mgr, &messages.ReadLockStats{}, nil, func(msg any) (*messages.ReadLockStatsResult, error) {
 		r, ok := msg.(*messages.ReadLockStatsResult)
@@ -27,11 +46,7 @@ func LockStats(ctx context.Context, c *Client) (waiters, leases, busy int, err e
 		}
 		return r, nil
 	}, nil)
-	r, err := f.Wait(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	return r.Waiters, r.Leases, r.Busy, nil
+	return f.Wait(ctx)
 }
 
 // Scripts is a registry of xsync's Lua scripts, for the tests and

@@ -50,7 +50,11 @@ func countsString(m map[string]int64) string {
 	return fmt.Sprintf("%d commands %v", n, m)
 }
 
-// warmClients loads the lock scripts on the node of key, from each client.
+// warmClients loads the lock scripts on the node of key, from each client,
+// and subscribes each to the key's release channel. Each warm-up release
+// is published to the clients subscribed by then; warmClients waits until
+// they heard it, so that no late message wakes a waiter while a test
+// counts.
 func warmClients(t *testing.T, key string, cs ...*xsync.Client) {
 	t.Helper()
 	for _, c := range cs {
@@ -62,6 +66,29 @@ func warmClients(t *testing.T, key string, cs ...*xsync.Client) {
 			t.Fatal(err)
 		}
 	}
+	for i, c := range cs {
+		// c heard its own release and those of the clients after it.
+		waitHeard(t, c, len(cs)-i)
+	}
+}
+
+// heard is how many messages c's lock manager heard on its release
+// channels.
+func heard(t *testing.T, c *xsync.Client) int {
+	t.Helper()
+	n, err := xsync.LockMessagesHeard(t.Context(), c)
+	if err != nil {
+		t.Fatalf("LockMessagesHeard: %v", err)
+	}
+	return n
+}
+
+// waitHeard waits until c heard n messages on its release channels.
+func waitHeard(t *testing.T, c *xsync.Client, n int) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("%d messages heard", n), func() bool {
+		return heard(t, c) >= n
+	})
 }
 
 // confirmed waits until the transferred lease of key under prefix holds
@@ -226,6 +253,7 @@ func newCrossed(t *testing.T) *crossed {
 	x.fb = x.b.LockAsync(ctx, []string{"k"}, xsync.TTL(time.Minute))
 	settled(t, x.a, 1)
 	settled(t, x.b, 2)
+	heardByA := heard(t, x.a)
 	if err := first.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -234,6 +262,9 @@ func newCrossed(t *testing.T) *crossed {
 	}
 	confirmed(t, prefix, "k")
 	settled(t, x.b, 1)
+	// a hears its own release's transfer too, and tries nothing on it.
+	waitHeard(t, x.a, heardByA+1)
+	settled(t, x.a, 1)
 	return x
 }
 

@@ -91,6 +91,8 @@ type lockManager struct {
 	ack redisx.Ack
 	// events reach the client's metrics.
 	events LockEvents
+	// heard counts the messages heard on the release channels (ReadLockStats).
+	heard int
 
 	// wakes caches the release channels and their script arguments
 	// (see wakeOf), by DB or, on sharded pub/sub, by slot.
@@ -284,11 +286,12 @@ func (m *lockManager) Receive(ctx actor.Context) {
 		if m.subFlight != "" {
 			busy++
 		}
-		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy})
+		ctx.Respond(&messages.ReadLockStatsResult{Waiters: len(m.waiters), Leases: len(m.leases), Busy: busy, Heard: m.heard})
 	case *messages.SubscribeResult:
 		m.onSubscribed(msg)
 	case *messages.Published:
 		if sub, ok := m.subs[msg.Channel]; ok {
+			m.heard++
 			now, turns := decodeTurns(msg.Payload)
 			m.onTurns(sub.db, now, turns)
 		}

@@ -102,4 +102,7 @@ type ReadLockStatsResult struct {
 	Leases int
 	// Busy counts the Redis calls under way, subscriptions included.
 	Busy int
+	// Heard counts the messages heard on the lock channels since the
+	// manager started.
+	Heard int
 }
