@@ -34,13 +34,7 @@ func SemaphoreStats(ctx context.Context, s *Semaphore) (waiters, leases, busy in
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	r, err := request(ctx, s.c.sys, pid, &messages.ReadLockStats{}, nil, func(m any) (*messages.ReadLockStatsResult, error) {
-		r, ok := m.(*messages.ReadLockStatsResult)
-		if !ok {
-			return nil, fmt.Errorf("unexpected answer %T", m)
-		}
-		return r, nil
-	}, nil).Wait(ctx)
+	r, err := askLockStats(ctx, s.c.sys, pid)
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/redisxsync/xsync/messages"
@@ -39,14 +40,19 @@ func readLockStats(ctx context.Context, c *Client) (*messages.ReadLockStatsResul
 	if err != nil {
 		return nil, err
 	}
-	f := request(ctx, c.sys, mgr, &messages.ReadLockStats{}, nil, func(msg any) (*messages.ReadLockStatsResult, error) {
+	return askLockStats(ctx, c.sys, mgr)
+}
+
+// askLockStats asks pid, a lock manager or a semaphore's actor, for its
+// ReadLockStatsResult.
+func askLockStats(ctx context.Context, sys *actor.ActorSystem, pid *actor.PID) (*messages.ReadLockStatsResult, error) {
+	return request(ctx, sys, pid, &messages.ReadLockStats{}, nil, func(msg any) (*messages.ReadLockStatsResult, error) {
 		r, ok := msg.(*messages.ReadLockStatsResult)
 		if !ok {
 			return nil, fmt.Errorf("unexpected answer %T", msg)
 		}
 		return r, nil
-	}, nil)
-	return f.Wait(ctx)
+	}, nil).Wait(ctx)
 }
 
 // Scripts is a registry of xsync's Lua scripts, for the tests and

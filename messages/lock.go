@@ -103,6 +103,6 @@ type ReadLockStatsResult struct {
 	// Busy counts the Redis calls under way, subscriptions included.
 	Busy int
 	// Heard counts the messages heard on the lock channels since the
-	// manager started.
+	// manager started (a semaphore's actor leaves it 0).
 	Heard int
 }
